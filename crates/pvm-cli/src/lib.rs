@@ -1,0 +1,3 @@
+//! Library side of the `pvm` command: the conformance-vector runner, shared with the tests.
+
+pub mod vectors;

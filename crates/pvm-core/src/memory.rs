@@ -1,0 +1,559 @@
+//! PVM RAM (GP 4.7, A.4): 4 KiB pages over the 32-bit address space, each inaccessible,
+//! read-only or read-write. Addresses are taken mod 2^32.
+//!
+//! Representation: a flat table of 2^20 words, one per page, holding the address of the page's
+//! 4 KiB-aligned storage with the access bits in the low bits (0 = no storage). The table is
+//! allocated zeroed (so the OS maps it lazily) and a guest load or store on the fast path is one
+//! table load, one bit test and the access itself. Page storage is boxed and never moves while
+//! allocated, which lets the bindings expose zero-copy views of it.
+//!
+//! Pages below 2^16 can never be mapped: GP A.4 makes every access there a panic "regardless of
+//! the apparent (in)accessibility", and refusing to map them keeps that rule in one place.
+
+use std::collections::BTreeSet;
+use thiserror::Error;
+
+/// Z_P: the PVM page size.
+pub const PAGE_SIZE: u32 = 4096;
+/// Accesses to addresses below this always panic (GP A.4).
+pub const MIN_ADDRESS: u32 = 1 << 16;
+const PAGE_COUNT: usize = 1 << 20;
+const READ: usize = 1;
+const WRITE: usize = 2;
+const BITS: usize = READ | WRITE;
+
+/// Access of one page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// Inaccessible (∅).
+    None,
+    /// Readable (R).
+    Read,
+    /// Readable and writable (W).
+    Write,
+}
+
+impl Access {
+    fn bits(self) -> usize {
+        match self {
+            Access::None => 0,
+            Access::Read => READ,
+            Access::Write => READ | WRITE,
+        }
+    }
+}
+
+/// Why a guest access failed: GP ε^μ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trap {
+    /// The lowest inaccessible address is below 2^16.
+    Panic,
+    /// Page fault at this page address (the lowest inaccessible page).
+    Fault(u32),
+}
+
+/// Errors of the host-side memory API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum MemoryError {
+    /// A checked access touched an inaccessible (or, for writes, read-only) address.
+    #[error("memory at address {address:#x} is not {}", if *.write { "writable" } else { "readable" })]
+    Inaccessible {
+        /// The lowest offending address.
+        address: u32,
+        /// Whether the access was a write.
+        write: bool,
+    },
+    /// An unchecked access touched a page with no storage.
+    #[error("memory at address {address:#x} is not mapped")]
+    Unmapped {
+        /// The lowest offending address.
+        address: u32,
+    },
+    /// A range reaches below 2^16, where pages can never be mapped.
+    #[error(
+        "address range starting at {address:#x} reaches below 0x10000, which is never accessible"
+    )]
+    BelowMinimum {
+        /// Start of the range.
+        address: u32,
+    },
+    /// A range runs past 2^32.
+    #[error(
+        "range at {address:#x} of length {length} runs past the end of the 32-bit address space"
+    )]
+    OutOfRange {
+        /// Start of the range.
+        address: u64,
+        /// Length of the range.
+        length: u64,
+    },
+}
+
+#[repr(C, align(4096))]
+struct Page([u8; PAGE_SIZE as usize]);
+
+/// The RAM of one PVM instance.
+pub struct Memory {
+    table: Box<[usize; PAGE_COUNT]>,
+    allocated: BTreeSet<u32>,
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memory")
+            .field("pages", &self.allocated.len())
+            .finish()
+    }
+}
+
+impl Clone for Memory {
+    fn clone(&self) -> Self {
+        let mut m = Memory::new();
+        for &p in &self.allocated {
+            let e = self.table[p as usize];
+            let new = m.allocate(p);
+            new.0
+                .copy_from_slice(self.page_bytes(p).expect("allocated page has storage"));
+            m.table[p as usize] = (m.table[p as usize] & !BITS) | (e & BITS);
+        }
+        m
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        for &p in &self.allocated {
+            let ptr = (self.table[p as usize] & !BITS) as *mut Page;
+            // SAFETY: every allocated page's table entry holds the pointer produced by
+            // `Box::into_raw` in `allocate`, and it is freed exactly once (here or in `unmap`,
+            // which also removes it from `allocated`).
+            drop(unsafe { Box::from_raw(ptr) });
+        }
+    }
+}
+
+/// Checks that [address, address + length) lies inside the 32-bit space and returns its page range.
+fn page_range(address: u64, length: u64) -> Result<std::ops::Range<u32>, MemoryError> {
+    let end = address.checked_add(length).filter(|e| *e <= 1 << 32);
+    let Some(end) = end else {
+        return Err(MemoryError::OutOfRange { address, length });
+    };
+    let first = (address / PAGE_SIZE as u64) as u32;
+    let last = end.div_ceil(PAGE_SIZE as u64) as u32;
+    Ok(first..last)
+}
+
+impl Memory {
+    /// Empty memory: every page inaccessible.
+    pub fn new() -> Self {
+        let table: Box<[usize]> = vec![0usize; PAGE_COUNT].into_boxed_slice();
+        let table: Box<[usize; PAGE_COUNT]> = table.try_into().expect("length is PAGE_COUNT");
+        Memory {
+            table,
+            allocated: BTreeSet::new(),
+        }
+    }
+
+    fn allocate(&mut self, page: u32) -> &mut Page {
+        let e = self.table[page as usize];
+        let ptr = if e & !BITS == 0 {
+            let ptr = Box::into_raw(Box::new(Page([0; PAGE_SIZE as usize])));
+            self.table[page as usize] = ptr as usize;
+            self.allocated.insert(page);
+            ptr
+        } else {
+            (e & !BITS) as *mut Page
+        };
+        // SAFETY: `ptr` is a live page owned by this Memory (just allocated or found in the
+        // table); the returned borrow is tied to `&mut self`, so no other reference exists.
+        unsafe { &mut *ptr }
+    }
+
+    /// Makes the pages covering [address, address + length) accessible with `access`. Pages that
+    /// had no storage are created zero-filled; existing contents are kept. `Access::None` keeps
+    /// the storage but makes it inaccessible to the guest.
+    pub fn map(&mut self, address: u32, length: u32, access: Access) -> Result<(), MemoryError> {
+        self.map_range(address as u64, length as u64, access)
+    }
+
+    /// Like [`Memory::map`] with a 64-bit range (which must end at or below 2^32).
+    pub fn map_range(
+        &mut self,
+        address: u64,
+        length: u64,
+        access: Access,
+    ) -> Result<(), MemoryError> {
+        if length == 0 {
+            return Ok(());
+        }
+        if address < MIN_ADDRESS as u64 {
+            return Err(MemoryError::BelowMinimum {
+                address: address as u32,
+            });
+        }
+        for p in page_range(address, length)? {
+            self.allocate(p);
+            let e = &mut self.table[p as usize];
+            *e = (*e & !BITS) | access.bits();
+        }
+        Ok(())
+    }
+
+    /// Removes the pages covering [address, address + length) and frees their storage.
+    pub fn unmap(&mut self, address: u32, length: u32) -> Result<(), MemoryError> {
+        if length == 0 {
+            return Ok(());
+        }
+        for p in page_range(address as u64, length as u64)? {
+            if self.allocated.remove(&p) {
+                let ptr = (self.table[p as usize] & !BITS) as *mut Page;
+                self.table[p as usize] = 0;
+                // SAFETY: the page was in `allocated`, so the entry holds a pointer from
+                // `Box::into_raw` that has not been freed; it is now removed from both places.
+                drop(unsafe { Box::from_raw(ptr) });
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills the pages covering the range with zeros (storage must exist: pages are allocated
+    /// zeroed if needed, access is unchanged).
+    pub fn zero(&mut self, address: u32, length: u32) -> Result<(), MemoryError> {
+        if length == 0 {
+            return Ok(());
+        }
+        for p in page_range(address as u64, length as u64)? {
+            if self.table[p as usize] & !BITS != 0 {
+                self.allocate(p).0.fill(0);
+            }
+        }
+        Ok(())
+    }
+
+    /// The access of the page holding `address`.
+    pub fn access(&self, address: u32) -> Access {
+        let e = self.table[(address >> 12) as usize];
+        if e & WRITE != 0 {
+            Access::Write
+        } else if e & READ != 0 {
+            Access::Read
+        } else {
+            Access::None
+        }
+    }
+
+    /// Whether the page has storage (mapped, possibly with access None).
+    pub fn is_allocated(&self, page: u32) -> bool {
+        self.table
+            .get(page as usize)
+            .is_some_and(|e| e & !BITS != 0)
+    }
+
+    /// The contents of an allocated page (whatever its access).
+    pub fn page_bytes(&self, page: u32) -> Option<&[u8; PAGE_SIZE as usize]> {
+        let e = *self.table.get(page as usize)?;
+        if e & !BITS == 0 {
+            return None;
+        }
+        // SAFETY: a non-zero entry points to a live page owned by this Memory; the shared borrow
+        // is tied to `&self`, and mutation needs `&mut self`.
+        Some(unsafe { &(*((e & !BITS) as *const Page)).0 })
+    }
+
+    /// Mutable contents of an allocated page (whatever its access).
+    pub fn page_bytes_mut(&mut self, page: u32) -> Option<&mut [u8; PAGE_SIZE as usize]> {
+        let e = *self.table.get(page as usize)?;
+        if e & !BITS == 0 {
+            return None;
+        }
+        // SAFETY: as in `page_bytes`, with exclusivity given by `&mut self`.
+        Some(unsafe { &mut (*((e & !BITS) as *mut Page)).0 })
+    }
+
+    /// Raw pointer to a page's storage, stable until the page is unmapped or the Memory dropped.
+    /// For zero-copy views in the bindings.
+    pub fn page_ptr(&mut self, page: u32) -> Option<*mut u8> {
+        self.page_bytes_mut(page).map(|p| p.as_mut_ptr())
+    }
+
+    /// Page indices with storage, ascending, with their access.
+    pub fn pages(&self) -> impl Iterator<Item = (u32, Access)> + '_ {
+        self.allocated.iter().map(|&p| (p, self.access(p << 12)))
+    }
+
+    /// Finds the lowest address of `[address, address + len)` (mod 2^32) that is not accessible
+    /// for the given kind of access.
+    fn first_inaccessible(&self, address: u32, len: u32, write: bool) -> Option<u32> {
+        let need = if write { WRITE } else { READ };
+        let mut lowest: Option<u32> = None;
+        let mut i = 0u32;
+        while i < len {
+            let a = address.wrapping_add(i);
+            let e = self.table[(a >> 12) as usize];
+            let in_page = (PAGE_SIZE - (a & (PAGE_SIZE - 1))).min(len - i);
+            if e & need == 0 {
+                lowest = Some(lowest.map_or(a, |l| l.min(a)));
+            }
+            i += in_page;
+        }
+        lowest
+    }
+
+    /// Guest read (GP ε^μ rules) into `buf`.
+    pub fn read_guest(&self, address: u32, buf: &mut [u8]) -> Result<(), Trap> {
+        if let Some(a) = self.first_inaccessible(address, buf.len() as u32, false) {
+            return Err(trap_at(a));
+        }
+        self.copy_out(address, buf);
+        Ok(())
+    }
+
+    /// Guest write (GP ε^μ rules).
+    pub fn write_guest(&mut self, address: u32, data: &[u8]) -> Result<(), Trap> {
+        if let Some(a) = self.first_inaccessible(address, data.len() as u32, true) {
+            return Err(trap_at(a));
+        }
+        self.copy_in(address, data);
+        Ok(())
+    }
+
+    fn copy_out(&self, address: u32, buf: &mut [u8]) {
+        let mut i = 0usize;
+        while i < buf.len() {
+            let a = address.wrapping_add(i as u32);
+            let off = (a & (PAGE_SIZE - 1)) as usize;
+            let n = (PAGE_SIZE as usize - off).min(buf.len() - i);
+            match self.page_bytes(a >> 12) {
+                Some(p) => buf[i..i + n].copy_from_slice(&p[off..off + n]),
+                None => buf[i..i + n].fill(0),
+            }
+            i += n;
+        }
+    }
+
+    fn copy_in(&mut self, address: u32, data: &[u8]) {
+        let mut i = 0usize;
+        while i < data.len() {
+            let a = address.wrapping_add(i as u32);
+            let off = (a & (PAGE_SIZE - 1)) as usize;
+            let n = (PAGE_SIZE as usize - off).min(data.len() - i);
+            if let Some(p) = self.page_bytes_mut(a >> 12) {
+                p[off..off + n].copy_from_slice(&data[i..i + n]);
+            }
+            i += n;
+        }
+    }
+
+    /// Host read as the guest sees it: fails on any unreadable byte.
+    pub fn read(&self, address: u32, buf: &mut [u8]) -> Result<(), MemoryError> {
+        check_len(address, buf.len())?;
+        match self.first_inaccessible(address, buf.len() as u32, false) {
+            Some(a) => Err(MemoryError::Inaccessible {
+                address: a,
+                write: false,
+            }),
+            None => {
+                self.copy_out(address, buf);
+                Ok(())
+            }
+        }
+    }
+
+    /// Host write as the guest sees it: fails on any byte that is not writable.
+    pub fn write(&mut self, address: u32, data: &[u8]) -> Result<(), MemoryError> {
+        check_len(address, data.len())?;
+        match self.first_inaccessible(address, data.len() as u32, true) {
+            Some(a) => Err(MemoryError::Inaccessible {
+                address: a,
+                write: true,
+            }),
+            None => {
+                self.copy_in(address, data);
+                Ok(())
+            }
+        }
+    }
+
+    /// Host read ignoring access: every byte must lie in a page with storage.
+    pub fn read_unchecked(&self, address: u32, buf: &mut [u8]) -> Result<(), MemoryError> {
+        self.check_allocated(address, buf.len())?;
+        self.copy_out(address, buf);
+        Ok(())
+    }
+
+    /// Host write ignoring write protection (initialising memory): every byte must lie in a page
+    /// with storage.
+    pub fn write_unchecked(&mut self, address: u32, data: &[u8]) -> Result<(), MemoryError> {
+        self.check_allocated(address, data.len())?;
+        self.copy_in(address, data);
+        Ok(())
+    }
+
+    fn check_allocated(&self, address: u32, len: usize) -> Result<(), MemoryError> {
+        check_len(address, len)?;
+        if len == 0 {
+            return Ok(());
+        }
+        for p in page_range(address as u64, len as u64)? {
+            if !self.is_allocated(p) {
+                return Err(MemoryError::Unmapped {
+                    address: (p << 12).max(address),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether every byte of the range is readable (`write = false`) or writable.
+    pub fn is_accessible(&self, address: u32, len: u64, write: bool) -> bool {
+        if len == 0 {
+            return true;
+        }
+        if len > 1 << 32 {
+            return false;
+        }
+        let mut i = 0u64;
+        let need = if write { WRITE } else { READ };
+        while i < len {
+            let a = (address as u64 + i) as u32;
+            if self.table[(a >> 12) as usize] & need == 0 {
+                return false;
+            }
+            i += (PAGE_SIZE - (a & (PAGE_SIZE - 1))) as u64;
+        }
+        true
+    }
+
+    // ---- guest fast paths used by the interpreter ----
+
+    #[inline(always)]
+    pub(crate) fn load<const N: usize>(&self, address: u32) -> Result<[u8; N], Trap> {
+        let off = (address & (PAGE_SIZE - 1)) as usize;
+        let e = self.table[(address >> 12) as usize];
+        if e & READ != 0 && off <= PAGE_SIZE as usize - N {
+            let ptr = (e & !BITS) as *const u8;
+            // SAFETY: the entry is readable, so it holds a live page pointer; off + N <= 4096
+            // keeps the read inside that page. `read_unaligned` has no alignment requirement.
+            return Ok(unsafe { ptr.add(off).cast::<[u8; N]>().read_unaligned() });
+        }
+        self.load_slow::<N>(address)
+    }
+
+    #[cold]
+    fn load_slow<const N: usize>(&self, address: u32) -> Result<[u8; N], Trap> {
+        let mut buf = [0u8; N];
+        self.read_guest(address, &mut buf)?;
+        Ok(buf)
+    }
+
+    #[inline(always)]
+    pub(crate) fn store<const N: usize>(
+        &mut self,
+        address: u32,
+        bytes: [u8; N],
+    ) -> Result<(), Trap> {
+        let off = (address & (PAGE_SIZE - 1)) as usize;
+        let e = self.table[(address >> 12) as usize];
+        if e & WRITE != 0 && off <= PAGE_SIZE as usize - N {
+            let ptr = (e & !BITS) as *mut u8;
+            // SAFETY: the entry is writable, so it holds a live page pointer owned by this Memory
+            // (exclusively borrowed through `&mut self`); off + N <= 4096 keeps the write inside
+            // the page.
+            unsafe { ptr.add(off).cast::<[u8; N]>().write_unaligned(bytes) };
+            return Ok(());
+        }
+        self.store_slow(address, &bytes)
+    }
+
+    #[cold]
+    fn store_slow(&mut self, address: u32, bytes: &[u8]) -> Result<(), Trap> {
+        self.write_guest(address, bytes)
+    }
+}
+
+/// GP ε^μ for the lowest inaccessible address `a`.
+fn trap_at(a: u32) -> Trap {
+    if a < MIN_ADDRESS {
+        Trap::Panic
+    } else {
+        Trap::Fault(a & !(PAGE_SIZE - 1))
+    }
+}
+
+fn check_len(address: u32, len: usize) -> Result<(), MemoryError> {
+    if len as u64 > 1 << 32 {
+        return Err(MemoryError::OutOfRange {
+            address: address as u64,
+            length: len as u64,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_read_write_and_protection() {
+        let mut m = Memory::new();
+        m.map(0x20000, 4096, Access::Write).unwrap();
+        m.map(0x21000, 4096, Access::Read).unwrap();
+        m.write(0x20ffe, &[1, 2]).unwrap();
+        let mut b = [0u8; 2];
+        m.read(0x20ffe, &mut b).unwrap();
+        assert_eq!(b, [1, 2]);
+        assert_eq!(
+            m.write(0x20fff, &[1, 2]),
+            Err(MemoryError::Inaccessible {
+                address: 0x21000,
+                write: true
+            })
+        );
+        m.write_unchecked(0x21000, &[9]).unwrap();
+        assert_eq!(m.load::<1>(0x21000), Ok([9]));
+        assert_eq!(m.store::<1>(0x21000, [1]), Err(Trap::Fault(0x21000)));
+        assert_eq!(m.load::<4>(0x21ffe), Err(Trap::Fault(0x22000)));
+        assert_eq!(m.load::<1>(0x100), Err(Trap::Panic));
+        assert_eq!(
+            m.map(0xf000, 0x2000, Access::Read),
+            Err(MemoryError::BelowMinimum { address: 0xf000 })
+        );
+    }
+
+    #[test]
+    fn wrapping_access_below_2_16_panics() {
+        let mut m = Memory::new();
+        m.map(0xffff_f000, 4096, Access::Write).unwrap();
+        assert_eq!(m.load::<4>(0xffff_fffe), Err(Trap::Panic));
+        assert_eq!(m.load::<2>(0xffff_fffe), Ok([0, 0]));
+    }
+
+    #[test]
+    fn fault_reports_lowest_inaccessible_page() {
+        let mut m = Memory::new();
+        m.map(0x30000, 4096, Access::Read).unwrap();
+        // a write spanning a read-only page and an unmapped page faults at the read-only one
+        assert_eq!(m.store::<8>(0x30ffc, [0; 8]), Err(Trap::Fault(0x30000)));
+    }
+
+    #[test]
+    fn unmap_and_clone() {
+        let mut m = Memory::new();
+        m.map(0x40000, 8192, Access::Write).unwrap();
+        m.write(0x40010, &[7]).unwrap();
+        let c = m.clone();
+        m.unmap(0x40000, 4096).unwrap();
+        assert!(!m.is_allocated(0x40));
+        let mut b = [0u8];
+        c.read(0x40010, &mut b).unwrap();
+        assert_eq!(b, [7]);
+        assert_eq!(c.pages().count(), 2);
+    }
+}
