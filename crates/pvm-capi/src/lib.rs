@@ -1,0 +1,1 @@
+//! The libpvm C ABI. Work in progress.

@@ -1,0 +1,1 @@
+//! Node.js binding of libpvm (napi-rs). Work in progress.
