@@ -1,3 +1,4 @@
 //! Library side of the `pvm` command: the conformance-vector runner, shared with the tests.
 
+pub mod bench;
 pub mod vectors;

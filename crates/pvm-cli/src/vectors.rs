@@ -59,14 +59,28 @@ pub fn detect(v: &Value) -> Option<Format> {
 /// Runs one vector file. `spec`: `None` picks GP 0.8.0 for the 0.8 format and GP 0.7.2 for the
 /// 0.7 format.
 pub fn run_file(path: &Path, spec: Option<Spec>) -> VectorResult {
+    run_file_with(path, spec, Mode::Run)
+}
+
+/// How the runner drives the machine to each exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `Instance::run` (the fast path).
+    Run,
+    /// `Instance::step` repeatedly: must reach the same state as `Run`.
+    Step,
+}
+
+/// Like [`run_file`], choosing how the machine is driven.
+pub fn run_file_with(path: &Path, spec: Option<Spec>, mode: Mode) -> VectorResult {
     let failures = match std::fs::read_to_string(path)
         .map_err(|e| e.to_string())
         .and_then(|s| serde_json::from_str::<Value>(&s).map_err(|e| e.to_string()))
     {
         Err(e) => vec![format!("cannot read: {e}")],
         Ok(v) => match detect(&v) {
-            Some(Format::Gp07) => run_gp07(&v, spec.unwrap_or(Spec::Gp0_7_2)),
-            Some(Format::Gp08) => run_gp08(&v, spec.unwrap_or(Spec::Gp0_8_0)),
+            Some(Format::Gp07) => run_gp07(&v, spec.unwrap_or(Spec::Gp0_7_2), mode),
+            Some(Format::Gp08) => run_gp08(&v, spec.unwrap_or(Spec::Gp0_8_0), mode),
             None => vec!["unknown vector format (neither `steps` nor `initial-regs`)".into()],
         },
     };
@@ -170,10 +184,15 @@ impl Machine {
             Machine::Invalid { gas, .. } => *gas,
         }
     }
-    fn run(&mut self) -> Exit {
-        match self {
-            Machine::Valid(i) => i.run(),
-            Machine::Invalid { .. } => Exit::Panic,
+    fn run(&mut self, mode: Mode) -> Exit {
+        match (self, mode) {
+            (Machine::Valid(i), Mode::Run) => i.run(),
+            (Machine::Valid(i), Mode::Step) => loop {
+                if let Some(e) = i.step() {
+                    break e;
+                }
+            },
+            (Machine::Invalid { .. }, _) => Exit::Panic,
         }
     }
 }
@@ -280,7 +299,7 @@ fn check_exit(
     }
 }
 
-fn run_gp07(v: &Value, spec: Spec) -> Vec<String> {
+fn run_gp07(v: &Value, spec: Spec, mode: Mode) -> Vec<String> {
     let mut m = Machine::new(&bytes_of(&v["program"]), spec);
     let mut pages = Vec::new();
     *m.regs_mut() = regs_of(&v["initial-regs"]);
@@ -306,7 +325,7 @@ fn run_gp07(v: &Value, spec: Spec) -> Vec<String> {
     }
     m.set_pc(u64_of(&v["initial-pc"]) as u32);
     m.set_gas(v["initial-gas"].as_i64().unwrap_or(0));
-    let exit = m.run();
+    let exit = m.run(mode);
     let mut f = Vec::new();
     let status = v["expected-status"].as_str().unwrap_or("?");
     check_exit(
@@ -333,7 +352,7 @@ fn run_gp07(v: &Value, spec: Spec) -> Vec<String> {
     f
 }
 
-fn run_gp08(v: &Value, spec: Spec) -> Vec<String> {
+fn run_gp08(v: &Value, spec: Spec, mode: Mode) -> Vec<String> {
     let mut m = Machine::new(&bytes_of(&v["program"]), spec);
     m.set_pc(u64_of(&v["initial-pc"]) as u32);
     m.set_gas(v["initial-gas"].as_i64().unwrap_or(0));
@@ -346,7 +365,7 @@ fn run_gp08(v: &Value, spec: Spec) -> Vec<String> {
             continue;
         };
         match kind.as_str() {
-            "run" => last = Some(m.run()),
+            "run" => last = Some(m.run(mode)),
             "map" => {
                 let (addr, len) = (
                     u64_of(&body["address"]) as u32,

@@ -344,7 +344,9 @@ fn interpret<const STEP: bool>(
 ) -> (Option<Exit>, u32, bool) {
     let ops = &p.ops[..];
     let jt = &p.jump_table_ops[..];
-    let regs = &mut *st.regs;
+    // A local copy keeps the register file addressable from the stack frame instead of through a
+    // pointer that the dispatch loop would otherwise have to reload; written back at every exit.
+    let mut regs: [u64; 16] = *st.regs;
     let mem = &mut *st.memory;
     let mut gas = st.gas;
 
@@ -353,10 +355,43 @@ fn interpret<const STEP: bool>(
             regs[($x as usize) & 15]
         };
     }
-    macro_rules! exit {
-        ($e:expr, $pc:expr) => {{
+    macro_rules! leave {
+        ($e:expr, $pc:expr, $charged:expr) => {{
+            *st.regs = regs;
             st.gas = gas;
-            return (Some($e), $pc, true);
+            return ($e, $pc, $charged);
+        }};
+    }
+    macro_rules! exit {
+        ($e:expr, $pc:expr) => {
+            leave!(Some($e), $pc, true)
+        };
+    }
+    // Enters the block whose `Charge` op is at index `t`. In run mode the block's gas is charged
+    // right here, so entering a block costs no extra dispatch; an unaffordable block is an
+    // out-of-gas exit at the block start with gas unchanged and χ = ⊥ (GP 0.8.0 A.4). In step
+    // mode the charge is left to the next step, as Ψ_1 does. A `Charge` of cost 0 is a trampoline
+    // for an invalid static target (GP 0.7.2): its `Trap` panics at the jumping instruction.
+    macro_rules! goto_block {
+        ($t:expr, $from_pc:expr) => {{
+            let t: usize = $t;
+            debug_assert!(ops[t].k == K::Charge);
+            // SAFETY: block targets are indices of `Charge` ops produced by `compile`, which are
+            // always followed by at least the block's first op, so t and t + 1 are in bounds.
+            let c = unsafe { ops.get_unchecked(t) };
+            if STEP {
+                if c.imm == 0 {
+                    exit!(Exit::Panic, $from_pc);
+                }
+                i = t;
+            } else {
+                let cost = c.imm as i64;
+                if gas < cost {
+                    leave!(Some(Exit::OutOfGas), c.pc, false);
+                }
+                gas -= cost;
+                i = t + 1;
+            }
         }};
     }
     macro_rules! trap {
@@ -380,7 +415,7 @@ fn interpret<const STEP: bool>(
             if t == NO_OP {
                 exit!(Exit::Panic, $pc);
             }
-            i = t as usize;
+            goto_block!(t as usize, $pc);
         }};
     }
 
@@ -389,10 +424,13 @@ fn interpret<const STEP: bool>(
     loop {
         if STEP && executed_one {
             let next = &ops[i];
-            st.gas = gas;
-            return (None, next.pc, next.k != K::Charge);
+            leave!(None, next.pc, next.k != K::Charge);
         }
-        let op = ops[i];
+        debug_assert!(i < ops.len());
+        // SAFETY: `compile` guarantees every reachable index is in bounds: ops only continue to
+        // i + 1 when they are not the last op (the op list always ends with a `Trap`), and every
+        // jump target is an in-bounds `Charge` op.
+        let op = *unsafe { ops.get_unchecked(i) };
         i += 1;
         executed_one = op.k != K::Charge;
         macro_rules! load {
@@ -412,32 +450,39 @@ fn interpret<const STEP: bool>(
         }
         macro_rules! branch {
             ($cond:expr, $target:expr) => {{
-                if $cond {
-                    i = $target as usize;
-                }
+                let t = if $cond { $target as usize } else { i };
+                goto_block!(t, op.pc);
             }};
         }
         let imm = op.imm;
-        let lo = sx32(imm);
-        let hi32 = (imm >> 32) as u32;
+        macro_rules! lo {
+            () => {
+                sx32(imm)
+            };
+        }
+        macro_rules! hi32 {
+            () => {
+                (imm >> 32) as u32
+            };
+        }
         match op.k {
             K::Charge => {
                 let cost = imm as i64;
                 if gas < cost {
-                    st.gas = gas;
-                    return (Some(Exit::OutOfGas), op.pc, false);
+                    leave!(Some(Exit::OutOfGas), op.pc, false);
                 }
                 gas -= cost;
             }
             K::Trap => exit!(Exit::Panic, op.pc),
             K::Nop => {}
+            K::Fallthrough => goto_block!(i, op.pc),
             K::Ecalli => exit!(Exit::HostCall(imm as u32), op.pc),
             K::LoadImm64 | K::LoadImm => r!(op.a) = imm,
             K::StoreImmU8 => store!(1, imm as u32, [(imm >> 32) as u8]),
             K::StoreImmU16 => store!(2, imm as u32, ((imm >> 32) as u16).to_le_bytes()),
-            K::StoreImmU32 => store!(4, imm as u32, hi32.to_le_bytes()),
-            K::StoreImmU64 => store!(8, imm as u32, (hi32 as i32 as i64 as u64).to_le_bytes()),
-            K::Jump => i = imm as usize,
+            K::StoreImmU32 => store!(4, imm as u32, hi32!().to_le_bytes()),
+            K::StoreImmU64 => store!(8, imm as u32, (hi32!() as i32 as i64 as u64).to_le_bytes()),
+            K::Jump => goto_block!(imm as usize, op.pc),
             K::JumpInd => djump!(r!(op.a).wrapping_add(imm) as u32, op.pc),
             K::LoadU8 => load!(1, imm as u32, op.a, |b: [u8; 1]| b[0] as u64),
             K::LoadI8 => load!(1, imm as u32, op.a, |b: [u8; 1]| b[0] as i8 as i64 as u64),
@@ -450,34 +495,38 @@ fn interpret<const STEP: bool>(
             K::StoreU16 => store!(2, imm as u32, (r!(op.a) as u16).to_le_bytes()),
             K::StoreU32 => store!(4, imm as u32, (r!(op.a) as u32).to_le_bytes()),
             K::StoreU64 => store!(8, imm as u32, r!(op.a).to_le_bytes()),
-            K::StoreImmIndU8 => store!(1, r!(op.a).wrapping_add(lo) as u32, [hi32 as u8]),
+            K::StoreImmIndU8 => store!(1, r!(op.a).wrapping_add(lo!()) as u32, [hi32!() as u8]),
             K::StoreImmIndU16 => store!(
                 2,
-                r!(op.a).wrapping_add(lo) as u32,
-                (hi32 as u16).to_le_bytes()
+                r!(op.a).wrapping_add(lo!()) as u32,
+                (hi32!() as u16).to_le_bytes()
             ),
-            K::StoreImmIndU32 => store!(4, r!(op.a).wrapping_add(lo) as u32, hi32.to_le_bytes()),
+            K::StoreImmIndU32 => store!(
+                4,
+                r!(op.a).wrapping_add(lo!()) as u32,
+                hi32!().to_le_bytes()
+            ),
             K::StoreImmIndU64 => {
                 store!(
                     8,
-                    r!(op.a).wrapping_add(lo) as u32,
-                    (hi32 as i32 as i64 as u64).to_le_bytes()
+                    r!(op.a).wrapping_add(lo!()) as u32,
+                    (hi32!() as i32 as i64 as u64).to_le_bytes()
                 )
             }
             K::LoadImmJump => {
-                r!(op.a) = lo;
-                i = hi32 as usize;
+                r!(op.a) = lo!();
+                goto_block!(hi32!() as usize, op.pc);
             }
-            K::BranchEqImm => branch!(r!(op.a) == lo, hi32),
-            K::BranchNeImm => branch!(r!(op.a) != lo, hi32),
-            K::BranchLtUImm => branch!(r!(op.a) < lo, hi32),
-            K::BranchLeUImm => branch!(r!(op.a) <= lo, hi32),
-            K::BranchGeUImm => branch!(r!(op.a) >= lo, hi32),
-            K::BranchGtUImm => branch!(r!(op.a) > lo, hi32),
-            K::BranchLtSImm => branch!((r!(op.a) as i64) < lo as i64, hi32),
-            K::BranchLeSImm => branch!((r!(op.a) as i64) <= lo as i64, hi32),
-            K::BranchGeSImm => branch!((r!(op.a) as i64) >= lo as i64, hi32),
-            K::BranchGtSImm => branch!((r!(op.a) as i64) > lo as i64, hi32),
+            K::BranchEqImm => branch!(r!(op.a) == lo!(), hi32!()),
+            K::BranchNeImm => branch!(r!(op.a) != lo!(), hi32!()),
+            K::BranchLtUImm => branch!(r!(op.a) < lo!(), hi32!()),
+            K::BranchLeUImm => branch!(r!(op.a) <= lo!(), hi32!()),
+            K::BranchGeUImm => branch!(r!(op.a) >= lo!(), hi32!()),
+            K::BranchGtUImm => branch!(r!(op.a) > lo!(), hi32!()),
+            K::BranchLtSImm => branch!((r!(op.a) as i64) < lo!() as i64, hi32!()),
+            K::BranchLeSImm => branch!((r!(op.a) as i64) <= lo!() as i64, hi32!()),
+            K::BranchGeSImm => branch!((r!(op.a) as i64) >= lo!() as i64, hi32!()),
+            K::BranchGtSImm => branch!((r!(op.a) as i64) > lo!() as i64, hi32!()),
             K::MoveReg => r!(op.d) = r!(op.a),
             K::Sbrk => {
                 let size = r!(op.a);
@@ -606,8 +655,8 @@ fn interpret<const STEP: bool>(
             K::BranchGeS => branch!((r!(op.a) as i64) >= (r!(op.b) as i64), imm),
             K::LoadImmJumpInd => {
                 // The jump address uses φ_B before φ_A is written (they may be the same register).
-                let addr = r!(op.b).wrapping_add(sx32(hi32 as u64)) as u32;
-                r!(op.a) = lo;
+                let addr = r!(op.b).wrapping_add(sx32(hi32!() as u64)) as u32;
+                r!(op.a) = lo!();
                 djump!(addr, op.pc);
             }
             K::Add32 => r!(op.d) = sx32(r!(op.a).wrapping_add(r!(op.b))),
@@ -615,11 +664,7 @@ fn interpret<const STEP: bool>(
             K::Mul32 => r!(op.d) = sx32(r!(op.a).wrapping_mul(r!(op.b))),
             K::DivU32 => {
                 let (a, b) = (r!(op.a) as u32, r!(op.b) as u32);
-                r!(op.d) = if b == 0 {
-                    u64::MAX
-                } else {
-                    sx32((a / b) as u64)
-                };
+                r!(op.d) = a.checked_div(b).map_or(u64::MAX, |q| sx32(q as u64));
             }
             K::DivS32 => {
                 let (a, b) = (r!(op.a) as u32 as i32, r!(op.b) as u32 as i32);
@@ -657,7 +702,7 @@ fn interpret<const STEP: bool>(
             K::Mul64 => r!(op.d) = r!(op.a).wrapping_mul(r!(op.b)),
             K::DivU64 => {
                 let (a, b) = (r!(op.a), r!(op.b));
-                r!(op.d) = if b == 0 { u64::MAX } else { a / b };
+                r!(op.d) = a.checked_div(b).unwrap_or(u64::MAX);
             }
             K::DivS64 => {
                 let (a, b) = (r!(op.a) as i64, r!(op.b) as i64);

@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod asm;
 pub mod error;
 pub mod gas;
 pub mod host;

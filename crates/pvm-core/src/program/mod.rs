@@ -95,6 +95,7 @@ pub(crate) enum K {
     Charge,
     Trap,
     Nop,
+    Fallthrough,
     Ecalli,
     LoadImm64,
     StoreImmU8,
@@ -238,7 +239,8 @@ fn kind_of(op: Opcode) -> K {
     use Opcode as O;
     match op {
         O::Trap => K::Trap,
-        O::Fallthrough | O::Unlikely => K::Nop,
+        O::Fallthrough => K::Fallthrough,
+        O::Unlikely => K::Nop,
         O::Ecalli => K::Ecalli,
         O::LoadImm64 => K::LoadImm64,
         O::StoreImmU8 => K::StoreImmU8,
