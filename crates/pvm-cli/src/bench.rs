@@ -143,27 +143,30 @@ pub fn builtin_suite(scale: f64) -> Vec<BenchProgram> {
     ]
 }
 
-/// GP 0.8.0 `unlikely` (opcode 2) does not exist in GP 0.7.2. To run a 0.8.0 blob under the
-/// 0.7.2 rules, every `unlikely` at an instruction start becomes `fallthrough` (1): both continue
-/// at the next instruction in GP 0.7.2, so results and the instruction count are unchanged. All
-/// other opcodes these programs use have the same numbers in both versions (checked: a program
-/// with an opcode renumbered between the versions is rejected).
+/// Re-encodes a GP 0.8.0 program for the GP 0.7.2 opcode table, so the same program can be
+/// measured under the 0.7.2 gas model. Every instruction start is translated: `unlikely` (2,
+/// absent in 0.7.2) becomes `fallthrough` — both simply continue in GP 0.7.2, so results and the
+/// instruction count are unchanged — and the two-register class 101–110 moves to 102–111.
 pub fn for_gp072(bytes: &[u8], standard: bool) -> Result<Vec<u8>, String> {
+    use pvm_core::isa::{Code, Opcode};
     use pvm_core::program::StandardParts;
     let rewrite = |blob: &mut pvm_core::Blob| -> Result<(), String> {
         let mut pc = 0usize;
         while pc < blob.code.len() {
-            let op = blob.code[pc];
             if blob.bitmask[pc] {
-                if op == 2 {
-                    blob.code[pc] = 1;
-                } else if (101..=111).contains(&op) {
-                    return Err(format!(
-                        "opcode {op} at pc {pc} is numbered differently in GP 0.7.2"
-                    ));
-                }
+                let byte = blob.code[pc];
+                let op = Opcode::from_byte(byte, Spec::Gp0_8_0)
+                    .ok_or_else(|| format!("invalid opcode {byte} at pc {pc}"))?;
+                let op = if op == Opcode::Unlikely {
+                    Opcode::Fallthrough
+                } else {
+                    op
+                };
+                blob.code[pc] = op
+                    .byte(Spec::Gp0_7_2)
+                    .expect("every other GP 0.8.0 opcode exists in GP 0.7.2");
             }
-            pc += 1 + pvm_core::isa::Code {
+            pc += 1 + Code {
                 code: &blob.code,
                 bitmask: &blob.bitmask,
             }
