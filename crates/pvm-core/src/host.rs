@@ -96,6 +96,16 @@ impl<'a> HostCallContext<'a> {
         self.instance.memory_mut().write(address, data)
     }
 
+    /// The memory, read-only.
+    pub fn memory(&self) -> &Memory {
+        self.instance.memory()
+    }
+
+    /// The program being run.
+    pub fn program(&self) -> &Program {
+        self.instance.program()
+    }
+
     /// Direct access to the memory (mapping pages etc.).
     pub fn memory_mut(&mut self) -> &mut Memory {
         self.instance.memory_mut()

@@ -21,6 +21,7 @@ pub mod asm;
 pub mod error;
 pub mod gas;
 pub mod host;
+pub mod inner;
 pub mod instance;
 pub mod isa;
 pub mod memory;

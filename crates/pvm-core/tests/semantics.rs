@@ -3,8 +3,8 @@
 use pvm_core::asm::{standard_program, Assembler, Operands as Ops};
 use pvm_core::isa::Opcode as O;
 use pvm_core::{
-    Access, Exit, HostOutcome, Instance, InvalidCodeReason, InvocationResult, Program, ProgramError, ProgramOptions,
-    Spec,
+    Access, Exit, HostOutcome, Instance, InvalidCodeReason, InvocationResult, Program,
+    ProgramError, ProgramOptions, Spec,
 };
 
 fn program(spec: Spec, build: impl FnOnce(&mut Assembler)) -> Program {
@@ -73,12 +73,18 @@ fn division_and_remainder_edge_cases() {
     assert_eq!(three(O::RemS64, (-7i64) as u64, 0), (-7i64) as u64);
     assert_eq!(three(O::DivU32, 7, 0), u64::MAX);
     assert_eq!(three(O::DivS32, 7, 0), u64::MAX);
-    assert_eq!(three(O::RemU32, 0xffff_ffff_8000_0000, 0), 0xffff_ffff_8000_0000);
+    assert_eq!(
+        three(O::RemU32, 0xffff_ffff_8000_0000, 0),
+        0xffff_ffff_8000_0000
+    );
     assert_eq!(three(O::RemS32, 0x1_ffff_fff9, 0), (-7i64) as u64);
     // Overflow: MIN / −1 = MIN, MIN rem −1 = 0.
     assert_eq!(three(O::DivS64, MIN64, NEG1), MIN64);
     assert_eq!(three(O::RemS64, MIN64, NEG1), 0);
-    assert_eq!(three(O::DivS32, 0x8000_0000, 0xffff_ffff), 0xffff_ffff_8000_0000);
+    assert_eq!(
+        three(O::DivS32, 0x8000_0000, 0xffff_ffff),
+        0xffff_ffff_8000_0000
+    );
     assert_eq!(three(O::RemS32, 0x8000_0000, 0xffff_ffff), 0);
     // Rounding toward zero; smod keeps the numerator's sign.
     assert_eq!(three(O::DivS64, (-7i64) as u64, 2), (-3i64) as u64);
@@ -98,7 +104,10 @@ fn shifts_are_taken_modulo_the_width() {
     assert_eq!(three(O::ShloR64, MIN64, 64 + 63), 1);
     assert_eq!(three(O::SharR64, MIN64, 63), NEG1);
     assert_eq!(three(O::SharR32, 0x8000_0000, 1), 0xffff_ffff_c000_0000);
-    assert_eq!(three(O::ShloR32, 0xffff_ffff_8000_0000, 32), 0xffff_ffff_8000_0000);
+    assert_eq!(
+        three(O::ShloR32, 0xffff_ffff_8000_0000, 32),
+        0xffff_ffff_8000_0000
+    );
     assert_eq!(three(O::ShloL32, 0x4000_0000, 1), 0xffff_ffff_8000_0000);
     assert_eq!(reg_imm(O::ShloLImm32, 1, 31), 0xffff_ffff_8000_0000);
     assert_eq!(reg_imm(O::ShloLImmAlt64, 3, 2), 16); // imm << (r_B mod 64): 2 << 3
@@ -181,13 +190,21 @@ fn two_register_bit_operations() {
     assert_eq!(two(O::SignExtend8, 0x80), 0xffff_ffff_ffff_ff80);
     assert_eq!(two(O::SignExtend16, 0x1_7fff), 0x7fff);
     assert_eq!(two(O::ZeroExtend16, NEG1), 0xffff);
-    assert_eq!(two(O::ReverseBytes, 0x0102_0304_0506_0708), 0x0807_0605_0403_0201);
+    assert_eq!(
+        two(O::ReverseBytes, 0x0102_0304_0506_0708),
+        0x0807_0605_0403_0201
+    );
 }
 
 // ---- prevalidation (GP 0.8.0 A.1) ----
 
 fn code_blob(code: &[u8], bitmask: &[bool]) -> Vec<u8> {
-    pvm_core::Blob { jump_table: vec![], code: code.to_vec(), bitmask: bitmask.to_vec() }.encode()
+    pvm_core::Blob {
+        jump_table: vec![],
+        code: code.to_vec(),
+        bitmask: bitmask.to_vec(),
+    }
+    .encode()
 }
 
 fn invalid_reason(code: &[u8], bitmask: &[bool]) -> (u32, InvalidCodeReason) {
@@ -201,20 +218,35 @@ fn invalid_reason(code: &[u8], bitmask: &[bool]) -> (u32, InvalidCodeReason) {
 fn prevalidation_rejects_bad_code() {
     assert_eq!(invalid_reason(&[], &[]), (0, InvalidCodeReason::Empty));
     // unknown opcode 3
-    assert_eq!(invalid_reason(&[3, 0], &[true, true]), (0, InvalidCodeReason::UnknownOpcode(3)));
+    assert_eq!(
+        invalid_reason(&[3, 0], &[true, true]),
+        (0, InvalidCodeReason::UnknownOpcode(3))
+    );
     // opcode 111 exists only in GP 0.7.2
-    assert_eq!(invalid_reason(&[111, 0, 0], &[true, false, true]), (0, InvalidCodeReason::UnknownOpcode(111)));
+    assert_eq!(
+        invalid_reason(&[111, 0, 0], &[true, false, true]),
+        (0, InvalidCodeReason::UnknownOpcode(111))
+    );
     // last instruction is not a terminator
-    assert!(matches!(invalid_reason(&[51, 1, 5], &[true, false, false]), (0, InvalidCodeReason::NoTerminatorAtEnd("load_imm"))));
+    assert!(matches!(
+        invalid_reason(&[51, 1, 5], &[true, false, false]),
+        (0, InvalidCodeReason::NoTerminatorAtEnd("load_imm"))
+    ));
     // the first byte is not an instruction start
-    assert_eq!(invalid_reason(&[0, 0], &[false, true]), (0, InvalidCodeReason::NotInstructionStart));
+    assert_eq!(
+        invalid_reason(&[0, 0], &[false, true]),
+        (0, InvalidCodeReason::NotInstructionStart)
+    );
     // a gap of more than 24 bytes: the walk from 0 lands on pc 25, which is not a start
     let mut code = vec![0u8; 30];
     let mut k = vec![false; 30];
     k[0] = true;
     k[29] = true;
     code[0] = 1; // fallthrough
-    assert_eq!(invalid_reason(&code, &k), (25, InvalidCodeReason::NotInstructionStart));
+    assert_eq!(
+        invalid_reason(&code, &k),
+        (25, InvalidCodeReason::NotInstructionStart)
+    );
 }
 
 #[test]
@@ -222,13 +254,25 @@ fn gp072_executes_invalid_code_as_trap() {
     // Opcode 3 is invalid: GP 0.7.2 runs it as trap (panic at that pc); the instruction before it
     // still executes.
     let blob = code_blob(&[51, 7, 9, 3], &[true, false, false, true]);
-    let p = Program::from_code(&blob, ProgramOptions { spec: Spec::Gp0_7_2 }).unwrap();
+    let p = Program::from_code(
+        &blob,
+        ProgramOptions {
+            spec: Spec::Gp0_7_2,
+        },
+    )
+    .unwrap();
     let mut vm = instance(&p, 100);
     assert_eq!(vm.run(), Exit::Panic);
     assert_eq!((vm.pc(), vm.registers()[7]), (3, 9));
     // Running off the end executes the implicit trap at |c|.
     let blob = code_blob(&[51, 7, 9], &[true, false, false]);
-    let p = Program::from_code(&blob, ProgramOptions { spec: Spec::Gp0_7_2 }).unwrap();
+    let p = Program::from_code(
+        &blob,
+        ProgramOptions {
+            spec: Spec::Gp0_7_2,
+        },
+    )
+    .unwrap();
     let mut vm = instance(&p, 100);
     assert_eq!(vm.run(), Exit::Panic);
     assert_eq!((vm.pc(), vm.gas()), (3, 98));
@@ -302,10 +346,14 @@ fn djump_program(target_reg_value: u64) -> Instance {
 fn dynamic_jump_rules() {
     let vm = djump_program(2);
     assert_eq!((vm.last_exit(), vm.registers()[7]), (Some(Exit::Panic), 1)); // reached the target, then trap
-    // 0: panic; odd: misaligned; 4: beyond |j|·Z_A.
+                                                                             // 0: panic; odd: misaligned; 4: beyond |j|·Z_A.
     for bad in [0u64, 1, 3, 4] {
         let vm = djump_program(bad);
-        assert_eq!((vm.last_exit(), vm.registers()[7]), (Some(Exit::Panic), 0), "address {bad:#x}");
+        assert_eq!(
+            (vm.last_exit(), vm.registers()[7]),
+            (Some(Exit::Panic), 0),
+            "address {bad:#x}"
+        );
     }
     // The address is (φ_A + ν) mod 2^32: 0x1_0000_0002 jumps through entry 0.
     let vm = djump_program(0x1_0000_0002);
@@ -322,7 +370,17 @@ fn load_imm_jump_ind_reads_the_base_register_before_writing() {
         a.jump_table_entry(t);
         a.inst(O::LoadImm, Ops::reg_imm(1, 0));
         // r1 = 2 (ν_X) and jump to (old r1 = 0) + 2 = 2 → entry 0
-        a.inst(O::LoadImmJumpInd, Ops { ra: 1, rb: 1, imm1: 99, imm2: 2, target: None, rd: 0 });
+        a.inst(
+            O::LoadImmJumpInd,
+            Ops {
+                ra: 1,
+                rb: 1,
+                imm1: 99,
+                imm2: 2,
+                target: None,
+                rd: 0,
+            },
+        );
         a.bind(t);
         a.inst(O::Trap, Ops::none());
     });
@@ -361,12 +419,19 @@ fn out_of_gas_leaves_gas_and_pc_and_can_resume() {
     });
     let costs: Vec<_> = p.block_gas_costs().to_vec();
     assert_eq!(costs.len(), 3);
-    let (entry, loop_block, tail) = (costs[0].cost as i64, costs[1].cost as i64, costs[2].cost as i64);
+    let (entry, loop_block, tail) = (
+        costs[0].cost as i64,
+        costs[1].cost as i64,
+        costs[2].cost as i64,
+    );
     let total = entry + 3 * loop_block + tail;
     let mut vm = instance(&p, total - 1);
     assert_eq!(vm.run(), Exit::OutOfGas);
     // stopped at the start of the final block, gas unchanged by the failed charge
-    assert_eq!((vm.pc(), vm.gas(), vm.gas_charged()), (costs[2].pc, tail - 1, false));
+    assert_eq!(
+        (vm.pc(), vm.gas(), vm.gas_charged()),
+        (costs[2].pc, tail - 1, false)
+    );
     vm.set_gas(vm.gas() + 1);
     assert_eq!(vm.run(), Exit::Panic);
     assert_eq!(vm.gas(), 0);
@@ -388,7 +453,10 @@ fn resuming_mid_block_after_a_host_call_does_not_charge_again() {
     let cost = p.block_gas_costs()[0].cost as i64;
     let mut vm = instance(&p, 10_000);
     assert_eq!(vm.run(), Exit::HostCall(5));
-    assert_eq!((vm.pc(), vm.gas(), vm.gas_charged()), (3, 10_000 - cost, true));
+    assert_eq!(
+        (vm.pc(), vm.gas(), vm.gas_charged()),
+        (3, 10_000 - cost, true)
+    );
     assert_eq!(vm.run(), Exit::Panic);
     assert_eq!(vm.gas(), 10_000 - cost);
     assert_eq!(vm.registers()[8], 2);
@@ -428,7 +496,10 @@ fn memory_below_2_16_panics_and_addresses_wrap() {
     assert_eq!(vm.pc(), 0);
     // r1 + imm wraps mod 2^32: 0xffff_ffff_0002_0000 + 0 → 0x20000
     let p = program(Spec::Gp0_8_0, |a| {
-        a.inst(O::LoadImm64, Ops::reg_imm(1, 0xffff_ffff_0002_0000u64 as i64));
+        a.inst(
+            O::LoadImm64,
+            Ops::reg_imm(1, 0xffff_ffff_0002_0000u64 as i64),
+        );
         a.inst(O::LoadIndU8, Ops::reg_reg_imm(7, 1, 0));
         a.inst(O::Trap, Ops::none());
     });
@@ -477,13 +548,17 @@ fn invocation_returns_output_gas_used_and_handles_failures() {
     let bytes = echo_program(Some(b"meta"));
     let p = Program::from_standard(&bytes, true, ProgramOptions::default()).unwrap();
     assert_eq!(p.metadata(), Some(&b"meta"[..]));
-    let (used, result) = pvm_core::host::invoke(Ok(&p), 0, 1000, b"hi", |_, _| HostOutcome::Continue);
+    let (used, result) =
+        pvm_core::host::invoke(Ok(&p), 0, 1000, b"hi", |_, _| HostOutcome::Continue);
     assert_eq!(result, InvocationResult::Output(b"hi".to_vec()));
     assert_eq!(used, p.block_gas_costs()[0].cost as u64);
     let (used, result) = pvm_core::host::invoke(Ok(&p), 0, 1, b"hi", |_, _| HostOutcome::Continue);
     assert_eq!((used, result), (0, InvocationResult::OutOfGas));
     let err = Program::from_standard(&bytes[..10], true, ProgramOptions::default()).unwrap_err();
-    assert_eq!(pvm_core::host::invoke(Err(&err), 0, 1000, b"", |_, _| HostOutcome::Continue), (0, InvocationResult::Panic));
+    assert_eq!(
+        pvm_core::host::invoke(Err(&err), 0, 1000, b"", |_, _| HostOutcome::Continue),
+        (0, InvocationResult::Panic)
+    );
 }
 
 #[test]
@@ -491,12 +566,18 @@ fn malformed_standard_programs_are_typed_errors() {
     let good = echo_program(None);
     for cut in [0, 5, 12, 14, good.len() - 1] {
         let e = Program::from_standard(&good[..cut], false, ProgramOptions::default()).unwrap_err();
-        assert!(matches!(e, ProgramError::Truncated { .. }), "cut {cut}: {e}");
+        assert!(
+            matches!(e, ProgramError::Truncated { .. }),
+            "cut {cut}: {e}"
+        );
         assert!(e.to_string().contains("byte offset"), "{e}");
     }
     let mut extra = good.clone();
     extra.push(0);
-    assert!(matches!(Program::from_standard(&extra, false, ProgramOptions::default()), Err(ProgramError::TrailingBytes { .. })));
+    assert!(matches!(
+        Program::from_standard(&extra, false, ProgramOptions::default()),
+        Err(ProgramError::TrailingBytes { .. })
+    ));
     // sections that cannot fit in 2^32
     let huge = standard_program(None, &[], &[], u16::MAX, 0xff_ffff, &{
         let mut a = Assembler::new();
@@ -507,7 +588,10 @@ fn malformed_standard_programs_are_typed_errors() {
     huge[0..3].copy_from_slice(&[0xff, 0xff, 0xff]); // |o| = 2^24 - 1, but the data is absent
     assert!(Program::from_standard(&huge, false, ProgramOptions::default()).is_err());
     let p = Program::from_standard(&good, false, ProgramOptions::default()).unwrap();
-    assert!(matches!(p.instantiate(&vec![0; (1 << 24) + 1]), Err(ProgramError::ArgumentsTooLong { .. })));
+    assert!(matches!(
+        p.instantiate(&vec![0; (1 << 24) + 1]),
+        Err(ProgramError::ArgumentsTooLong { .. })
+    ));
 }
 
 #[test]
@@ -527,7 +611,11 @@ fn host_call_loop_outcomes() {
     assert_eq!(exit, Exit::Panic);
     assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(vm.registers()[7], 20);
-    for (outcome, exit) in [(HostOutcome::Halt, Exit::Halt), (HostOutcome::Panic, Exit::Panic), (HostOutcome::OutOfGas, Exit::OutOfGas)] {
+    for (outcome, exit) in [
+        (HostOutcome::Halt, Exit::Halt),
+        (HostOutcome::Panic, Exit::Panic),
+        (HostOutcome::OutOfGas, Exit::OutOfGas),
+    ] {
         let mut vm = instance(&p, 10_000);
         assert_eq!(vm.run_with_host(|_, _| outcome), exit);
         assert_eq!(vm.pc(), 0, "stops at the ecalli");

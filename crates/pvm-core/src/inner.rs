@@ -1,0 +1,528 @@
+//! The host calls that act only on PVM state (GP B.5–B.6): `gas`, `grow_heap`, and the
+//! inner-PVM calls `machine`, `peek`, `poke`, `pages`, `invoke`, `expunge`.
+//!
+//! [`InnerPvms`] owns the refine context's inner machines (GP 𝕀: code, RAM, pc and the
+//! gas-charged flag) and answers those ids; a host dispatches everything else itself:
+//!
+//! ```
+//! # use pvm_core::{inner::InnerPvms, HostOutcome, Spec};
+//! let mut inner = InnerPvms::new(Spec::Gp0_8_0);
+//! let my_host = |_id: u32, _ctx: &mut pvm_core::HostCallContext<'_>| HostOutcome::Continue;
+//! let mut handler = |id, ctx: &mut pvm_core::HostCallContext<'_>| inner.handle(id, ctx).unwrap_or_else(|| my_host(id, ctx));
+//! # let _ = &mut handler;
+//! ```
+//!
+//! Gas (GP 0.8.0 I.4.5): every call charges g first; if ϱ < g the outcome is out-of-gas with
+//! ϱ' = ϱ − g (B.5: "ϱ' ≡ ϱ − g unless explicitly defined"), except `grow_heap`, whose OOG case
+//! leaves ϱ unchanged. All gas formulas use the raw register values with saturating arithmetic.
+//! GP 0.7.2 charges a flat 10 for each of these calls and numbers them one lower from `fetch` on
+//! (there is no `grow_heap`: GP 0.7.2 has the `sbrk` instruction instead).
+
+use std::collections::BTreeMap;
+
+use crate::host::{HostCallContext, HostOutcome};
+use crate::instance::{Exit, Instance};
+use crate::memory::{Access, Memory, PAGE_SIZE};
+use crate::program::{Program, ProgramOptions, INPUT_SIZE, ZONE_SIZE};
+use crate::Spec;
+
+/// Host-call result codes (GP B.1), as 64-bit register values.
+pub mod codes {
+    /// The item does not exist.
+    pub const NONE: u64 = u64::MAX;
+    /// Name unknown.
+    pub const WHAT: u64 = u64::MAX - 1;
+    /// Memory index not accessible.
+    pub const OOB: u64 = u64::MAX - 2;
+    /// Index unknown.
+    pub const WHO: u64 = u64::MAX - 3;
+    /// Storage full or resource already allocated.
+    pub const FULL: u64 = u64::MAX - 4;
+    /// Core index unknown.
+    pub const CORE: u64 = u64::MAX - 5;
+    /// Insufficient funds.
+    pub const CASH: u64 = u64::MAX - 6;
+    /// Gas limit too low.
+    pub const LOW: u64 = u64::MAX - 7;
+    /// The operation is invalid.
+    pub const HUH: u64 = u64::MAX - 8;
+    /// Success.
+    pub const OK: u64 = 0;
+    /// Inner invocation halted.
+    pub const HALT: u64 = 0;
+    /// Inner invocation panicked.
+    pub const PANIC: u64 = 1;
+    /// Inner invocation page-faulted.
+    pub const FAULT: u64 = 2;
+    /// Inner invocation made a host call.
+    pub const HOST: u64 = 3;
+    /// Inner invocation ran out of gas.
+    pub const OOG: u64 = 4;
+}
+
+/// Host-call ids of the calls [`InnerPvms`] implements, per spec version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostCallIds {
+    /// `gas`.
+    pub gas: u32,
+    /// `grow_heap` (GP 0.8.0 only).
+    pub grow_heap: Option<u32>,
+    /// `machine`.
+    pub machine: u32,
+    /// `peek`.
+    pub peek: u32,
+    /// `poke`.
+    pub poke: u32,
+    /// `pages`.
+    pub pages: u32,
+    /// `invoke`.
+    pub invoke: u32,
+    /// `expunge`.
+    pub expunge: u32,
+}
+
+impl HostCallIds {
+    /// The numbering of `spec` (GP 0.8.0 inserted `grow_heap` = 1 and moved the rest up by one).
+    pub const fn of(spec: Spec) -> HostCallIds {
+        match spec {
+            Spec::Gp0_8_0 => HostCallIds {
+                gas: 0,
+                grow_heap: Some(1),
+                machine: 9,
+                peek: 10,
+                poke: 11,
+                pages: 12,
+                invoke: 13,
+                expunge: 14,
+            },
+            Spec::Gp0_7_2 => HostCallIds {
+                gas: 0,
+                grow_heap: None,
+                machine: 8,
+                peek: 9,
+                poke: 10,
+                pages: 11,
+                invoke: 12,
+                expunge: 13,
+            },
+        }
+    }
+}
+
+/// GP 0.8.0 host-call gas constants used here (I.4.5).
+pub mod gas {
+    /// `gas`.
+    pub const GAS: u64 = 48;
+    /// `grow_heap` base and per page.
+    pub const GROW_HEAP: (u64, u64) = (275, 121);
+    /// `machine` base and per 1024 bytes of program.
+    pub const MACHINE: (u64, u64) = (1862, 112);
+    /// `peek` base and per 1024 bytes.
+    pub const PEEK: (u64, u64) = (377, 336);
+    /// `poke` base and per 1024 bytes.
+    pub const POKE: (u64, u64) = (297, 224);
+    /// `pages` r = 0: base and per page.
+    pub const PAGES_FREE: (u64, u64) = (212, 118);
+    /// `pages` r ∈ {1, 2}.
+    pub const PAGES_ALLOC: (u64, u64) = (275, 121);
+    /// `pages` r ∈ {3, 4}.
+    pub const PAGES_SET_MODE: (u64, u64) = (130, 29);
+    /// `pages` with an invalid r.
+    pub const PAGES_INVALID: u64 = 80;
+    /// `invoke` (plus the inner gas limit).
+    pub const INVOKE: u64 = 968;
+    /// `expunge`.
+    pub const EXPUNGE: u64 = 335;
+    /// Every call in GP 0.7.2.
+    pub const GP072_FLAT: u64 = 10;
+}
+
+/// The maximum number of inner machines (GP 0.8.0 `machine`: FULL at |m| ≥ 63).
+pub const MAX_MACHINES: usize = 63;
+
+/// ⌈L·ℓ/1024⌉ (GP eq. fnmemgas), saturating.
+pub fn mem_gas(rate: u64, len: u64) -> u64 {
+    let v = (rate as u128 * len as u128).div_ceil(1024);
+    v.min(u64::MAX as u128) as u64
+}
+
+/// The refine context's inner PVMs, and the handler for the PVM-level host calls.
+#[derive(Debug)]
+pub struct InnerPvms {
+    spec: Spec,
+    ids: HostCallIds,
+    machines: BTreeMap<u64, Instance>,
+}
+
+/// Whether [addr, addr + len) lies in the 32-bit space and is accessible (empty ranges are).
+fn range_ok(mem: &Memory, addr: u64, len: u64, write: bool) -> bool {
+    if len == 0 {
+        return true;
+    }
+    addr.checked_add(len).is_some_and(|end| end <= 1 << 32)
+        && mem.is_accessible(addr as u32, len, write)
+}
+
+/// B.5/B.6 gas rule: ϱ' = ϱ − g; out of gas if ϱ < g.
+fn charge(ctx: &mut HostCallContext<'_>, g: u64) -> bool {
+    let gas = ctx.gas();
+    let g_signed = g.min(i64::MAX as u64) as i64;
+    ctx.set_gas(gas.saturating_sub(g_signed));
+    gas >= 0 && gas as u64 >= g
+}
+
+impl InnerPvms {
+    /// An empty set of inner machines, numbering and semantics of `spec`.
+    pub fn new(spec: Spec) -> Self {
+        InnerPvms {
+            spec,
+            ids: HostCallIds::of(spec),
+            machines: BTreeMap::new(),
+        }
+    }
+
+    /// The ids this handler answers.
+    pub fn ids(&self) -> HostCallIds {
+        self.ids
+    }
+
+    /// Number of live inner machines.
+    pub fn len(&self) -> usize {
+        self.machines.len()
+    }
+
+    /// Whether there are no inner machines.
+    pub fn is_empty(&self) -> bool {
+        self.machines.is_empty()
+    }
+
+    /// An inner machine, for inspection.
+    pub fn machine(&self, n: u64) -> Option<&Instance> {
+        self.machines.get(&n)
+    }
+
+    /// Handles host call `id` if it is one of the PVM-level calls; `None` for every other id.
+    pub fn handle(&mut self, id: u32, ctx: &mut HostCallContext<'_>) -> Option<HostOutcome> {
+        let ids = self.ids;
+        let outcome = if id == ids.gas {
+            self.gas(ctx)
+        } else if Some(id) == ids.grow_heap {
+            grow_heap(ctx)
+        } else if id == ids.machine {
+            self.machine_call(ctx)
+        } else if id == ids.peek {
+            self.peek(ctx)
+        } else if id == ids.poke {
+            self.poke(ctx)
+        } else if id == ids.pages {
+            self.pages(ctx)
+        } else if id == ids.invoke {
+            self.invoke(ctx)
+        } else if id == ids.expunge {
+            self.expunge(ctx)
+        } else {
+            return None;
+        };
+        Some(outcome)
+    }
+
+    fn cost(&self, gp080: u64) -> u64 {
+        match self.spec {
+            Spec::Gp0_8_0 => gp080,
+            Spec::Gp0_7_2 => gas::GP072_FLAT,
+        }
+    }
+
+    /// `gas` (0): φ'7 = ϱ'.
+    fn gas(&mut self, ctx: &mut HostCallContext<'_>) -> HostOutcome {
+        if !charge(ctx, self.cost(gas::GAS)) {
+            return HostOutcome::OutOfGas;
+        }
+        let g = ctx.gas() as u64;
+        ctx.set_reg(7, g);
+        HostOutcome::Continue
+    }
+
+    /// `machine`: φ7..9 = program address, program length, entry pc.
+    fn machine_call(&mut self, ctx: &mut HostCallContext<'_>) -> HostOutcome {
+        let (po, pz, i) = (ctx.reg(7), ctx.reg(8), ctx.reg(9));
+        if !charge(
+            ctx,
+            self.cost(gas::MACHINE.0.saturating_add(mem_gas(gas::MACHINE.1, pz))),
+        ) {
+            return HostOutcome::OutOfGas;
+        }
+        if self.spec == Spec::Gp0_8_0 && self.machines.len() >= MAX_MACHINES {
+            ctx.set_reg(7, codes::FULL);
+            return HostOutcome::Continue;
+        }
+        if !range_ok(ctx.memory(), po, pz, false) {
+            return HostOutcome::Panic;
+        }
+        let blob = ctx
+            .read_vec(po as u32, pz as usize)
+            .expect("range checked readable");
+        let program = match Program::from_code(&blob, ProgramOptions { spec: self.spec }) {
+            Ok(p) => p,
+            Err(_) => {
+                ctx.set_reg(7, codes::HUH);
+                return HostOutcome::Continue;
+            }
+        };
+        // GP 0.8.0: deblob(p, i) also requires i to be a valid instruction start.
+        if self.spec == Spec::Gp0_8_0
+            && (i > u32::MAX as u64 || !program.is_instruction_start(i as u32))
+        {
+            ctx.set_reg(7, codes::HUH);
+            return HostOutcome::Continue;
+        }
+        let mut inst = program
+            .instantiate(&[])
+            .expect("a code blob takes no arguments");
+        // GP 0.7.2 has no entry check: an out-of-range pc simply panics when invoked.
+        inst.set_pc(i.min(u32::MAX as u64) as u32);
+        inst.set_gas_charged(false);
+        let n = (0u64..)
+            .find(|n| !self.machines.contains_key(n))
+            .expect("fewer than 2^64 machines");
+        self.machines.insert(n, inst);
+        ctx.set_reg(7, n);
+        HostOutcome::Continue
+    }
+
+    /// `peek`: φ7..10 = n, outer destination o, inner source s, length z.
+    fn peek(&mut self, ctx: &mut HostCallContext<'_>) -> HostOutcome {
+        let (n, o, s, z) = (ctx.reg(7), ctx.reg(8), ctx.reg(9), ctx.reg(10));
+        if !charge(
+            ctx,
+            self.cost(gas::PEEK.0.saturating_add(mem_gas(gas::PEEK.1, z))),
+        ) {
+            return HostOutcome::OutOfGas;
+        }
+        if !range_ok(ctx.memory(), o, z, true) {
+            return HostOutcome::Panic;
+        }
+        let Some(m) = self.machines.get(&n) else {
+            ctx.set_reg(7, codes::WHO);
+            return HostOutcome::Continue;
+        };
+        if !range_ok(m.memory(), s, z, false) {
+            ctx.set_reg(7, codes::OOB);
+            return HostOutcome::Continue;
+        }
+        if z > 0 {
+            let mut buf = vec![0u8; z as usize];
+            m.memory()
+                .read(s as u32, &mut buf)
+                .expect("range checked readable");
+            ctx.write_memory(o as u32, &buf)
+                .expect("range checked writable");
+        }
+        ctx.set_reg(7, codes::OK);
+        HostOutcome::Continue
+    }
+
+    /// `poke`: φ7..10 = n, outer source s, inner destination o, length z.
+    fn poke(&mut self, ctx: &mut HostCallContext<'_>) -> HostOutcome {
+        let (n, s, o, z) = (ctx.reg(7), ctx.reg(8), ctx.reg(9), ctx.reg(10));
+        if !charge(
+            ctx,
+            self.cost(gas::POKE.0.saturating_add(mem_gas(gas::POKE.1, z))),
+        ) {
+            return HostOutcome::OutOfGas;
+        }
+        if !range_ok(ctx.memory(), s, z, false) {
+            return HostOutcome::Panic;
+        }
+        let Some(m) = self.machines.get_mut(&n) else {
+            ctx.set_reg(7, codes::WHO);
+            return HostOutcome::Continue;
+        };
+        if !range_ok(m.memory(), o, z, true) {
+            ctx.set_reg(7, codes::OOB);
+            return HostOutcome::Continue;
+        }
+        if z > 0 {
+            let buf = ctx
+                .read_vec(s as u32, z as usize)
+                .expect("range checked readable");
+            m.memory_mut()
+                .write(o as u32, &buf)
+                .expect("range checked writable");
+        }
+        ctx.set_reg(7, codes::OK);
+        HostOutcome::Continue
+    }
+
+    /// `pages`: φ7..10 = n, first page p, page count c, mode r (0: free, 1/2: zero as R/W,
+    /// 3/4: set R/W keeping contents).
+    fn pages(&mut self, ctx: &mut HostCallContext<'_>) -> HostOutcome {
+        let (n, p, c, r) = (ctx.reg(7), ctx.reg(8), ctx.reg(9), ctx.reg(10));
+        let per = |(base, per_page): (u64, u64)| base.saturating_add(per_page.saturating_mul(c));
+        let g = match r {
+            0 => per(gas::PAGES_FREE),
+            1 | 2 => per(gas::PAGES_ALLOC),
+            3 | 4 => per(gas::PAGES_SET_MODE),
+            _ => gas::PAGES_INVALID,
+        };
+        if !charge(ctx, self.cost(g)) {
+            return HostOutcome::OutOfGas;
+        }
+        let Some(m) = self.machines.get_mut(&n) else {
+            ctx.set_reg(7, codes::WHO);
+            return HostOutcome::Continue;
+        };
+        const PAGES: u64 = (1u64 << 32) / PAGE_SIZE as u64;
+        if r > 4 || p < 16 || p.checked_add(c).is_none_or(|end| end >= PAGES) {
+            ctx.set_reg(7, codes::HUH);
+            return HostOutcome::Continue;
+        }
+        let mem = m.memory_mut();
+        if r > 2 && (p..p + c).any(|page| mem.access((page as u32) << 12) == Access::None) {
+            ctx.set_reg(7, codes::HUH);
+            return HostOutcome::Continue;
+        }
+        let (addr, len) = (p * PAGE_SIZE as u64, c * PAGE_SIZE as u64);
+        let result = match r {
+            0 => mem.unmap(addr as u32, len as u32),
+            1 | 2 => mem
+                .map_range(addr, len, if r == 1 { Access::Read } else { Access::Write })
+                .and_then(|_| mem.zero(addr as u32, len as u32)),
+            _ => mem.map_range(addr, len, if r == 3 { Access::Read } else { Access::Write }),
+        };
+        result.expect("page range checked: 16 <= p and p + c < 2^20");
+        ctx.set_reg(7, codes::OK);
+        HostOutcome::Continue
+    }
+
+    /// `invoke`: φ7 = n, φ8 = o, where μ[o..+112] holds the inner gas limit and 13 registers.
+    fn invoke(&mut self, ctx: &mut HostCallContext<'_>) -> HostOutcome {
+        let (n, o) = (ctx.reg(7), ctx.reg(8));
+        let io = if range_ok(ctx.memory(), o, 112, true) {
+            ctx.read_vec(o as u32, 112).ok()
+        } else {
+            None
+        };
+        let g_r = io.as_ref().map_or(0, |b| {
+            u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
+        });
+        let g = match self.spec {
+            Spec::Gp0_8_0 => gas::INVOKE.saturating_add(g_r),
+            Spec::Gp0_7_2 => gas::GP072_FLAT,
+        };
+        if !charge(ctx, g) {
+            return HostOutcome::OutOfGas;
+        }
+        let Some(io) = io else {
+            return HostOutcome::Panic;
+        };
+        let Some(m) = self.machines.get_mut(&n) else {
+            ctx.set_reg(7, codes::WHO);
+            return HostOutcome::Continue;
+        };
+        for (i, r) in m.registers_mut().iter_mut().enumerate() {
+            *r = u64::from_le_bytes(io[8 + 8 * i..16 + 8 * i].try_into().expect("8 bytes"));
+        }
+        // In GP 0.8.0 g_R <= ϱ <= i64::MAX here; GP 0.7.2 does not bound it, so clamp.
+        m.set_gas(g_r.min(i64::MAX as u64) as i64);
+        let exit = m.run();
+        let g_r_after = m.gas().max(0) as u64;
+        match exit {
+            // The inner pc continues after the ecalli on the next invoke.
+            Exit::HostCall(_) => {
+                let next = m.next_pc();
+                m.set_pc(next);
+            }
+            // GP Ψ returns ı = 0 after halt or panic; expunge reports it.
+            Exit::Halt | Exit::Panic => m.set_pc(0),
+            Exit::PageFault(_) | Exit::OutOfGas => {}
+        }
+        let mut out = Vec::with_capacity(112);
+        out.extend_from_slice(&g_r_after.to_le_bytes());
+        for r in m.registers() {
+            out.extend_from_slice(&r.to_le_bytes());
+        }
+        ctx.write_memory(o as u32, &out)
+            .expect("range checked writable");
+        if self.spec == Spec::Gp0_8_0 {
+            ctx.set_gas(ctx.gas().saturating_add(g_r_after as i64));
+        }
+        let (r7, r8) = match exit {
+            Exit::HostCall(h) => (codes::HOST, Some(h as u64)),
+            Exit::PageFault(x) => (codes::FAULT, Some(x as u64)),
+            Exit::OutOfGas => (codes::OOG, None),
+            Exit::Panic => (codes::PANIC, None),
+            Exit::Halt => (codes::HALT, None),
+        };
+        ctx.set_reg(7, r7);
+        if let Some(v) = r8 {
+            ctx.set_reg(8, v);
+        }
+        HostOutcome::Continue
+    }
+
+    /// `expunge`: φ7 = n; returns the machine's pc and removes it.
+    fn expunge(&mut self, ctx: &mut HostCallContext<'_>) -> HostOutcome {
+        if !charge(ctx, self.cost(gas::EXPUNGE)) {
+            return HostOutcome::OutOfGas;
+        }
+        let n = ctx.reg(7);
+        match self.machines.remove(&n) {
+            Some(m) => ctx.set_reg(7, m.pc() as u64),
+            None => ctx.set_reg(7, codes::WHO),
+        }
+        HostOutcome::Continue
+    }
+}
+
+/// `grow_heap` (GP 0.8.0, 1): φ7 = desired heap end in pages. The bounds come from the outer
+/// program's standard layout: a = (2Z_Z + Q(|o|))/Z_P, b = (2^32 − 3Z_Z − Z_I − P(s))/Z_P; for a
+/// program without a standard layout a = b = 0, so every request is a no-op.
+pub fn grow_heap(ctx: &mut HostCallContext<'_>) -> HostOutcome {
+    let want = ctx.reg(7);
+    let (a, b) = match ctx.program().standard_layout() {
+        Some(l) => {
+            let a = l.rw_start() as u64 / PAGE_SIZE as u64;
+            let stack = (l.stack_size as u64).div_ceil(PAGE_SIZE as u64) * PAGE_SIZE as u64;
+            let b = ((1u64 << 32) - 3 * ZONE_SIZE - INPUT_SIZE - stack) / PAGE_SIZE as u64;
+            (a, b)
+        }
+        None => (0, 0),
+    };
+    let c = ctx
+        .memory()
+        .pages()
+        .filter(|(p, acc)| (a..b).contains(&(*p as u64)) && *acc == Access::Write)
+        .count() as u64;
+    let h = a + c;
+    let (base, per_page) = gas::GROW_HEAP;
+    if want <= h || want > b {
+        // No-op: charge the base cost only (the explicit case of B.5).
+        ctx.set_gas(ctx.gas().saturating_sub(base as i64));
+        ctx.set_reg(7, h);
+        if a < h {
+            make_writable(ctx, a, h);
+        }
+        return HostOutcome::Continue;
+    }
+    let g = base + (want - h) * per_page; // want <= b < 2^20: no overflow
+    if ctx.gas() < g as i64 {
+        ctx.set_reg(7, h);
+        return HostOutcome::OutOfGas; // ϱ unchanged
+    }
+    ctx.set_gas(ctx.gas() - g as i64);
+    make_writable(ctx, a, want);
+    ctx.set_reg(7, want);
+    HostOutcome::Continue
+}
+
+/// (μ'_A)[a..e) = W.
+fn make_writable(ctx: &mut HostCallContext<'_>, a: u64, e: u64) {
+    ctx.memory_mut()
+        .map_range(
+            a * PAGE_SIZE as u64,
+            (e - a) * PAGE_SIZE as u64,
+            Access::Write,
+        )
+        .expect("heap pages lie inside the standard layout");
+}
