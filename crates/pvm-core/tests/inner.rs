@@ -2,7 +2,7 @@
 //! the gas the GP formulas give; and a refine-style guest that drives an inner PVM end to end.
 
 use pvm_core::asm::{standard_program, Assembler, Operands as Ops};
-use pvm_core::inner::{codes, mem_gas, InnerPvms};
+use pvm_core::inner::{codes, mem_gas, HostCallIds, InnerPvms};
 use pvm_core::isa::Opcode as O;
 use pvm_core::{
     Access, Exit, HostCallContext, HostOutcome, Instance, Program, ProgramOptions, Spec,
@@ -424,24 +424,25 @@ fn gp072_numbering_and_flat_gas() {
 /// result as its output. All host calls are answered by `InnerPvms`.
 #[test]
 fn refine_style_guest_end_to_end() {
-    for spec in [Spec::Gp0_8_0] {
+    for spec in [Spec::Gp0_8_0, Spec::Gp0_7_2] {
+        let ids = HostCallIds::of(spec);
         let blob = inner_blob();
         let mut a = Assembler::for_spec(spec);
         let ro = 0x10000i64;
         let heap = 0x30000i64; // 2Z_Z + Q(|o|)
         let area = heap + 0x100;
-        let call = |a: &mut Assembler, id: i64| a.inst(O::Ecalli, Ops::imm(id));
+        let call = |a: &mut Assembler, id: u32| a.inst(O::Ecalli, Ops::imm(id as i64));
         // n = machine(ro, |blob|, 0)
         a.inst(O::LoadImm, Ops::reg_imm(7, ro));
         a.inst(O::LoadImm, Ops::reg_imm(8, blob.len() as i64));
         a.inst(O::LoadImm, Ops::reg_imm(9, 0));
-        call(&mut a, 9);
+        call(&mut a, ids.machine);
         a.inst(O::MoveReg, Ops::dst_src(5, 7));
         // pages(n, 0x20, 1, 2)
         a.inst(O::LoadImm, Ops::reg_imm(8, 0x20));
         a.inst(O::LoadImm, Ops::reg_imm(9, 1));
         a.inst(O::LoadImm, Ops::reg_imm(10, 2));
-        call(&mut a, 12);
+        call(&mut a, ids.pages);
         // μ[heap] = 40; poke(n, heap, 0x20000, 8)
         a.inst(
             O::StoreImmU64,
@@ -455,7 +456,7 @@ fn refine_style_guest_end_to_end() {
         a.inst(O::LoadImm, Ops::reg_imm(8, heap));
         a.inst(O::LoadImm, Ops::reg_imm(9, 0x20000));
         a.inst(O::LoadImm, Ops::reg_imm(10, 8));
-        call(&mut a, 11);
+        call(&mut a, ids.poke);
         // invoke area: gas 100000, r1 = 0x20000
         a.inst(
             O::StoreImmU64,
@@ -478,7 +479,7 @@ fn refine_style_guest_end_to_end() {
         let again = a.here();
         a.inst(O::MoveReg, Ops::dst_src(7, 5));
         a.inst(O::LoadImm, Ops::reg_imm(8, area));
-        call(&mut a, 13);
+        call(&mut a, ids.invoke);
         let done = a.label();
         a.inst(O::BranchEqImm, Ops::branch_imm(7, 0, done));
         a.inst(O::Jump, Ops::to(again));
@@ -488,10 +489,10 @@ fn refine_style_guest_end_to_end() {
         a.inst(O::LoadImm, Ops::reg_imm(8, heap + 8));
         a.inst(O::LoadImm, Ops::reg_imm(9, 0x20008));
         a.inst(O::LoadImm, Ops::reg_imm(10, 8));
-        call(&mut a, 10);
+        call(&mut a, ids.peek);
         // expunge(n)
         a.inst(O::MoveReg, Ops::dst_src(7, 5));
-        call(&mut a, 14);
+        call(&mut a, ids.expunge);
         // return (heap + 8, 8)
         a.inst(O::LoadImm, Ops::reg_imm(7, heap + 8));
         a.inst(O::LoadImm, Ops::reg_imm(8, 8));
@@ -508,9 +509,21 @@ fn refine_style_guest_end_to_end() {
             seen.push(id);
             inner.handle(id, ctx).unwrap_or(HostOutcome::Panic)
         });
-        assert_eq!(exit, Exit::Halt);
+        assert_eq!(exit, Exit::Halt, "{spec:?}");
         assert_eq!(vm.output().unwrap(), 142u64.to_le_bytes().to_vec());
-        assert_eq!(seen, vec![9, 12, 11, 13, 13, 10, 14]);
+        assert_eq!(
+            seen,
+            vec![
+                ids.machine,
+                ids.pages,
+                ids.poke,
+                ids.invoke,
+                ids.invoke,
+                ids.peek,
+                ids.expunge
+            ],
+            "{spec:?}"
+        );
         assert!(inner.is_empty());
     }
 }
