@@ -3,6 +3,7 @@
 
 use crate::error::ProgramError;
 use crate::instance::{Exit, Instance, NUM_REGISTERS};
+use crate::jip6::CallRecorder;
 use crate::memory::{Memory, MemoryError};
 use crate::program::Program;
 
@@ -35,12 +36,25 @@ impl HostOutcome {
 /// an `ecalli`. All access goes through this type so that it can be recorded.
 pub struct HostCallContext<'a> {
     instance: &'a mut Instance,
+    record: Option<&'a mut CallRecorder>,
 }
 
 impl<'a> HostCallContext<'a> {
     /// Wraps an instance stopped at a host call.
     pub fn new(instance: &'a mut Instance) -> Self {
-        HostCallContext { instance }
+        HostCallContext {
+            instance,
+            record: None,
+        }
+    }
+
+    /// Wraps an instance and records the handler's memory reads and writes and the registers and
+    /// gas it sets (JIP-6).
+    pub fn with_recorder(instance: &'a mut Instance, record: &'a mut CallRecorder) -> Self {
+        HostCallContext {
+            instance,
+            record: Some(record),
+        }
     }
 
     /// Register `i` (panics if `i >= 13`; use [`HostCallContext::registers`] to iterate).
@@ -51,6 +65,9 @@ impl<'a> HostCallContext<'a> {
     /// Sets register `i` (panics if `i >= 13`).
     pub fn set_reg(&mut self, i: usize, value: u64) {
         self.instance.registers_mut()[i] = value;
+        if let Some(r) = self.record.as_deref_mut() {
+            r.touched_regs[i] = true;
+        }
     }
 
     /// All 13 registers.
@@ -66,26 +83,30 @@ impl<'a> HostCallContext<'a> {
     /// Sets the remaining gas.
     pub fn set_gas(&mut self, gas: i64) {
         self.instance.set_gas(gas);
+        if let Some(r) = self.record.as_deref_mut() {
+            r.gas_set = true;
+        }
     }
 
-    /// Charges `amount` gas as GP host calls do (ϱ' = ϱ − g); returns false (charging nothing)
-    /// if ϱ < g, in which case the handler should return [`HostOutcome::OutOfGas`].
+    /// Charges `amount` gas as GP host calls do: ϱ' = ϱ − g (saturating), and returns false if
+    /// ϱ < g, in which case the handler should return [`HostOutcome::OutOfGas`] (B.5).
     pub fn charge(&mut self, amount: u64) -> bool {
-        let gas = self.instance.gas();
-        if gas < 0 || (gas as u64) < amount {
-            return false;
-        }
-        self.instance.set_gas(gas - amount as i64);
-        true
+        let gas = self.gas();
+        self.set_gas(gas.saturating_sub(amount.min(i64::MAX as u64) as i64));
+        gas >= 0 && gas as u64 >= amount
     }
 
     /// Reads guest memory (must be readable).
-    pub fn read_memory(&self, address: u32, buf: &mut [u8]) -> Result<(), MemoryError> {
-        self.instance.memory().read(address, buf)
+    pub fn read_memory(&mut self, address: u32, buf: &mut [u8]) -> Result<(), MemoryError> {
+        self.instance.memory().read(address, buf)?;
+        if let Some(r) = self.record.as_deref_mut() {
+            r.reads.push((address, buf.to_vec()));
+        }
+        Ok(())
     }
 
     /// Reads `len` bytes of guest memory into a new vector (must be readable).
-    pub fn read_vec(&self, address: u32, len: usize) -> Result<Vec<u8>, MemoryError> {
+    pub fn read_vec(&mut self, address: u32, len: usize) -> Result<Vec<u8>, MemoryError> {
         let mut buf = vec![0u8; len];
         self.read_memory(address, &mut buf)?;
         Ok(buf)
@@ -93,7 +114,11 @@ impl<'a> HostCallContext<'a> {
 
     /// Writes guest memory (must be writable).
     pub fn write_memory(&mut self, address: u32, data: &[u8]) -> Result<(), MemoryError> {
-        self.instance.memory_mut().write(address, data)
+        self.instance.memory_mut().write(address, data)?;
+        if let Some(r) = self.record.as_deref_mut() {
+            r.writes.push((address, data.to_vec()));
+        }
+        Ok(())
     }
 
     /// The memory, read-only.

@@ -163,14 +163,6 @@ fn range_ok(mem: &Memory, addr: u64, len: u64, write: bool) -> bool {
         && mem.is_accessible(addr as u32, len, write)
 }
 
-/// B.5/B.6 gas rule: ϱ' = ϱ − g; out of gas if ϱ < g.
-fn charge(ctx: &mut HostCallContext<'_>, g: u64) -> bool {
-    let gas = ctx.gas();
-    let g_signed = g.min(i64::MAX as u64) as i64;
-    ctx.set_gas(gas.saturating_sub(g_signed));
-    gas >= 0 && gas as u64 >= g
-}
-
 impl InnerPvms {
     /// An empty set of inner machines, numbering and semantics of `spec`.
     pub fn new(spec: Spec) -> Self {
@@ -235,7 +227,7 @@ impl InnerPvms {
 
     /// `gas` (0): φ'7 = ϱ'.
     fn gas(&mut self, ctx: &mut HostCallContext<'_>) -> HostOutcome {
-        if !charge(ctx, self.cost(gas::GAS)) {
+        if !ctx.charge(self.cost(gas::GAS)) {
             return HostOutcome::OutOfGas;
         }
         let g = ctx.gas() as u64;
@@ -246,10 +238,7 @@ impl InnerPvms {
     /// `machine`: φ7..9 = program address, program length, entry pc.
     fn machine_call(&mut self, ctx: &mut HostCallContext<'_>) -> HostOutcome {
         let (po, pz, i) = (ctx.reg(7), ctx.reg(8), ctx.reg(9));
-        if !charge(
-            ctx,
-            self.cost(gas::MACHINE.0.saturating_add(mem_gas(gas::MACHINE.1, pz))),
-        ) {
+        if !ctx.charge(self.cost(gas::MACHINE.0.saturating_add(mem_gas(gas::MACHINE.1, pz)))) {
             return HostOutcome::OutOfGas;
         }
         if self.spec == Spec::Gp0_8_0 && self.machines.len() >= MAX_MACHINES {
@@ -293,10 +282,7 @@ impl InnerPvms {
     /// `peek`: φ7..10 = n, outer destination o, inner source s, length z.
     fn peek(&mut self, ctx: &mut HostCallContext<'_>) -> HostOutcome {
         let (n, o, s, z) = (ctx.reg(7), ctx.reg(8), ctx.reg(9), ctx.reg(10));
-        if !charge(
-            ctx,
-            self.cost(gas::PEEK.0.saturating_add(mem_gas(gas::PEEK.1, z))),
-        ) {
+        if !ctx.charge(self.cost(gas::PEEK.0.saturating_add(mem_gas(gas::PEEK.1, z)))) {
             return HostOutcome::OutOfGas;
         }
         if !range_ok(ctx.memory(), o, z, true) {
@@ -325,10 +311,7 @@ impl InnerPvms {
     /// `poke`: φ7..10 = n, outer source s, inner destination o, length z.
     fn poke(&mut self, ctx: &mut HostCallContext<'_>) -> HostOutcome {
         let (n, s, o, z) = (ctx.reg(7), ctx.reg(8), ctx.reg(9), ctx.reg(10));
-        if !charge(
-            ctx,
-            self.cost(gas::POKE.0.saturating_add(mem_gas(gas::POKE.1, z))),
-        ) {
+        if !ctx.charge(self.cost(gas::POKE.0.saturating_add(mem_gas(gas::POKE.1, z)))) {
             return HostOutcome::OutOfGas;
         }
         if !range_ok(ctx.memory(), s, z, false) {
@@ -365,7 +348,7 @@ impl InnerPvms {
             3 | 4 => per(gas::PAGES_SET_MODE),
             _ => gas::PAGES_INVALID,
         };
-        if !charge(ctx, self.cost(g)) {
+        if !ctx.charge(self.cost(g)) {
             return HostOutcome::OutOfGas;
         }
         let Some(m) = self.machines.get_mut(&n) else {
@@ -410,7 +393,7 @@ impl InnerPvms {
             Spec::Gp0_8_0 => gas::INVOKE.saturating_add(g_r),
             Spec::Gp0_7_2 => gas::GP072_FLAT,
         };
-        if !charge(ctx, g) {
+        if !ctx.charge(g) {
             return HostOutcome::OutOfGas;
         }
         let Some(io) = io else {
@@ -463,7 +446,7 @@ impl InnerPvms {
 
     /// `expunge`: φ7 = n; returns the machine's pc and removes it.
     fn expunge(&mut self, ctx: &mut HostCallContext<'_>) -> HostOutcome {
-        if !charge(ctx, self.cost(gas::EXPUNGE)) {
+        if !ctx.charge(self.cost(gas::EXPUNGE)) {
             return HostOutcome::OutOfGas;
         }
         let n = ctx.reg(7);

@@ -24,8 +24,10 @@ pub mod host;
 pub mod inner;
 pub mod instance;
 pub mod isa;
+pub mod jip6;
 pub mod memory;
 pub mod program;
+pub mod trace;
 
 pub use error::{InvalidCodeReason, ProgramError};
 pub use host::{HostCallContext, HostOutcome, InvocationResult};
