@@ -1,4 +1,5 @@
 //! Library side of the `pvm` command: the conformance-vector runner, shared with the tests.
 
 pub mod bench;
+pub mod tracing;
 pub mod vectors;

@@ -11,11 +11,21 @@ const USAGE: &str = "usage: pvm <command> [options]
 commands:
   test-vectors [--spec 0.8.0|0.7.2] [--verbose] DIR_OR_FILES...   run conformance vectors
   block-gas [--spec 0.8.0|0.7.2] FILE                             print `PC COST` per basic block
-  run [--spec ..] [--gas N] [--pc N] [--args HEX] [--metadata] FILE   run a standard program
+  run [RUN OPTIONS] [--jip6 OUT.log] FILE       run; with --jip6, record the host calls (JIP-6)
+  trace [RUN OPTIONS] [--hash-every N] [--from STEP] [--limit N] FILE
+                                                one line per instruction with gas, pvmHash, registers
+  dump [RUN OPTIONS] [--at STEP] FILE           the PVM-hash preimage (state dump) at a step
+  trace-diff A B                                first step where two traces differ
+  disasm [--spec ..] FILE                       the program as assembly
+  replay [--spec ..] [--no-verify] LOG          re-execute a JIP-6 log and verify it
   bench [--runs N] [--scale X] [--arg-hex HEX] [STANDARD_PROGRAMS...]  interpreter throughput
 
-FILE arguments of `run` are GP A.7 standard programs; with --metadata (or when the file only
-parses that way) a JAM service blob with its metadata prefix.
+RUN OPTIONS: --spec 0.8.0|0.7.2  --gas N  --pc N  --args HEX  --metadata|--no-metadata
+  --host stop|continue (default stop)  --inner (answer machine/peek/poke/pages/invoke/expunge/
+  gas/grow_heap with libpvm's inner PVMs)  --replay LOG (answer host calls from a JIP-6 log)
+FILE: a GP A.7 standard program or JAM service blob (metadata prefix detected), a code blob, or a
+conformance-vector .json (trace/dump: initial state from the vector; the trace checks its final
+pvmHash against the vector's expected state).
 ";
 
 fn main() -> ExitCode {
@@ -29,6 +39,11 @@ fn main() -> ExitCode {
         "test-vectors" => cmd_test_vectors(rest),
         "block-gas" => cmd_block_gas(rest),
         "run" => cmd_run(rest),
+        "trace" => cmd_trace(rest),
+        "dump" => cmd_dump(rest),
+        "trace-diff" => cmd_trace_diff(rest),
+        "disasm" => cmd_disasm(rest),
+        "replay" => cmd_replay(rest),
         "bench" => cmd_bench(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
@@ -159,70 +174,264 @@ fn cmd_block_gas(args: &[String]) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads a standard program, with or without the metadata prefix.
-fn load_standard(
-    path: &str,
+/// Options shared by `run`, `trace` and `dump`.
+struct RunOptions {
+    spec: Option<Spec>,
+    gas: u64,
+    pc: Option<u32>,
+    args: Vec<u8>,
     metadata: Option<bool>,
-    spec: Spec,
-) -> Result<pvm_core::Program, String> {
-    let bytes = read_file(path)?;
-    let opts = pvm_core::ProgramOptions { spec };
-    match metadata {
-        Some(m) => {
-            pvm_core::Program::from_standard(&bytes, m, opts).map_err(|e| format!("{path}: {e}"))
-        }
-        None => pvm_core::Program::from_standard(&bytes, false, opts)
-            .or_else(|plain| {
-                pvm_core::Program::from_standard(&bytes, true, opts).map_err(|_| plain)
-            })
-            .map_err(|e| format!("{path}: {e}")),
-    }
+    host: pvm_cli::tracing::HostMode,
+    inner: bool,
+    jip6: Option<String>,
+    hash_every: u64,
+    from: u64,
+    limit: u64,
+    at: Option<u64>,
+    file: String,
 }
 
-fn cmd_run(args: &[String]) -> Result<ExitCode, String> {
-    let (mut spec, mut gas, mut pc, mut run_args, mut metadata, mut file) = (
-        Spec::Gp0_8_0,
-        1_000_000_000u64,
-        0u64,
-        Vec::new(),
-        None,
-        None,
-    );
+fn parse_run_options(args: &[String]) -> Result<RunOptions, String> {
+    use pvm_cli::tracing::HostMode;
+    let mut o = RunOptions {
+        spec: None,
+        gas: 1_000_000_000,
+        pc: None,
+        args: vec![],
+        metadata: None,
+        host: HostMode::Stop,
+        inner: false,
+        jip6: None,
+        hash_every: 1,
+        from: 1,
+        limit: 0,
+        at: None,
+        file: String::new(),
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--spec" => spec = parse_spec(it.next().ok_or("--spec needs a value")?)?,
-            "--gas" => gas = parse_num("--gas", it.next())?,
-            "--pc" => pc = parse_num("--pc", it.next())?,
-            "--args" => run_args = parse_hex(it.next().ok_or("--args needs a value")?)?,
-            "--metadata" => metadata = Some(true),
-            "--no-metadata" => metadata = Some(false),
-            _ => file = Some(a.clone()),
+            "--spec" => o.spec = Some(parse_spec(it.next().ok_or("--spec needs a value")?)?),
+            "--gas" => o.gas = parse_num("--gas", it.next())?,
+            "--pc" => {
+                o.pc = Some(
+                    u32::try_from(parse_num("--pc", it.next())?)
+                        .map_err(|_| "--pc must fit in 32 bits")?,
+                )
+            }
+            "--args" => o.args = parse_hex(it.next().ok_or("--args needs a value")?)?,
+            "--metadata" => o.metadata = Some(true),
+            "--no-metadata" => o.metadata = Some(false),
+            "--host" => {
+                o.host = match it.next().map(String::as_str) {
+                    Some("stop") => HostMode::Stop,
+                    Some("continue") => HostMode::Continue,
+                    other => return Err(format!("--host takes stop or continue, not {other:?}")),
+                }
+            }
+            "--replay" => {
+                let f = it.next().ok_or("--replay needs a JIP-6 log")?;
+                let text =
+                    std::fs::read_to_string(f).map_err(|e| format!("cannot read {f}: {e}"))?;
+                let log = pvm_core::jip6::Jip6Log::parse(&text).map_err(|e| format!("{f}: {e}"))?;
+                o.host = HostMode::Replay(Box::new(log), 0);
+            }
+            "--inner" => o.inner = true,
+            "--jip6" => {
+                o.jip6 = Some(
+                    it.next()
+                        .ok_or("--jip6 needs an output file (or -)")?
+                        .clone(),
+                )
+            }
+            "--hash-every" => o.hash_every = parse_num("--hash-every", it.next())?,
+            "--from" => o.from = parse_num("--from", it.next())?.max(1),
+            "--limit" => o.limit = parse_num("--limit", it.next())?,
+            "--at" => o.at = Some(parse_num("--at", it.next())?),
+            f if !f.starts_with("--") => o.file = f.to_string(),
+            other => return Err(format!("unknown option {other}")),
         }
     }
-    let file = file.ok_or("run needs a FILE")?;
-    let program = load_standard(&file, metadata, spec)?;
-    let mut vm = program.instantiate(&run_args).map_err(|e| e.to_string())?;
-    vm.set_pc(u32::try_from(pc).map_err(|_| "--pc must fit in 32 bits")?);
-    let gas = i64::try_from(gas).map_err(|_| "--gas must be below 2^63")?;
-    vm.set_gas(gas);
-    let exit = vm.run();
+    if o.file.is_empty() {
+        return Err("a FILE is required".into());
+    }
+    Ok(o)
+}
+
+fn prepare(o: &RunOptions) -> Result<pvm_cli::tracing::Target, String> {
+    let mut t = pvm_cli::tracing::load_target(&o.file, o.spec, o.metadata, &o.args)?;
+    // Vectors carry their own pc and gas; other files take the options (defaults pc 0).
+    if t.expected.is_none() || o.pc.is_some() {
+        t.vm.set_pc(o.pc.unwrap_or(0));
+    }
+    if !o.file.ends_with(".json") {
+        t.vm.set_gas(i64::try_from(o.gas).map_err(|_| "--gas must be below 2^63")?);
+    }
+    Ok(t)
+}
+
+fn cmd_run(args: &[String]) -> Result<ExitCode, String> {
+    let mut o = parse_run_options(args)?;
+    let mut t = prepare(&o)?;
+    let gas = t.vm.gas();
+    let mut inner = o
+        .inner
+        .then(|| pvm_core::inner::InnerPvms::new(t.vm.program().spec()));
+    let exit = match &o.jip6 {
+        Some(out) => {
+            let (exit, log) = pvm_cli::tracing::record(&mut t, &mut o.host, inner.as_mut())?;
+            write_out(out, &log.to_text())?;
+            exit
+        }
+        None => loop {
+            let exit = t.vm.run();
+            let pvm_core::Exit::HostCall(id) = exit else {
+                break exit;
+            };
+            match o.host.answer(inner.as_mut(), id, &mut t.vm)? {
+                Some(pvm_core::HostOutcome::Continue) => continue,
+                Some(other) => break t.vm.finish_host_call(other).expect("not continue"),
+                None => break exit,
+            }
+        },
+    };
+    let vm = &t.vm;
     println!("exit: {}", describe(exit));
     println!("pc: {}", vm.pc());
     println!("gas used: {}", gas - vm.gas());
     println!("gas left: {}", vm.gas());
     println!("registers: {:?}", vm.registers());
     if let pvm_core::Exit::HostCall(id) = exit {
-        println!("note: stopped at host call {id}; `pvm run` has no host-call handler");
+        println!("note: stopped at host call {id} (answer host calls with --host continue, --inner or --replay LOG)");
     }
     if let Some(out) = vm.output() {
         println!("output: 0x{}", hex(&out));
+        if let Ok(text) = std::str::from_utf8(&out) {
+            if !text.is_empty() && text.chars().all(|c| !c.is_control()) {
+                println!("output (utf-8): {text}");
+            }
+        }
     }
     Ok(if matches!(exit, pvm_core::Exit::Halt) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+fn write_out(path: &str, text: &str) -> Result<(), String> {
+    if path == "-" {
+        print!("{text}");
+        Ok(())
+    } else {
+        std::fs::write(path, text).map_err(|e| format!("cannot write {path}: {e}"))
+    }
+}
+
+fn cmd_trace(args: &[String]) -> Result<ExitCode, String> {
+    let mut o = parse_run_options(args)?;
+    let mut t = prepare(&o)?;
+    let mut inner = o
+        .inner
+        .then(|| pvm_core::inner::InnerPvms::new(t.vm.program().spec()));
+    let opts = pvm_cli::tracing::TraceOptions {
+        hash_every: o.hash_every,
+        from: o.from,
+        limit: o.limit,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let (_, hash) =
+        pvm_cli::tracing::trace(&mut t.vm, &mut o.host, inner.as_mut(), &opts, &mut out)?;
+    use std::io::Write;
+    out.flush().map_err(|e| e.to_string())?;
+    if let Some(e) = &t.expected {
+        let want = e.pvm_hash();
+        println!(
+            "EXPECTED pvmHash=0x{} ({})",
+            pvm_core::trace::hex(&want),
+            if want == hash { "match" } else { "MISMATCH" }
+        );
+        if want != hash {
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_dump(args: &[String]) -> Result<ExitCode, String> {
+    let mut o = parse_run_options(args)?;
+    let mut t = prepare(&o)?;
+    let mut inner = o
+        .inner
+        .then(|| pvm_core::inner::InnerPvms::new(t.vm.program().spec()));
+    print!(
+        "{}",
+        pvm_cli::tracing::dump_at(&mut t.vm, &mut o.host, inner.as_mut(), o.at)?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_trace_diff(args: &[String]) -> Result<ExitCode, String> {
+    let [a, b] = args else {
+        return Err("trace-diff needs two files".into());
+    };
+    let ta = std::fs::read_to_string(a).map_err(|e| format!("cannot read {a}: {e}"))?;
+    let tb = std::fs::read_to_string(b).map_err(|e| format!("cannot read {b}: {e}"))?;
+    match pvm_cli::tracing::trace_diff(&ta, &tb) {
+        None => {
+            println!("traces agree");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(report) => {
+            print!("{report}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn cmd_disasm(args: &[String]) -> Result<ExitCode, String> {
+    let mut o = parse_run_options(args)?;
+    o.args.clear();
+    let t = pvm_cli::tracing::load_target(&o.file, o.spec, o.metadata, &[])?;
+    print!("{}", pvm_core::disasm::disassemble(t.vm.program()));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_replay(args: &[String]) -> Result<ExitCode, String> {
+    let (mut spec, mut verify, mut file) = (Spec::Gp0_8_0, true, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--spec" => spec = parse_spec(it.next().ok_or("--spec needs a value")?)?,
+            "--no-verify" => verify = false,
+            f => file = Some(f.to_string()),
+        }
+    }
+    let file = file.ok_or("replay needs a JIP-6 log file")?;
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {file}: {e}"))?;
+    let log = pvm_core::jip6::Jip6Log::parse(&text).map_err(|e| format!("{file}: {e}"))?;
+    match pvm_core::jip6::replay(&log, spec, i64::MAX, verify) {
+        Ok(r) => {
+            println!(
+                "replayed {} host calls; exit {} pc={} gas={}{}",
+                r.host_calls,
+                describe(r.exit),
+                r.end.pc,
+                r.end.gas,
+                if verify {
+                    "; every ecalli and the termination match the log"
+                } else {
+                    ""
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("{file}: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 fn describe(e: pvm_core::Exit) -> String {

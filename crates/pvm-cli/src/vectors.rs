@@ -458,3 +458,127 @@ fn run_gp08(v: &Value, spec: Spec, mode: Mode) -> Vec<String> {
     }
     f
 }
+
+/// The initial machine of a vector (everything before its first `run`), for tracing; together
+/// with the vector's final expected state when it has one run (0.7 format or a single-run 0.8
+/// vector): (registers, gas, memory as address → byte over the mapped pages).
+pub fn initial_instance(
+    v: &Value,
+    spec: Option<Spec>,
+) -> Result<(Instance, Option<ExpectedState>), String> {
+    let format = detect(v).ok_or("unknown vector format")?;
+    let spec = spec.unwrap_or(match format {
+        Format::Gp07 => Spec::Gp0_7_2,
+        Format::Gp08 => Spec::Gp0_8_0,
+    });
+    let program = Program::from_code(&bytes_of(&v["program"]), ProgramOptions { spec })
+        .map_err(|e| e.to_string())?;
+    let mut vm = program.instantiate(&[]).map_err(|e| e.to_string())?;
+    let mut pages = Vec::new();
+    let mut map = |vm: &mut Instance, e: &Value| -> Result<(), String> {
+        let (addr, len) = (u64_of(&e["address"]) as u32, u64_of(&e["length"]) as u32);
+        let access = if e["is-writable"].as_bool() == Some(true) {
+            Access::Write
+        } else {
+            Access::Read
+        };
+        vm.memory_mut()
+            .map(addr, len, access)
+            .map_err(|e| e.to_string())?;
+        pages.extend((addr >> 12)..((addr as u64 + len as u64).div_ceil(4096) as u32));
+        Ok(())
+    };
+    match format {
+        Format::Gp07 => {
+            *vm.registers_mut() = regs_of(&v["initial-regs"]);
+            for e in v["initial-page-map"].as_array().into_iter().flatten() {
+                map(&mut vm, e)?;
+            }
+            for c in v["initial-memory"].as_array().into_iter().flatten() {
+                vm.memory_mut()
+                    .write_unchecked(u64_of(&c["address"]) as u32, &bytes_of(&c["contents"]))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Format::Gp08 => {
+            for step in v["steps"].as_array().into_iter().flatten() {
+                let Some((kind, body)) = step.as_object().and_then(|o| o.iter().next()) else {
+                    continue;
+                };
+                match kind.as_str() {
+                    "run" => break,
+                    "map" => map(&mut vm, body)?,
+                    "write" => vm
+                        .memory_mut()
+                        .write_unchecked(
+                            u64_of(&body["address"]) as u32,
+                            &bytes_of(&body["contents"]),
+                        )
+                        .map_err(|e| e.to_string())?,
+                    "set-reg" => {
+                        let r = u64_of(&body["reg"]) as usize;
+                        if r < 13 {
+                            vm.registers_mut()[r] = u64_of(&body["value"]);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    vm.set_pc(u64_of(&v["initial-pc"]) as u32);
+    vm.set_gas(v["initial-gas"].as_i64().unwrap_or(0));
+    let expected = match format {
+        Format::Gp07 => Some(ExpectedState {
+            regs: regs_of(&v["expected-regs"]),
+            gas: v["expected-gas"].as_i64().unwrap_or(0),
+            memory: expected_bytes(&v["expected-memory"]),
+            pages,
+        }),
+        Format::Gp08 => {
+            let steps = v["steps"].as_array().cloned().unwrap_or_default();
+            let runs = steps.iter().filter(|s| s.get("run").is_some()).count();
+            let last = steps.iter().rev().find_map(|s| s.get("assert")).cloned();
+            match (runs, last) {
+                (1, Some(a)) => Some(ExpectedState {
+                    regs: regs_of(&a["regs"]),
+                    gas: a["gas"].as_i64().unwrap_or(0),
+                    memory: expected_bytes(&a["memory"]),
+                    pages,
+                }),
+                _ => None,
+            }
+        }
+    };
+    Ok((vm, expected))
+}
+
+/// A vector's expected final state.
+#[derive(Debug, Clone)]
+pub struct ExpectedState {
+    /// Registers.
+    pub regs: [u64; 13],
+    /// Gas.
+    pub gas: i64,
+    /// Non-zero bytes.
+    pub memory: BTreeMap<u32, u8>,
+    /// Pages mapped by the vector (all of them readable).
+    pub pages: Vec<u32>,
+}
+
+impl ExpectedState {
+    /// The PVM hash of this state, computed from the vector's data alone: registers, gas, and the
+    /// mapped pages rebuilt from the expected non-zero bytes.
+    pub fn pvm_hash(&self) -> [u8; 32] {
+        let mut mem = pvm_core::Memory::new();
+        for p in &self.pages {
+            mem.map(p << 12, 4096, Access::Read)
+                .expect("vector pages are above 2^16");
+        }
+        for (a, b) in &self.memory {
+            mem.write_unchecked(*a, &[*b])
+                .expect("expected bytes lie in mapped pages");
+        }
+        pvm_core::trace::state_hash(&self.regs, self.gas, &mem)
+    }
+}

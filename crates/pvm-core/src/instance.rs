@@ -309,17 +309,21 @@ impl Instance {
                 return exit;
             };
             let outcome = handler(id, &mut crate::host::HostCallContext::new(self));
-            match outcome {
-                crate::host::HostOutcome::Continue => continue,
-                other => {
-                    let e = other.exit().expect("non-continue outcome is an exit");
-                    // The run ended inside the host call: do not continue past the ecalli.
-                    self.resume_after_host = false;
-                    self.last_exit = Some(e);
-                    return e;
-                }
+            if let Some(e) = self.finish_host_call(outcome) {
+                return e;
             }
         }
+    }
+
+    /// Completes a host call that a `HostCall` exit stopped at (GP Ψ_H): `Continue` lets the next
+    /// run resume after the `ecalli` and returns `None`; any other outcome ends the run there —
+    /// the pc stays at the `ecalli`, the next run would execute it again — and returns the exit,
+    /// which also becomes [`Instance::last_exit`].
+    pub fn finish_host_call(&mut self, outcome: crate::host::HostOutcome) -> Option<Exit> {
+        let e = outcome.exit()?;
+        self.resume_after_host = false;
+        self.last_exit = Some(e);
+        Some(e)
     }
 }
 

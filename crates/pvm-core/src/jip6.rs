@@ -449,12 +449,8 @@ where
             set_regs,
             set_gas,
         });
-        match outcome.exit() {
-            None => continue,
-            Some(e) => {
-                instance.set_pc(instance.pc()); // stay at the ecalli
-                break e;
-            }
+        if let Some(e) = instance.finish_host_call(outcome) {
+            break e;
         }
     };
     let t = match exit {
@@ -506,6 +502,40 @@ fn diff_state(logged: &VmState, got: &VmState) -> Option<String> {
         }
     }
     (!d.is_empty()).then(|| d.join("; "))
+}
+
+/// Applies one logged host call to an instance stopped at that `ecalli`: memory writes,
+/// register writes and the gas overwrite. With `check_reads`, every logged memory read must match
+/// the instance's memory.
+pub fn apply_entry(vm: &mut Instance, e: &HostCallEntry, check_reads: bool) -> Result<(), String> {
+    if check_reads {
+        for (a, d) in &e.reads {
+            let mut buf = vec![0u8; d.len()];
+            match vm.memory().read(*a, &mut buf) {
+                Ok(()) if &buf == d => {}
+                Ok(()) => {
+                    return Err(format!(
+                        "memread {a:#x}: logged 0x{}, memory holds 0x{}",
+                        crate::trace::hex(d),
+                        crate::trace::hex(&buf)
+                    ))
+                }
+                Err(err) => return Err(format!("memread {a:#x}: {err}")),
+            }
+        }
+    }
+    for (a, d) in &e.writes {
+        vm.memory_mut()
+            .write(*a, d)
+            .map_err(|err| format!("memwrite {a:#x}: {err}"))?;
+    }
+    for (r, v) in &e.set_regs {
+        vm.registers_mut()[*r as usize] = *v;
+    }
+    if let Some(g) = e.set_gas {
+        vm.set_gas(g as i64);
+    }
+    Ok(())
 }
 
 /// Re-executes a log statelessly: loads the program, applies the prelude, runs, and answers each
@@ -578,38 +608,7 @@ pub fn replay(
                 return Err(diverge(format!("ecalli #{}", n + 1), d));
             }
         }
-        for (a, d) in &e.reads {
-            let mut buf = vec![0u8; d.len()];
-            let ok = vm.memory().read(*a, &mut buf).is_ok();
-            if verify && (!ok || &buf != d) {
-                return Err(diverge(
-                    format!("ecalli #{}", n + 1),
-                    format!(
-                        "memread {a:#x}: logged 0x{}, memory holds {}",
-                        crate::trace::hex(d),
-                        if ok {
-                            format!("0x{}", crate::trace::hex(&buf))
-                        } else {
-                            "unreadable".into()
-                        }
-                    ),
-                ));
-            }
-        }
-        for (a, d) in &e.writes {
-            if let Err(err) = vm.memory_mut().write(*a, d) {
-                return Err(diverge(
-                    format!("ecalli #{}", n + 1),
-                    format!("memwrite {a:#x}: {err}"),
-                ));
-            }
-        }
-        for (r, v) in &e.set_regs {
-            vm.registers_mut()[*r as usize] = *v;
-        }
-        if let Some(g) = e.set_gas {
-            vm.set_gas(g as i64);
-        }
+        apply_entry(&mut vm, e, verify).map_err(|m| diverge(format!("ecalli #{}", n + 1), m))?;
         n += 1;
         // After the last logged host call, a termination logged at this same pc means the
         // handler ended the run (GP Ψ_H: halt, panic or oog from the host call).
@@ -622,7 +621,12 @@ pub fn replay(
                     Termination::Fault(_) => None,
                 };
                 if let (Some(e), true) = (stop, st.pc == vm.pc()) {
-                    vm.set_pc(vm.pc()); // do not continue past the ecalli
+                    let outcome = match e {
+                        Exit::Halt => HostOutcome::Halt,
+                        Exit::Panic => HostOutcome::Panic,
+                        _ => HostOutcome::OutOfGas,
+                    };
+                    vm.finish_host_call(outcome);
                     break e;
                 }
             }

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod asm;
+pub mod disasm;
 pub mod error;
 pub mod gas;
 pub mod host;

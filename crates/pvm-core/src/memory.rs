@@ -487,7 +487,9 @@ fn trap_at(a: u32) -> Trap {
 }
 
 fn check_len(address: u32, len: usize) -> Result<(), MemoryError> {
-    if len as u64 > 1 << 32 {
+    // The guest-access helpers count lengths in u32; a 4 GiB range can never be accessible anyway
+    // (the pages below 2^16 never are).
+    if len as u64 > u32::MAX as u64 {
         return Err(MemoryError::OutOfRange {
             address: address as u64,
             length: len as u64,

@@ -1,0 +1,446 @@
+//! `pvm trace`, `pvm dump`, `pvm trace-diff`, `pvm disasm`, `pvm replay` and JIP-6 recording.
+
+use std::fmt::Write as _;
+
+use pvm_core::inner::InnerPvms;
+use pvm_core::jip6::{self, Jip6Log};
+use pvm_core::trace::{dump_state, hex, pvm_hash, trace_line};
+use pvm_core::{Exit, HostCallContext, HostOutcome, Instance, Program, ProgramOptions, Spec};
+
+use crate::vectors::{initial_instance, ExpectedState};
+
+/// How host calls are answered while tracing or recording.
+pub enum HostMode {
+    /// Stop at the first host call.
+    Stop,
+    /// Continue with registers unchanged.
+    Continue,
+    /// Answer from a JIP-6 log, in order.
+    Replay(Box<Jip6Log>, usize),
+}
+
+/// Everything a traced run needs.
+pub struct Target {
+    /// The instance, ready to run.
+    pub vm: Instance,
+    /// For a conformance vector: its expected final state.
+    pub expected: Option<ExpectedState>,
+    /// The bytes given (for JIP-6 `program`).
+    pub bytes: Vec<u8>,
+    /// The argument data.
+    pub args: Vec<u8>,
+}
+
+/// Loads FILE: a conformance vector (`.json`), a standard program / JAM service blob, or a plain
+/// code blob.
+pub fn load_target(
+    path: &str,
+    spec: Option<Spec>,
+    metadata: Option<bool>,
+    args: &[u8],
+) -> Result<Target, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    if path.ends_with(".json") {
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{path}: {e}"))?;
+        let (vm, expected) = initial_instance(&v, spec).map_err(|e| format!("{path}: {e}"))?;
+        return Ok(Target {
+            vm,
+            expected,
+            bytes: vec![],
+            args: vec![],
+        });
+    }
+    let opts = ProgramOptions {
+        spec: spec.unwrap_or_default(),
+    };
+    let program = match metadata {
+        Some(m) => Program::from_standard(&bytes, m, opts),
+        None => Program::from_standard(&bytes, false, opts)
+            .or_else(|e| Program::from_standard(&bytes, true, opts).map_err(|_| e))
+            .or_else(|e| {
+                if args.is_empty() {
+                    Program::from_code(&bytes, opts).map_err(|_| e)
+                } else {
+                    Err(e)
+                }
+            }),
+    }
+    .map_err(|e| format!("{path}: {e}"))?;
+    let vm = program.instantiate(args).map_err(|e| e.to_string())?;
+    Ok(Target {
+        vm,
+        expected: None,
+        bytes,
+        args: args.to_vec(),
+    })
+}
+
+impl HostMode {
+    /// Answers host call `id`; `None` means stop the run here.
+    pub fn answer(
+        &mut self,
+        inner: Option<&mut InnerPvms>,
+        id: u32,
+        vm: &mut Instance,
+    ) -> Result<Option<HostOutcome>, String> {
+        if let Some(inner) = inner {
+            if let Some(o) = inner.handle(id, &mut HostCallContext::new(vm)) {
+                return Ok(Some(o));
+            }
+        }
+        match self {
+            HostMode::Stop => Ok(None),
+            HostMode::Continue => Ok(Some(HostOutcome::Continue)),
+            HostMode::Replay(log, n) => {
+                let e = log.entries.get(*n).ok_or_else(|| {
+                    format!(
+                        "host call {id} at pc {}: the log has no more host calls",
+                        vm.pc()
+                    )
+                })?;
+                if e.index != id {
+                    return Err(format!(
+                        "host call {id} at pc {}: the log expects host call {}",
+                        vm.pc(),
+                        e.index
+                    ));
+                }
+                jip6::apply_entry(vm, e, false)?;
+                *n += 1;
+                Ok(Some(HostOutcome::Continue))
+            }
+        }
+    }
+}
+
+/// Options of a trace.
+pub struct TraceOptions {
+    /// Hash every N steps (0: never).
+    pub hash_every: u64,
+    /// First step to print (1-based).
+    pub from: u64,
+    /// Maximum number of steps to print (0: no limit).
+    pub limit: u64,
+}
+
+fn name_at(vm: &Instance, pc: u32) -> &'static str {
+    vm.program()
+        .instruction_at(pc)
+        .opcode
+        .map(|o| o.name())
+        .unwrap_or("invalid")
+}
+
+/// Steps `vm` to the end, writing trace lines to `out`. Returns the exit and the final hash.
+pub fn trace(
+    vm: &mut Instance,
+    host: &mut HostMode,
+    mut inner: Option<&mut InnerPvms>,
+    opts: &TraceOptions,
+    out: &mut dyn std::io::Write,
+) -> Result<(Exit, [u8; 32]), String> {
+    let mut step = 0u64;
+    let io = |e: std::io::Error| e.to_string();
+    let exit = loop {
+        let pc = vm.next_pc();
+        let name = name_at(vm, pc);
+        let result = vm.step();
+        step += 1;
+        let shown = step >= opts.from && (opts.limit == 0 || step < opts.from + opts.limit);
+        let hash =
+            (shown && opts.hash_every > 0 && step % opts.hash_every == 0).then(|| pvm_hash(vm));
+        match result {
+            None => {
+                if shown {
+                    writeln!(
+                        out,
+                        "{}",
+                        trace_line(step, pc, name, vm.gas(), hash.as_ref(), vm.registers())
+                    )
+                    .map_err(io)?;
+                }
+            }
+            Some(Exit::HostCall(id)) => {
+                if shown {
+                    writeln!(
+                        out,
+                        "{}",
+                        trace_line(step, pc, name, vm.gas(), hash.as_ref(), vm.registers())
+                    )
+                    .map_err(io)?;
+                }
+                match host.answer(inner.as_deref_mut(), id, vm)? {
+                    None => break Exit::HostCall(id),
+                    Some(HostOutcome::Continue) => {
+                        if shown {
+                            let h = if opts.hash_every > 0 {
+                                format!(" pvmHash=0x{}", hex(&pvm_hash(vm)))
+                            } else {
+                                String::new()
+                            };
+                            writeln!(out, "ECALLI {id} g={}{h}", vm.gas()).map_err(io)?;
+                        }
+                    }
+                    Some(other) => break vm.finish_host_call(other).expect("not continue"),
+                }
+            }
+            Some(e) => break e,
+        }
+    };
+    let h = pvm_hash(vm);
+    writeln!(
+        out,
+        "EXIT {} pc={} g={} pvmHash=0x{} steps={step}",
+        describe(exit),
+        vm.pc(),
+        vm.gas(),
+        hex(&h)
+    )
+    .map_err(io)?;
+    Ok((exit, h))
+}
+
+/// A short description of an exit.
+pub fn describe(e: Exit) -> String {
+    match e {
+        Exit::PageFault(a) => format!("fault={a:#x}"),
+        Exit::HostCall(id) => format!("host={id}"),
+        other => other.name().to_string(),
+    }
+}
+
+/// Steps to `at` (or to the end) and returns the state dump.
+pub fn dump_at(
+    vm: &mut Instance,
+    host: &mut HostMode,
+    mut inner: Option<&mut InnerPvms>,
+    at: Option<u64>,
+) -> Result<String, String> {
+    let mut step = 0u64;
+    while at.is_none_or(|a| step < a) {
+        step += 1;
+        match vm.step() {
+            None => {}
+            Some(Exit::HostCall(id)) => match host.answer(inner.as_deref_mut(), id, vm)? {
+                Some(HostOutcome::Continue) => {}
+                _ => break,
+            },
+            Some(_) => break,
+        }
+    }
+    let mut s = format!(
+        "; state after step {step}: pc={} gas={} pvmHash=0x{}\n",
+        vm.next_pc(),
+        vm.gas(),
+        hex(&pvm_hash(vm))
+    );
+    s.push_str(&dump_state(vm));
+    Ok(s)
+}
+
+/// One parsed trace line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceRecord {
+    /// The line as read.
+    pub line: String,
+    /// Step number.
+    pub step: u64,
+    /// pc.
+    pub pc: u32,
+    /// Instruction name (case-insensitive).
+    pub name: String,
+    /// Gas.
+    pub gas: Option<i64>,
+    /// Hash, if present.
+    pub hash: Option<String>,
+    /// Registers, if present.
+    pub regs: Option<Vec<u64>>,
+}
+
+/// Parses a trace line, tolerating a logger prefix and extra fields:
+/// `… <step>: PC <pc> <NAME> g=<gas> [pvmHash=…] reg=[…] …`.
+pub fn parse_trace_line(line: &str) -> Option<TraceRecord> {
+    let tokens: Vec<&str> = line.split_whitespace().collect();
+    let pc_at = tokens.iter().position(|t| *t == "PC")?;
+    let step = tokens
+        .get(pc_at.checked_sub(1)?)?
+        .trim_end_matches(':')
+        .parse()
+        .ok()?;
+    let pc = tokens.get(pc_at + 1)?.parse().ok()?;
+    let name = tokens.get(pc_at + 2)?.to_lowercase();
+    let mut rec = TraceRecord {
+        line: line.to_string(),
+        step,
+        pc,
+        name,
+        gas: None,
+        hash: None,
+        regs: None,
+    };
+    for t in &tokens[pc_at + 3..] {
+        if let Some(g) = t.strip_prefix("g=").or_else(|| t.strip_prefix("gas=")) {
+            rec.gas = g.parse().ok();
+        } else if let Some(h) = t.strip_prefix("pvmHash=") {
+            rec.hash = Some(h.trim_start_matches("0x").to_lowercase());
+        }
+    }
+    if let Some(start) = line.find("reg=") {
+        let rest = &line[start + 4..];
+        let open = rest.find('[')?;
+        let close = rest.find(']')?;
+        rec.regs = Some(
+            rest[open + 1..close]
+                .split([' ', ','])
+                .filter(|s| !s.is_empty())
+                .filter_map(|s| s.parse().ok())
+                .collect(),
+        );
+    }
+    Some(rec)
+}
+
+/// Compares two traces; returns a report of the first divergence, or `None` if they agree.
+pub fn trace_diff(a: &str, b: &str) -> Option<String> {
+    let ra: Vec<TraceRecord> = a.lines().filter_map(parse_trace_line).collect();
+    let rb: Vec<TraceRecord> = b.lines().filter_map(parse_trace_line).collect();
+    for (x, y) in ra.iter().zip(&rb) {
+        let mut diffs = Vec::new();
+        if x.step != y.step {
+            diffs.push(format!("step numbers {} vs {}", x.step, y.step));
+        }
+        if x.pc != y.pc {
+            diffs.push(format!("pc {} vs {}", x.pc, y.pc));
+        }
+        if x.name != y.name {
+            diffs.push(format!("instruction {} vs {}", x.name, y.name));
+        }
+        if let (Some(g1), Some(g2)) = (x.gas, y.gas) {
+            if g1 != g2 {
+                diffs.push(format!("gas {g1} vs {g2}"));
+            }
+        }
+        if let (Some(r1), Some(r2)) = (&x.regs, &y.regs) {
+            for i in 0..r1.len().max(r2.len()) {
+                let (v1, v2) = (r1.get(i), r2.get(i));
+                if v1 != v2 {
+                    diffs.push(format!(
+                        "r{i} {} vs {}",
+                        v1.map_or("-".into(), |v| v.to_string()),
+                        v2.map_or("-".into(), |v| v.to_string())
+                    ));
+                }
+            }
+        }
+        if let (Some(h1), Some(h2)) = (&x.hash, &y.hash) {
+            if h1 != h2 {
+                diffs.push("pvmHash differs (memory, registers or gas)".into());
+            }
+        }
+        if !diffs.is_empty() {
+            let mut s = format!("first divergence at step {}:\n", x.step);
+            let _ = writeln!(s, "  A: {}", x.line.trim());
+            let _ = writeln!(s, "  B: {}", y.line.trim());
+            for d in diffs {
+                let _ = writeln!(s, "  - {d}");
+            }
+            return Some(s);
+        }
+    }
+    if ra.len() != rb.len() {
+        let (longer, n) = if ra.len() > rb.len() {
+            ("A", rb.len())
+        } else {
+            ("B", ra.len())
+        };
+        return Some(format!(
+            "traces agree on their first {n} steps; {longer} continues ({} vs {} steps)\n",
+            ra.len(),
+            rb.len()
+        ));
+    }
+    None
+}
+
+/// Runs with JIP-6 recording: the `program` line holds the bytes given and the arguments are
+/// logged as an initial write at the argument address.
+pub fn record(
+    target: &mut Target,
+    host: &mut HostMode,
+    mut inner: Option<&mut InnerPvms>,
+) -> Result<(Exit, Jip6Log), String> {
+    let mut log = Jip6Log {
+        context: vec![format!(
+            "implementation libpvm {}",
+            env!("CARGO_PKG_VERSION")
+        )],
+        program: target.bytes.clone(),
+        ..Default::default()
+    };
+    if let Some(l) = target.vm.program().standard_layout() {
+        if !target.args.is_empty() {
+            log.initial_writes
+                .push((l.args_start(), target.args.clone()));
+        }
+    }
+    let mut failure = None;
+    let exit = jip6::run_recorded(&mut target.vm, &mut log, |id, ctx| {
+        // Everything goes through the recording context, so all memory access is logged.
+        match host_through_ctx(host, inner.as_deref_mut(), id, ctx) {
+            Ok(Some(o)) => o,
+            Ok(None) => HostOutcome::Panic,
+            Err(e) => {
+                failure = Some(e);
+                HostOutcome::Panic
+            }
+        }
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok((exit, log))
+}
+
+fn host_through_ctx(
+    host: &mut HostMode,
+    inner: Option<&mut InnerPvms>,
+    id: u32,
+    ctx: &mut HostCallContext<'_>,
+) -> Result<Option<HostOutcome>, String> {
+    if let Some(inner) = inner {
+        if let Some(o) = inner.handle(id, ctx) {
+            return Ok(Some(o));
+        }
+    }
+    match host {
+        HostMode::Stop => Err(format!(
+            "host call {id} at pc {} and no handler (use --host continue, --inner or --replay)",
+            ctx.instance().pc()
+        )),
+        HostMode::Continue => Ok(Some(HostOutcome::Continue)),
+        HostMode::Replay(log, n) => {
+            let e = log
+                .entries
+                .get(*n)
+                .ok_or_else(|| format!("host call {id}: the log has no more host calls"))?
+                .clone();
+            for (a, d) in &e.reads {
+                let mut buf = vec![0u8; d.len()];
+                ctx.read_memory(*a, &mut buf)
+                    .map_err(|err| err.to_string())?;
+            }
+            for (a, d) in &e.writes {
+                ctx.write_memory(*a, d).map_err(|err| err.to_string())?;
+            }
+            for (r, v) in &e.set_regs {
+                ctx.set_reg(*r as usize, *v);
+            }
+            if let Some(g) = e.set_gas {
+                ctx.set_gas(g as i64);
+            }
+            *n += 1;
+            Ok(Some(HostOutcome::Continue))
+        }
+    }
+}
