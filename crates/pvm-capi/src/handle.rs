@@ -1,0 +1,260 @@
+//! The VM handle behind `pvm_vm_t*`, the registry of live handles, the thread-local last error and
+//! the helpers every entry point uses (panic catching, handle validation, C slices).
+//!
+//! Soundness rules (see `docs/C-API.md`, "Re-entrancy and soundness"):
+//! - a handle is only ever accessed through a shared `&VmHandle`; all mutable state lives in
+//!   `Cell`s and in one `RefCell<Box<Instance>>`;
+//! - the `RefCell` is borrowed only for the duration of one engine operation and is never held
+//!   while C code (a host callback) runs, so callbacks can call any API function on the same VM;
+//! - a handle is freed only when it is not running; `pvm_destroy` from inside the VM's own
+//!   callback defers the free to the end of the run that invoked the callback.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+use std::ffi::{c_char, c_int, CString};
+use std::marker::{PhantomData, PhantomPinned};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
+
+use pvm_core::{Instance, Spec};
+
+/// The opaque VM type of the C API (`pvm_vm_t` in `pvm.h`). Pointers to it really point to a
+/// [`VmHandle`]; the type itself has no fields so C (and Rust callers) cannot look inside.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+pub struct pvm_vm_t {
+    _opaque: [u8; 0],
+    _marker: PhantomData<(*mut u8, PhantomPinned)>,
+}
+
+/// A host callback: `pvm_host_result_t (*)(pvm_vm_t* vm, int func_id)`. The return value is
+/// taken as a plain `int` so that an out-of-range value from C is not undefined behaviour.
+#[allow(non_camel_case_types)]
+pub type pvm_host_callback_t =
+    Option<unsafe extern "C" fn(vm: *mut pvm_vm_t, func_id: c_int) -> c_int>;
+
+/// Machine state "ready": created, stepped or repositioned, not stopped at an exit (extension).
+pub const STATE_READY: u8 = 5;
+
+/// Everything one VM needs. Only accessed as `&VmHandle`.
+pub struct VmHandle {
+    /// The engine instance, boxed so the register array's address never changes.
+    pub inst: RefCell<Box<Instance>>,
+    /// The host callback, if any.
+    pub callback: Cell<pvm_host_callback_t>,
+    /// True while `pvm_execute`/`pvm_resume`/`pvm_step` runs (including inside callbacks).
+    pub running: Cell<bool>,
+    /// Set by `pvm_destroy` while running: the run frees the handle when it returns.
+    pub destroy_pending: Cell<bool>,
+    /// The machine state of the last exit (`PVM_HALT` … `PVM_OOG`, or [`STATE_READY`]).
+    pub state: Cell<u8>,
+    /// The last `pvm_result_t` of a run, or -1 before the first.
+    pub result: Cell<c_int>,
+    /// Page address of the last page fault.
+    pub fault_address: Cell<u32>,
+    /// Id of the last `ecalli` reached.
+    pub host_call_id: Cell<u32>,
+    /// `service_index` given to `pvm_create` (0 for the other constructors).
+    pub service_index: u32,
+    /// `is_child` of the last `pvm_execute`.
+    pub is_child: Cell<bool>,
+    /// Logging flag: one line per exit and host call on stderr.
+    pub logging: Cell<bool>,
+    /// Tracing flag: stored, reserved for the tracing issue (writes nothing yet).
+    pub tracing: Cell<bool>,
+}
+
+impl VmHandle {
+    /// A new handle in state "ready".
+    pub fn new(inst: Instance, service_index: u32) -> VmHandle {
+        VmHandle {
+            inst: RefCell::new(Box::new(inst)),
+            callback: Cell::new(None),
+            running: Cell::new(false),
+            destroy_pending: Cell::new(false),
+            state: Cell::new(STATE_READY),
+            result: Cell::new(-1),
+            fault_address: Cell::new(0),
+            host_call_id: Cell::new(0),
+            service_index,
+            is_child: Cell::new(false),
+            logging: Cell::new(false),
+            tracing: Cell::new(false),
+        }
+    }
+
+    /// Shared borrow of the instance; fails (never panics) if it is mutably borrowed.
+    pub fn inst(&self) -> Result<std::cell::Ref<'_, Box<Instance>>, String> {
+        self.inst
+            .try_borrow()
+            .map_err(|_| "internal error: the VM is busy".to_string())
+    }
+
+    /// Mutable borrow of the instance; fails (never panics) if it is borrowed.
+    pub fn inst_mut(&self) -> Result<std::cell::RefMut<'_, Box<Instance>>, String> {
+        self.inst
+            .try_borrow_mut()
+            .map_err(|_| "internal error: the VM is busy".to_string())
+    }
+
+    /// The spec the VM's program follows.
+    pub fn spec(&self) -> Result<Spec, String> {
+        Ok(self.inst()?.program().spec())
+    }
+}
+
+/// Addresses of live handles. Every entry point checks its `pvm_vm_t*` here, which turns NULL,
+/// stale (destroyed) and foreign pointers into errors instead of undefined behaviour.
+static LIVE: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
+
+fn live() -> std::sync::MutexGuard<'static, BTreeSet<usize>> {
+    // The set stays consistent even if a thread panicked while holding the lock.
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Boxes a handle, registers it and returns the C pointer.
+pub fn register(handle: VmHandle) -> *mut pvm_vm_t {
+    let ptr = Box::into_raw(Box::new(handle)) as *mut pvm_vm_t;
+    live().insert(ptr as usize);
+    ptr
+}
+
+/// Removes `vm` from the registry; false if it was not live.
+pub fn unregister(vm: *mut pvm_vm_t) -> bool {
+    live().remove(&(vm as usize))
+}
+
+/// Frees a handle that has been removed from the registry.
+///
+/// # Safety
+/// `vm` must come from [`register`], must have been unregistered, must not be freed yet, and no
+/// reference to the handle may be alive.
+pub unsafe fn free_handle(vm: *mut pvm_vm_t) {
+    // SAFETY: guaranteed by the caller: `vm` is the `Box::into_raw` pointer of a `VmHandle` that
+    // is freed exactly once (it was just removed from the registry) with no outstanding borrows.
+    drop(unsafe { Box::from_raw(vm as *mut VmHandle) });
+}
+
+/// Validates `vm` and runs `f` on the handle.
+pub fn with_vm<R>(
+    vm: *mut pvm_vm_t,
+    f: impl FnOnce(&VmHandle) -> Result<R, String>,
+) -> Result<R, String> {
+    if vm.is_null() {
+        return Err("the pvm_vm_t pointer is NULL".into());
+    }
+    if !live().contains(&(vm as usize)) {
+        return Err(format!(
+            "{vm:p} is not a live pvm_vm_t (already destroyed, or never created by libpvm)"
+        ));
+    }
+    // SAFETY: the address is in the registry, so it is a `Box<VmHandle>` pointer that has not been
+    // freed (handles are unregistered before they are freed, and never freed while running).
+    // A VM is not shared between threads (documented contract), so no other thread frees it during
+    // this call. Only a shared reference is created; all mutation goes through Cell/RefCell.
+    let handle = unsafe { &*(vm as *const VmHandle) };
+    f(handle)
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+}
+
+/// Records the thread's last error message.
+pub fn set_last_error(msg: impl Into<String>) {
+    let mut msg = msg.into();
+    msg.retain(|c| c != '\0');
+    let c = CString::new(msg).unwrap_or_default();
+    // `try_with`: during thread teardown the slot may be gone; dropping the message is fine then.
+    let _ = LAST_ERROR.try_with(|e| {
+        if let Ok(mut slot) = e.try_borrow_mut() {
+            *slot = Some(c);
+        }
+    });
+}
+
+/// The thread's last error message, or NULL.
+pub fn last_error_ptr() -> *const c_char {
+    LAST_ERROR
+        .try_with(|e| match e.try_borrow() {
+            Ok(slot) => slot.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            Err(_) => std::ptr::null(),
+        })
+        .unwrap_or(std::ptr::null())
+}
+
+/// Forgets the thread's last error message.
+pub fn clear_last_error() {
+    let _ = LAST_ERROR.try_with(|e| {
+        if let Ok(mut slot) = e.try_borrow_mut() {
+            *slot = None;
+        }
+    });
+}
+
+/// The body of every entry point: runs `f`, turns `Err` into `fallback` plus a last-error message,
+/// and stops Rust panics at the boundary (they become `fallback` plus an "internal error").
+pub fn ffi<R>(fallback: R, f: impl FnOnce() -> Result<R, String>) -> R {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(r)) => r,
+        Ok(Err(msg)) => {
+            set_last_error(msg);
+            fallback
+        }
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            set_last_error(format!("internal error (Rust panic caught): {what}"));
+            fallback
+        }
+    }
+}
+
+/// A C input array as a slice. `len == 0` accepts any pointer, including NULL.
+///
+/// # Safety
+/// If `len > 0` and `ptr` is not NULL, `ptr` must be valid for reads of `len` elements for `'a`
+/// and not be written to during that time.
+pub unsafe fn slice_in<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T], String> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(format!("{what} is NULL but its length is {len}"));
+    }
+    if len > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
+        return Err(format!("{what}: length {len} is too large"));
+    }
+    if !ptr.is_aligned() {
+        return Err(format!("{what} is not suitably aligned"));
+    }
+    // SAFETY: non-NULL, aligned, the byte size fits in isize (checked above) and the caller
+    // guarantees validity for `len` elements.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// A C output array as a mutable slice. `len == 0` accepts any pointer, including NULL.
+///
+/// # Safety
+/// If `len > 0` and `ptr` is not NULL, `ptr` must be valid for writes of `len` elements for `'a`
+/// and not be accessed through other pointers during that time.
+pub unsafe fn slice_out<'a, T>(ptr: *mut T, len: usize, what: &str) -> Result<&'a mut [T], String> {
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    if ptr.is_null() {
+        return Err(format!("{what} is NULL but its length is {len}"));
+    }
+    if len > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
+        return Err(format!("{what}: length {len} is too large"));
+    }
+    if !ptr.is_aligned() {
+        return Err(format!("{what} is not suitably aligned"));
+    }
+    // SAFETY: non-NULL, aligned, size fits in isize, and the caller guarantees exclusive
+    // validity for `len` elements.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
+}

@@ -1,0 +1,3 @@
+module libpvm.example/pvmgo
+
+go 1.19
