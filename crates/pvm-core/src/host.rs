@@ -66,7 +66,7 @@ impl<'a> HostCallContext<'a> {
     pub fn set_reg(&mut self, i: usize, value: u64) {
         self.instance.registers_mut()[i] = value;
         if let Some(r) = self.record.as_deref_mut() {
-            r.touched_regs[i] = true;
+            r.record_set_reg(i);
         }
     }
 
@@ -84,7 +84,7 @@ impl<'a> HostCallContext<'a> {
     pub fn set_gas(&mut self, gas: i64) {
         self.instance.set_gas(gas);
         if let Some(r) = self.record.as_deref_mut() {
-            r.gas_set = true;
+            r.record_set_gas();
         }
     }
 
@@ -100,7 +100,7 @@ impl<'a> HostCallContext<'a> {
     pub fn read_memory(&mut self, address: u32, buf: &mut [u8]) -> Result<(), MemoryError> {
         self.instance.memory().read(address, buf)?;
         if let Some(r) = self.record.as_deref_mut() {
-            r.reads.push((address, buf.to_vec()));
+            r.record_read(address, buf);
         }
         Ok(())
     }
@@ -116,7 +116,7 @@ impl<'a> HostCallContext<'a> {
     pub fn write_memory(&mut self, address: u32, data: &[u8]) -> Result<(), MemoryError> {
         self.instance.memory_mut().write(address, data)?;
         if let Some(r) = self.record.as_deref_mut() {
-            r.writes.push((address, data.to_vec()));
+            r.record_write(address, data);
         }
         Ok(())
     }

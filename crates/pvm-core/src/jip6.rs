@@ -395,13 +395,80 @@ fn vm_state(vm: &Instance, saturate: bool) -> VmState {
     }
 }
 
-/// What a handler did during one host call, captured by the context.
+/// What a handler did during one host call. [`HostCallContext::with_recorder`] fills it in;
+/// bindings whose host callbacks reach the VM through their own accessors record with the
+/// `record_*` methods, then build the log entry with [`CallRecorder::finish`].
 #[derive(Debug, Default)]
 pub struct CallRecorder {
     pub(crate) reads: Vec<(u32, Vec<u8>)>,
     pub(crate) writes: Vec<(u32, Vec<u8>)>,
     pub(crate) touched_regs: [bool; 13],
     pub(crate) gas_set: bool,
+}
+
+impl CallRecorder {
+    /// A successful guest-memory read by the handler.
+    pub fn record_read(&mut self, address: u32, data: &[u8]) {
+        self.reads.push((address, data.to_vec()));
+    }
+
+    /// A successful guest-memory write by the handler.
+    pub fn record_write(&mut self, address: u32, data: &[u8]) {
+        self.writes.push((address, data.to_vec()));
+    }
+
+    /// The handler set register `i` (logged even if the value did not change).
+    pub fn record_set_reg(&mut self, i: usize) {
+        if i < 13 {
+            self.touched_regs[i] = true;
+        }
+    }
+
+    /// The handler set the gas.
+    pub fn record_set_gas(&mut self) {
+        self.gas_set = true;
+    }
+
+    /// Builds the log entry of host call `index`, given the state at the `ecalli` (`before`,
+    /// from [`state_of`]) and the instance after the handler ran: registers that were set or
+    /// changed, the gas if set or changed, reads and writes in JIP-6 order.
+    pub fn finish(self, index: u32, before: VmState, after: &Instance) -> HostCallEntry {
+        let regs = after.registers();
+        let set_regs = (0..13u8)
+            .filter(|&i| {
+                self.touched_regs[i as usize] || regs[i as usize] != before.regs[i as usize]
+            })
+            .map(|i| (i, regs[i as usize]))
+            .collect();
+        let set_gas =
+            (self.gas_set || after.gas() as u64 != before.gas).then_some(after.gas() as u64);
+        HostCallEntry {
+            index,
+            state: Some(before),
+            reads: sorted(self.reads),
+            writes: sorted(self.writes),
+            set_regs,
+            set_gas,
+        }
+    }
+}
+
+/// The pc, gas and registers of an instance as a JIP-6 line shows them (gas as its unsigned
+/// two's-complement value).
+pub fn state_of(vm: &Instance) -> VmState {
+    vm_state(vm, false)
+}
+
+/// The termination record for a final exit (`None` for a host call, which is not final).
+pub fn termination_of(exit: Exit, vm: &Instance) -> Option<(Termination, VmState)> {
+    let t = match exit {
+        Exit::Halt => Termination::Halt,
+        Exit::Panic => Termination::Panic(None),
+        Exit::OutOfGas => Termination::OutOfGas,
+        Exit::PageFault(a) => Termination::Fault(a),
+        Exit::HostCall(_) => return None,
+    };
+    Some((t, vm_state(vm, true)))
 }
 
 fn sorted(mut v: Vec<(u32, Vec<u8>)>) -> Vec<(u32, Vec<u8>)> {
@@ -453,14 +520,7 @@ where
             break e;
         }
     };
-    let t = match exit {
-        Exit::Halt => Termination::Halt,
-        Exit::Panic => Termination::Panic(None),
-        Exit::OutOfGas => Termination::OutOfGas,
-        Exit::PageFault(a) => Termination::Fault(a),
-        Exit::HostCall(_) => unreachable!("host calls are handled above"),
-    };
-    log.end = Some((t, vm_state(instance, true)));
+    log.end = termination_of(exit, instance);
     exit
 }
 
