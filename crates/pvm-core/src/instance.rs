@@ -356,7 +356,7 @@ fn interpret<const STEP: bool>(
 
     macro_rules! r {
         ($x:expr) => {
-            regs[($x as usize) & 15]
+            regs[$x as usize]
         };
     }
     macro_rules! leave {
@@ -434,7 +434,7 @@ fn interpret<const STEP: bool>(
         // SAFETY: `compile` guarantees every reachable index is in bounds: ops only continue to
         // i + 1 when they are not the last op (the op list always ends with a `Trap`), and every
         // jump target is an in-bounds `Charge` op.
-        let op = *unsafe { ops.get_unchecked(i) };
+        let op = unsafe { ops.get_unchecked(i) };
         i += 1;
         executed_one = op.k != K::Charge;
         macro_rules! load {
@@ -458,20 +458,25 @@ fn interpret<const STEP: bool>(
                 goto_block!(t, op.pc);
             }};
         }
-        let imm = op.imm;
+        // Fields are read where a handler needs them rather than all up front.
+        macro_rules! imm {
+            () => {
+                op.imm
+            };
+        }
         macro_rules! lo {
             () => {
-                sx32(imm)
+                sx32(op.imm)
             };
         }
         macro_rules! hi32 {
             () => {
-                (imm >> 32) as u32
+                (op.imm >> 32) as u32
             };
         }
         match op.k {
             K::Charge => {
-                let cost = imm as i64;
+                let cost = imm!() as i64;
                 if gas < cost {
                     leave!(Some(Exit::OutOfGas), op.pc, false);
                 }
@@ -480,25 +485,32 @@ fn interpret<const STEP: bool>(
             K::Trap => exit!(Exit::Panic, op.pc),
             K::Nop => {}
             K::Fallthrough => goto_block!(i, op.pc),
-            K::Ecalli => exit!(Exit::HostCall(imm as u32), op.pc),
-            K::LoadImm64 | K::LoadImm => r!(op.a) = imm,
-            K::StoreImmU8 => store!(1, imm as u32, [(imm >> 32) as u8]),
-            K::StoreImmU16 => store!(2, imm as u32, ((imm >> 32) as u16).to_le_bytes()),
-            K::StoreImmU32 => store!(4, imm as u32, hi32!().to_le_bytes()),
-            K::StoreImmU64 => store!(8, imm as u32, (hi32!() as i32 as i64 as u64).to_le_bytes()),
-            K::Jump => goto_block!(imm as usize, op.pc),
-            K::JumpInd => djump!(r!(op.a).wrapping_add(imm) as u32, op.pc),
-            K::LoadU8 => load!(1, imm as u32, op.a, |b: [u8; 1]| b[0] as u64),
-            K::LoadI8 => load!(1, imm as u32, op.a, |b: [u8; 1]| b[0] as i8 as i64 as u64),
-            K::LoadU16 => load!(2, imm as u32, op.a, |b| u16::from_le_bytes(b) as u64),
-            K::LoadI16 => load!(2, imm as u32, op.a, |b| i16::from_le_bytes(b) as i64 as u64),
-            K::LoadU32 => load!(4, imm as u32, op.a, |b| u32::from_le_bytes(b) as u64),
-            K::LoadI32 => load!(4, imm as u32, op.a, |b| i32::from_le_bytes(b) as i64 as u64),
-            K::LoadU64 => load!(8, imm as u32, op.a, u64::from_le_bytes),
-            K::StoreU8 => store!(1, imm as u32, [r!(op.a) as u8]),
-            K::StoreU16 => store!(2, imm as u32, (r!(op.a) as u16).to_le_bytes()),
-            K::StoreU32 => store!(4, imm as u32, (r!(op.a) as u32).to_le_bytes()),
-            K::StoreU64 => store!(8, imm as u32, r!(op.a).to_le_bytes()),
+            K::Ecalli => exit!(Exit::HostCall(imm!() as u32), op.pc),
+            K::LoadImm64 | K::LoadImm => r!(op.a) = imm!(),
+            K::StoreImmU8 => store!(1, imm!() as u32, [(imm!() >> 32) as u8]),
+            K::StoreImmU16 => store!(2, imm!() as u32, ((imm!() >> 32) as u16).to_le_bytes()),
+            K::StoreImmU32 => store!(4, imm!() as u32, hi32!().to_le_bytes()),
+            K::StoreImmU64 => store!(
+                8,
+                imm!() as u32,
+                (hi32!() as i32 as i64 as u64).to_le_bytes()
+            ),
+            K::Jump => goto_block!(imm!() as usize, op.pc),
+            K::JumpInd => djump!(r!(op.a).wrapping_add(imm!()) as u32, op.pc),
+            K::LoadU8 => load!(1, imm!() as u32, op.a, |b: [u8; 1]| b[0] as u64),
+            K::LoadI8 => load!(1, imm!() as u32, op.a, |b: [u8; 1]| b[0] as i8 as i64
+                as u64),
+            K::LoadU16 => load!(2, imm!() as u32, op.a, |b| u16::from_le_bytes(b) as u64),
+            K::LoadI16 => load!(2, imm!() as u32, op.a, |b| i16::from_le_bytes(b) as i64
+                as u64),
+            K::LoadU32 => load!(4, imm!() as u32, op.a, |b| u32::from_le_bytes(b) as u64),
+            K::LoadI32 => load!(4, imm!() as u32, op.a, |b| i32::from_le_bytes(b) as i64
+                as u64),
+            K::LoadU64 => load!(8, imm!() as u32, op.a, u64::from_le_bytes),
+            K::StoreU8 => store!(1, imm!() as u32, [r!(op.a) as u8]),
+            K::StoreU16 => store!(2, imm!() as u32, (r!(op.a) as u16).to_le_bytes()),
+            K::StoreU32 => store!(4, imm!() as u32, (r!(op.a) as u32).to_le_bytes()),
+            K::StoreU64 => store!(8, imm!() as u32, r!(op.a).to_le_bytes()),
             K::StoreImmIndU8 => store!(1, r!(op.a).wrapping_add(lo!()) as u32, [hi32!() as u8]),
             K::StoreImmIndU16 => store!(
                 2,
@@ -546,34 +558,38 @@ fn interpret<const STEP: bool>(
             K::SignExtend16 => r!(op.d) = r!(op.a) as u16 as i16 as i64 as u64,
             K::ZeroExtend16 => r!(op.d) = r!(op.a) as u16 as u64,
             K::ReverseBytes => r!(op.d) = r!(op.a).swap_bytes(),
-            K::StoreIndU8 => store!(1, r!(op.b).wrapping_add(imm) as u32, [r!(op.a) as u8]),
+            K::StoreIndU8 => store!(1, r!(op.b).wrapping_add(imm!()) as u32, [r!(op.a) as u8]),
             K::StoreIndU16 => store!(
                 2,
-                r!(op.b).wrapping_add(imm) as u32,
+                r!(op.b).wrapping_add(imm!()) as u32,
                 (r!(op.a) as u16).to_le_bytes()
             ),
             K::StoreIndU32 => store!(
                 4,
-                r!(op.b).wrapping_add(imm) as u32,
+                r!(op.b).wrapping_add(imm!()) as u32,
                 (r!(op.a) as u32).to_le_bytes()
             ),
-            K::StoreIndU64 => store!(8, r!(op.b).wrapping_add(imm) as u32, r!(op.a).to_le_bytes()),
+            K::StoreIndU64 => store!(
+                8,
+                r!(op.b).wrapping_add(imm!()) as u32,
+                r!(op.a).to_le_bytes()
+            ),
             K::LoadIndU8 => load!(
                 1,
-                r!(op.b).wrapping_add(imm) as u32,
+                r!(op.b).wrapping_add(imm!()) as u32,
                 op.a,
                 |b: [u8; 1]| b[0] as u64
             ),
             K::LoadIndI8 => load!(
                 1,
-                r!(op.b).wrapping_add(imm) as u32,
+                r!(op.b).wrapping_add(imm!()) as u32,
                 op.a,
                 |b: [u8; 1]| b[0] as i8 as i64 as u64
             ),
             K::LoadIndU16 => {
                 load!(
                     2,
-                    r!(op.b).wrapping_add(imm) as u32,
+                    r!(op.b).wrapping_add(imm!()) as u32,
                     op.a,
                     |b| u16::from_le_bytes(b) as u64
                 )
@@ -581,7 +597,7 @@ fn interpret<const STEP: bool>(
             K::LoadIndI16 => {
                 load!(
                     2,
-                    r!(op.b).wrapping_add(imm) as u32,
+                    r!(op.b).wrapping_add(imm!()) as u32,
                     op.a,
                     |b| i16::from_le_bytes(b) as i64 as u64
                 )
@@ -589,7 +605,7 @@ fn interpret<const STEP: bool>(
             K::LoadIndU32 => {
                 load!(
                     4,
-                    r!(op.b).wrapping_add(imm) as u32,
+                    r!(op.b).wrapping_add(imm!()) as u32,
                     op.a,
                     |b| u32::from_le_bytes(b) as u64
                 )
@@ -597,66 +613,68 @@ fn interpret<const STEP: bool>(
             K::LoadIndI32 => {
                 load!(
                     4,
-                    r!(op.b).wrapping_add(imm) as u32,
+                    r!(op.b).wrapping_add(imm!()) as u32,
                     op.a,
                     |b| i32::from_le_bytes(b) as i64 as u64
                 )
             }
             K::LoadIndU64 => load!(
                 8,
-                r!(op.b).wrapping_add(imm) as u32,
+                r!(op.b).wrapping_add(imm!()) as u32,
                 op.a,
                 u64::from_le_bytes
             ),
-            K::AddImm32 => r!(op.a) = sx32(r!(op.b).wrapping_add(imm)),
-            K::AndImm => r!(op.a) = r!(op.b) & imm,
-            K::XorImm => r!(op.a) = r!(op.b) ^ imm,
-            K::OrImm => r!(op.a) = r!(op.b) | imm,
-            K::MulImm32 => r!(op.a) = sx32(r!(op.b).wrapping_mul(imm)),
-            K::SetLtUImm => r!(op.a) = (r!(op.b) < imm) as u64,
-            K::SetLtSImm => r!(op.a) = ((r!(op.b) as i64) < imm as i64) as u64,
-            K::ShloLImm32 => r!(op.a) = sx32(((r!(op.b) as u32) << (imm & 31)) as u64),
-            K::ShloRImm32 => r!(op.a) = sx32(((r!(op.b) as u32) >> (imm & 31)) as u64),
-            K::SharRImm32 => r!(op.a) = ((r!(op.b) as u32 as i32) >> (imm & 31)) as i64 as u64,
-            K::NegAddImm32 => r!(op.a) = sx32(imm.wrapping_sub(r!(op.b))),
-            K::SetGtUImm => r!(op.a) = (r!(op.b) > imm) as u64,
-            K::SetGtSImm => r!(op.a) = ((r!(op.b) as i64) > imm as i64) as u64,
-            K::ShloLImmAlt32 => r!(op.a) = sx32(((imm as u32) << (r!(op.b) & 31)) as u64),
-            K::ShloRImmAlt32 => r!(op.a) = sx32(((imm as u32) >> (r!(op.b) & 31)) as u64),
-            K::SharRImmAlt32 => r!(op.a) = ((imm as u32 as i32) >> (r!(op.b) & 31)) as i64 as u64,
+            K::AddImm32 => r!(op.a) = sx32(r!(op.b).wrapping_add(imm!())),
+            K::AndImm => r!(op.a) = r!(op.b) & imm!(),
+            K::XorImm => r!(op.a) = r!(op.b) ^ imm!(),
+            K::OrImm => r!(op.a) = r!(op.b) | imm!(),
+            K::MulImm32 => r!(op.a) = sx32(r!(op.b).wrapping_mul(imm!())),
+            K::SetLtUImm => r!(op.a) = (r!(op.b) < imm!()) as u64,
+            K::SetLtSImm => r!(op.a) = ((r!(op.b) as i64) < imm!() as i64) as u64,
+            K::ShloLImm32 => r!(op.a) = sx32(((r!(op.b) as u32) << (imm!() & 31)) as u64),
+            K::ShloRImm32 => r!(op.a) = sx32(((r!(op.b) as u32) >> (imm!() & 31)) as u64),
+            K::SharRImm32 => r!(op.a) = ((r!(op.b) as u32 as i32) >> (imm!() & 31)) as i64 as u64,
+            K::NegAddImm32 => r!(op.a) = sx32(imm!().wrapping_sub(r!(op.b))),
+            K::SetGtUImm => r!(op.a) = (r!(op.b) > imm!()) as u64,
+            K::SetGtSImm => r!(op.a) = ((r!(op.b) as i64) > imm!() as i64) as u64,
+            K::ShloLImmAlt32 => r!(op.a) = sx32(((imm!() as u32) << (r!(op.b) & 31)) as u64),
+            K::ShloRImmAlt32 => r!(op.a) = sx32(((imm!() as u32) >> (r!(op.b) & 31)) as u64),
+            K::SharRImmAlt32 => {
+                r!(op.a) = ((imm!() as u32 as i32) >> (r!(op.b) & 31)) as i64 as u64
+            }
             K::CmovIzImm => {
                 if r!(op.b) == 0 {
-                    r!(op.a) = imm
+                    r!(op.a) = imm!()
                 }
             }
             K::CmovNzImm => {
                 if r!(op.b) != 0 {
-                    r!(op.a) = imm
+                    r!(op.a) = imm!()
                 }
             }
-            K::AddImm64 => r!(op.a) = r!(op.b).wrapping_add(imm),
-            K::MulImm64 => r!(op.a) = r!(op.b).wrapping_mul(imm),
-            K::ShloLImm64 => r!(op.a) = r!(op.b) << (imm & 63),
-            K::ShloRImm64 => r!(op.a) = r!(op.b) >> (imm & 63),
-            K::SharRImm64 => r!(op.a) = ((r!(op.b) as i64) >> (imm & 63)) as u64,
-            K::NegAddImm64 => r!(op.a) = imm.wrapping_sub(r!(op.b)),
-            K::ShloLImmAlt64 => r!(op.a) = imm << (r!(op.b) & 63),
-            K::ShloRImmAlt64 => r!(op.a) = imm >> (r!(op.b) & 63),
-            K::SharRImmAlt64 => r!(op.a) = ((imm as i64) >> (r!(op.b) & 63)) as u64,
-            K::RotR64Imm => r!(op.a) = r!(op.b).rotate_right((imm & 63) as u32),
-            K::RotR64ImmAlt => r!(op.a) = imm.rotate_right((r!(op.b) & 63) as u32),
+            K::AddImm64 => r!(op.a) = r!(op.b).wrapping_add(imm!()),
+            K::MulImm64 => r!(op.a) = r!(op.b).wrapping_mul(imm!()),
+            K::ShloLImm64 => r!(op.a) = r!(op.b) << (imm!() & 63),
+            K::ShloRImm64 => r!(op.a) = r!(op.b) >> (imm!() & 63),
+            K::SharRImm64 => r!(op.a) = ((r!(op.b) as i64) >> (imm!() & 63)) as u64,
+            K::NegAddImm64 => r!(op.a) = imm!().wrapping_sub(r!(op.b)),
+            K::ShloLImmAlt64 => r!(op.a) = imm!() << (r!(op.b) & 63),
+            K::ShloRImmAlt64 => r!(op.a) = imm!() >> (r!(op.b) & 63),
+            K::SharRImmAlt64 => r!(op.a) = ((imm!() as i64) >> (r!(op.b) & 63)) as u64,
+            K::RotR64Imm => r!(op.a) = r!(op.b).rotate_right((imm!() & 63) as u32),
+            K::RotR64ImmAlt => r!(op.a) = imm!().rotate_right((r!(op.b) & 63) as u32),
             K::RotR32Imm => {
-                r!(op.a) = sx32((r!(op.b) as u32).rotate_right((imm & 31) as u32) as u64)
+                r!(op.a) = sx32((r!(op.b) as u32).rotate_right((imm!() & 31) as u32) as u64)
             }
             K::RotR32ImmAlt => {
-                r!(op.a) = sx32((imm as u32).rotate_right((r!(op.b) & 31) as u32) as u64)
+                r!(op.a) = sx32((imm!() as u32).rotate_right((r!(op.b) & 31) as u32) as u64)
             }
-            K::BranchEq => branch!(r!(op.a) == r!(op.b), imm),
-            K::BranchNe => branch!(r!(op.a) != r!(op.b), imm),
-            K::BranchLtU => branch!(r!(op.a) < r!(op.b), imm),
-            K::BranchLtS => branch!((r!(op.a) as i64) < (r!(op.b) as i64), imm),
-            K::BranchGeU => branch!(r!(op.a) >= r!(op.b), imm),
-            K::BranchGeS => branch!((r!(op.a) as i64) >= (r!(op.b) as i64), imm),
+            K::BranchEq => branch!(r!(op.a) == r!(op.b), imm!()),
+            K::BranchNe => branch!(r!(op.a) != r!(op.b), imm!()),
+            K::BranchLtU => branch!(r!(op.a) < r!(op.b), imm!()),
+            K::BranchLtS => branch!((r!(op.a) as i64) < (r!(op.b) as i64), imm!()),
+            K::BranchGeU => branch!(r!(op.a) >= r!(op.b), imm!()),
+            K::BranchGeS => branch!((r!(op.a) as i64) >= (r!(op.b) as i64), imm!()),
             K::LoadImmJumpInd => {
                 // The jump address uses φ_B before φ_A is written (they may be the same register).
                 let addr = r!(op.b).wrapping_add(sx32(hi32!() as u64)) as u32;

@@ -381,6 +381,51 @@ fn kind_of(op: Opcode) -> K {
     }
 }
 
+/// A register index, 0..=12. As an enum its range is known to the compiler, so indexing the
+/// register file with it needs neither a mask nor a bounds check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+#[allow(missing_docs)]
+pub(crate) enum Reg {
+    #[default]
+    R0,
+    R1,
+    R2,
+    R3,
+    R4,
+    R5,
+    R6,
+    R7,
+    R8,
+    R9,
+    R10,
+    R11,
+    R12,
+}
+
+impl Reg {
+    const ALL: [Reg; 13] = [
+        Reg::R0,
+        Reg::R1,
+        Reg::R2,
+        Reg::R3,
+        Reg::R4,
+        Reg::R5,
+        Reg::R6,
+        Reg::R7,
+        Reg::R8,
+        Reg::R9,
+        Reg::R10,
+        Reg::R11,
+        Reg::R12,
+    ];
+
+    /// The register with index `i` (already clamped to 12 by the decoder; clamped again here).
+    fn new(i: u8) -> Reg {
+        Reg::ALL[i.min(12) as usize]
+    }
+}
+
 /// One pre-decoded operation (16 bytes). Operand packing by class:
 /// - registers in `a`/`b`/`d` (already clamped to 0..=12);
 /// - a full 64-bit immediate in `imm` (A.5.3, A.5.6, A.5.10);
@@ -391,9 +436,9 @@ fn kind_of(op: Opcode) -> K {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Op {
     pub k: K,
-    pub a: u8,
-    pub b: u8,
-    pub d: u8,
+    pub a: Reg,
+    pub b: Reg,
+    pub d: Reg,
     pub pc: u32,
     pub imm: u64,
 }
@@ -668,9 +713,9 @@ fn compile(blob: Blob, spec: Spec) -> Result<ProgramInner, ProgramError> {
             if b.pc == pc {
                 ops.push(Op {
                     k: K::Charge,
-                    a: 0,
-                    b: 0,
-                    d: 0,
+                    a: Reg::R0,
+                    b: Reg::R0,
+                    d: Reg::R0,
                     pc,
                     imm: b.cost as u64,
                 });
@@ -680,9 +725,9 @@ fn compile(blob: Blob, spec: Spec) -> Result<ProgramInner, ProgramError> {
         pc_to_op[pc as usize] = ops.len() as u32;
         let trap = Op {
             k: K::Trap,
-            a: 0,
-            b: 0,
-            d: 0,
+            a: Reg::R0,
+            b: Reg::R0,
+            d: Reg::R0,
             pc,
             imm: 0,
         };
@@ -704,9 +749,9 @@ fn compile(blob: Blob, spec: Spec) -> Result<ProgramInner, ProgramError> {
             let src_pc = ops[at].pc;
             ops.push(Op {
                 k: K::Trap,
-                a: 0,
-                b: 0,
-                d: 0,
+                a: Reg::R0,
+                b: Reg::R0,
+                d: Reg::R0,
                 pc: src_pc,
                 imm: 0,
             });
@@ -759,9 +804,9 @@ fn lower(
     let next = ins.next_pc(pc) as i64;
     let mut op = Op {
         k: kind_of(opcode),
-        a: 0,
-        b: 0,
-        d: 0,
+        a: Reg::R0,
+        b: Reg::R0,
+        d: Reg::R0,
         pc,
         imm: 0,
     };
@@ -774,7 +819,7 @@ fn lower(
         }
         ArgClass::Imm => op.imm = lo32(a.imm1),
         ArgClass::RegImm64 => {
-            op.a = a.ra;
+            op.a = Reg::new(a.ra);
             op.imm = a.imm1;
         }
         ArgClass::ImmImm => op.imm = lo32(a.imm1) | (lo32(a.imm2) << 32),
@@ -786,15 +831,15 @@ fn lower(
             fixups.push((index, a.target, false));
         }
         ArgClass::RegImm => {
-            op.a = a.ra;
+            op.a = Reg::new(a.ra);
             op.imm = a.imm1;
         }
         ArgClass::RegImmImm => {
-            op.a = a.ra;
+            op.a = Reg::new(a.ra);
             op.imm = lo32(a.imm1) | (lo32(a.imm2) << 32);
         }
         ArgClass::RegImmOffset => {
-            op.a = a.ra;
+            op.a = Reg::new(a.ra);
             op.imm = lo32(a.imm1);
             if opcode != Opcode::LoadImmJump
                 && spec == Spec::Gp0_8_0
@@ -805,31 +850,31 @@ fn lower(
             fixups.push((index, a.target, true));
         }
         ArgClass::RegReg => {
-            op.d = a.rd;
-            op.a = a.ra;
+            op.d = Reg::new(a.rd);
+            op.a = Reg::new(a.ra);
         }
         ArgClass::RegRegImm => {
-            op.a = a.ra;
-            op.b = a.rb;
+            op.a = Reg::new(a.ra);
+            op.b = Reg::new(a.rb);
             op.imm = a.imm1;
         }
         ArgClass::RegRegOffset => {
-            op.a = a.ra;
-            op.b = a.rb;
+            op.a = Reg::new(a.ra);
+            op.b = Reg::new(a.rb);
             if spec == Spec::Gp0_8_0 && (!in_varpi(a.target) || !in_varpi(next)) {
                 return None;
             }
             fixups.push((index, a.target, false));
         }
         ArgClass::RegRegImmImm => {
-            op.a = a.ra;
-            op.b = a.rb;
+            op.a = Reg::new(a.ra);
+            op.b = Reg::new(a.rb);
             op.imm = lo32(a.imm1) | (lo32(a.imm2) << 32);
         }
         ArgClass::RegRegReg => {
-            op.a = a.ra;
-            op.b = a.rb;
-            op.d = a.rd;
+            op.a = Reg::new(a.ra);
+            op.b = Reg::new(a.rb);
+            op.d = Reg::new(a.rd);
         }
     }
     Some(op)
