@@ -12,7 +12,7 @@
 
 use crate::error::ProgramError;
 use crate::memory::{Access, Memory, Trap};
-use crate::program::{Program, ProgramInner, K, NO_OP};
+use crate::program::{Op, Program, ProgramInner, K, NO_OP};
 use crate::Spec;
 
 /// Number of PVM registers.
@@ -344,9 +344,18 @@ fn sx32(x: u64) -> u64 {
 fn interpret<const STEP: bool>(
     p: &ProgramInner,
     st: &mut State<'_>,
-    mut i: usize,
+    start: usize,
 ) -> (Option<Exit>, u32, bool) {
     let ops = &p.ops[..];
+    // The loop walks the op array with a pointer (`ip`) rather than an index, which saves the
+    // index-to-address arithmetic on every dispatch. Invariant, established by `compile`: `ip`
+    // always points at an op of `ops`. Ops continue to the next op only when they are not the
+    // last one (the array always ends with a `Trap`), and every jump target is the index of an
+    // in-bounds `Charge` op that is followed by its block's first op.
+    assert!(start < ops.len());
+    let base = ops.as_ptr();
+    // SAFETY: `start < ops.len()` (asserted above), so the offset stays inside the array.
+    let mut ip: *const Op = unsafe { base.add(start) };
     let jt = &p.jump_table_ops[..];
     // A local copy keeps the register file addressable from the stack frame instead of through a
     // pointer that the dispatch loop would otherwise have to reload; written back at every exit.
@@ -377,25 +386,34 @@ fn interpret<const STEP: bool>(
     // mode the charge is left to the next step, as Ψ_1 does. A `Charge` of cost 0 is a trampoline
     // for an invalid static target (GP 0.7.2): its `Trap` panics at the jumping instruction.
     macro_rules! goto_block {
-        ($t:expr, $from_pc:expr) => {{
-            let t: usize = $t;
-            debug_assert!(ops[t].k == K::Charge);
-            // SAFETY: block targets are indices of `Charge` ops produced by `compile`, which are
-            // always followed by at least the block's first op, so t and t + 1 are in bounds.
-            let c = unsafe { ops.get_unchecked(t) };
+        ($target:expr, $from_pc:expr) => {{
+            let target: *const Op = $target;
+            // SAFETY: `target` points at a `Charge` op inside `ops` (see the invariant above),
+            // which is followed by at least its block's first op, so `target + 1` is in bounds.
+            let c = unsafe { &*target };
+            debug_assert!(c.k == K::Charge);
             if STEP {
                 if c.imm == 0 {
                     exit!(Exit::Panic, $from_pc);
                 }
-                i = t;
+                ip = target;
             } else {
                 let cost = c.imm as i64;
                 if gas < cost {
                     leave!(Some(Exit::OutOfGas), c.pc, false);
                 }
                 gas -= cost;
-                i = t + 1;
+                // SAFETY: see above: the block's first op follows its `Charge` op.
+                ip = unsafe { target.add(1) };
             }
+        }};
+    }
+    macro_rules! op_at {
+        ($t:expr) => {{
+            let t: usize = $t;
+            debug_assert!(t < ops.len());
+            // SAFETY: `t` is a block target produced by `compile`, an in-bounds index.
+            unsafe { base.add(t) }
         }};
     }
     macro_rules! trap {
@@ -419,23 +437,21 @@ fn interpret<const STEP: bool>(
             if t == NO_OP {
                 exit!(Exit::Panic, $pc);
             }
-            goto_block!(t as usize, $pc);
+            goto_block!(op_at!(t as usize), $pc);
         }};
     }
 
     // In step mode the first op is the instruction itself (entry charging is done by the caller).
     let mut executed_one = false;
     loop {
+        // SAFETY: `ip` points at an op of `ops` (the invariant above).
+        let op = unsafe { &*ip };
         if STEP && executed_one {
-            let next = &ops[i];
-            leave!(None, next.pc, next.k != K::Charge);
+            leave!(None, op.pc, op.k != K::Charge);
         }
-        debug_assert!(i < ops.len());
-        // SAFETY: `compile` guarantees every reachable index is in bounds: ops only continue to
-        // i + 1 when they are not the last op (the op list always ends with a `Trap`), and every
-        // jump target is an in-bounds `Charge` op.
-        let op = unsafe { ops.get_unchecked(i) };
-        i += 1;
+        // SAFETY: `op` is not the last op unless it is a `Trap`, which never continues, so the
+        // next position is in bounds or one past the end (never dereferenced then).
+        ip = unsafe { ip.add(1) };
         executed_one = op.k != K::Charge;
         macro_rules! load {
             ($n:literal, $addr:expr, $dst:expr, $conv:expr) => {{
@@ -454,7 +470,7 @@ fn interpret<const STEP: bool>(
         }
         macro_rules! branch {
             ($cond:expr, $target:expr) => {{
-                let t = if $cond { $target as usize } else { i };
+                let t = if $cond { op_at!($target as usize) } else { ip };
                 goto_block!(t, op.pc);
             }};
         }
@@ -484,7 +500,7 @@ fn interpret<const STEP: bool>(
             }
             K::Trap => exit!(Exit::Panic, op.pc),
             K::Nop => {}
-            K::Fallthrough => goto_block!(i, op.pc),
+            K::Fallthrough => goto_block!(ip, op.pc),
             K::Ecalli => exit!(Exit::HostCall(imm!() as u32), op.pc),
             K::LoadImm64 | K::LoadImm => r!(op.a) = imm!(),
             K::StoreImmU8 => store!(1, imm!() as u32, [(imm!() >> 32) as u8]),
@@ -495,7 +511,7 @@ fn interpret<const STEP: bool>(
                 imm!() as u32,
                 (hi32!() as i32 as i64 as u64).to_le_bytes()
             ),
-            K::Jump => goto_block!(imm!() as usize, op.pc),
+            K::Jump => goto_block!(op_at!(imm!() as usize), op.pc),
             K::JumpInd => djump!(r!(op.a).wrapping_add(imm!()) as u32, op.pc),
             K::LoadU8 => load!(1, imm!() as u32, op.a, |b: [u8; 1]| b[0] as u64),
             K::LoadI8 => load!(1, imm!() as u32, op.a, |b: [u8; 1]| b[0] as i8 as i64
@@ -531,7 +547,7 @@ fn interpret<const STEP: bool>(
             }
             K::LoadImmJump => {
                 r!(op.a) = lo!();
-                goto_block!(hi32!() as usize, op.pc);
+                goto_block!(op_at!(hi32!() as usize), op.pc);
             }
             K::BranchEqImm => branch!(r!(op.a) == lo!(), hi32!()),
             K::BranchNeImm => branch!(r!(op.a) != lo!(), hi32!()),
