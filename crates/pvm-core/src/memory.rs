@@ -92,6 +92,13 @@ pub enum MemoryError {
 #[repr(C, align(4096))]
 struct Page([u8; PAGE_SIZE as usize]);
 
+/// The page pointer stored in a table entry (whose provenance was exposed when the page was
+/// allocated; the low bits hold the access).
+#[inline(always)]
+fn page_ptr(entry: usize) -> *mut Page {
+    std::ptr::with_exposed_provenance_mut(entry & !BITS)
+}
+
 /// The RAM of one PVM instance.
 pub struct Memory {
     table: Box<[usize; PAGE_COUNT]>,
@@ -129,7 +136,7 @@ impl Clone for Memory {
 impl Drop for Memory {
     fn drop(&mut self) {
         for &p in &self.allocated {
-            let ptr = (self.table[p as usize] & !BITS) as *mut Page;
+            let ptr = page_ptr(self.table[p as usize]);
             // SAFETY: every allocated page's table entry holds the pointer produced by
             // `Box::into_raw` in `allocate`, and it is freed exactly once (here or in `unmap`,
             // which also removes it from `allocated`).
@@ -164,11 +171,11 @@ impl Memory {
         let e = self.table[page as usize];
         let ptr = if e & !BITS == 0 {
             let ptr = Box::into_raw(Box::new(Page([0; PAGE_SIZE as usize])));
-            self.table[page as usize] = ptr as usize;
+            self.table[page as usize] = ptr.expose_provenance();
             self.allocated.insert(page);
             ptr
         } else {
-            (e & !BITS) as *mut Page
+            page_ptr(e)
         };
         // SAFETY: `ptr` is a live page owned by this Memory (just allocated or found in the
         // table); the returned borrow is tied to `&mut self`, so no other reference exists.
@@ -212,7 +219,7 @@ impl Memory {
         }
         for p in page_range(address as u64, length as u64)? {
             if self.allocated.remove(&p) {
-                let ptr = (self.table[p as usize] & !BITS) as *mut Page;
+                let ptr = page_ptr(self.table[p as usize]);
                 self.table[p as usize] = 0;
                 // SAFETY: the page was in `allocated`, so the entry holds a pointer from
                 // `Box::into_raw` that has not been freed; it is now removed from both places.
@@ -263,7 +270,7 @@ impl Memory {
         }
         // SAFETY: a non-zero entry points to a live page owned by this Memory; the shared borrow
         // is tied to `&self`, and mutation needs `&mut self`.
-        Some(unsafe { &(*((e & !BITS) as *const Page)).0 })
+        Some(unsafe { &(*page_ptr(e)).0 })
     }
 
     /// Mutable contents of an allocated page (whatever its access).
@@ -273,7 +280,7 @@ impl Memory {
             return None;
         }
         // SAFETY: as in `page_bytes`, with exclusivity given by `&mut self`.
-        Some(unsafe { &mut (*((e & !BITS) as *mut Page)).0 })
+        Some(unsafe { &mut (*page_ptr(e)).0 })
     }
 
     /// Raw pointer to a page's storage, stable until the page is unmapped or the Memory dropped.
@@ -437,7 +444,7 @@ impl Memory {
         let off = (address & (PAGE_SIZE - 1)) as usize;
         let e = self.table[(address >> 12) as usize];
         if e & READ != 0 && off <= PAGE_SIZE as usize - N {
-            let ptr = (e & !BITS) as *const u8;
+            let ptr = page_ptr(e) as *const u8;
             // SAFETY: the entry is readable, so it holds a live page pointer; off + N <= 4096
             // keeps the read inside that page. `read_unaligned` has no alignment requirement.
             return Ok(unsafe { ptr.add(off).cast::<[u8; N]>().read_unaligned() });
@@ -461,7 +468,7 @@ impl Memory {
         let off = (address & (PAGE_SIZE - 1)) as usize;
         let e = self.table[(address >> 12) as usize];
         if e & WRITE != 0 && off <= PAGE_SIZE as usize - N {
-            let ptr = (e & !BITS) as *mut u8;
+            let ptr = page_ptr(e) as *mut u8;
             // SAFETY: the entry is writable, so it holds a live page pointer owned by this Memory
             // (exclusively borrowed through `&mut self`); off + N <= 4096 keeps the write inside
             // the page.
