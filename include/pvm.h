@@ -22,8 +22,6 @@
  *    is allowed: the VM becomes invalid at once and is freed when the run returns (with
  *    PVM_RESULT_ERROR).
  *  - No Rust panic ever crosses this boundary; an internal error becomes an error return.
- *
- * Names reserved for a later tracing interface (not implemented): pvm_hash, pvm_dump_state.
  */
 #ifndef PVM_H
 #define PVM_H
@@ -136,6 +134,10 @@ typedef enum {
  * through registers and memory with the accessors below. */
 typedef pvm_host_result_t (*pvm_host_callback_t)(pvm_vm_t* vm, int func_id);
 
+/* [ext] Receives one trace line (NUL-terminated, no trailing newline), valid during the call.
+ * `user` is the pointer given to pvm_set_trace_sink. */
+typedef void (*pvm_trace_sink_t)(void* user, const char* line);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Creation                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
@@ -244,15 +246,109 @@ uint32_t pvm_get_fault_address(pvm_vm_t* vm);  /* page address of the last page 
 uint32_t pvm_get_host_call_id(pvm_vm_t* vm);   /* [ext] id of the last ecalli reached */
 int pvm_get_spec(pvm_vm_t* vm);                /* [ext] PVM_SPEC_*, -1 on error */
 uint32_t pvm_get_service_index(pvm_vm_t* vm); /* [ext] as given to pvm_create, else 0 */
-int pvm_is_child(pvm_vm_t* vm);                /* [ext] is_child of the last pvm_execute */
+int pvm_is_child(pvm_vm_t* vm);                /* [ext] is_child of the last pvm_execute (0/1) */
 
 /* Logging: when enabled, one line per exit and per host call on stderr. */
 void pvm_set_logging(pvm_vm_t* vm, int enabled);
 int pvm_get_logging(pvm_vm_t* vm); /* [ext] */
-/* Tracing: the flag is stored, but tracing output is RESERVED for a later version and nothing is
- * written yet. */
+/* Tracing: when enabled, pvm_execute / pvm_resume / pvm_step execute one instruction at a time
+ * (with tracing off the normal, faster run path is used) and send lines to the trace sink
+ * (pvm_set_trace_sink; stderr by default):
+ *   - per executed instruction that does not end the run (the format of `pvm trace`):
+ *       <step>: PC <pc> <NAME> g=<gas after> [pvmHash=0x<64 hex>] reg="[r0 ... r12]"
+ *     the hash is included every N-th step (pvm_set_trace_hash_interval; default 0 = never);
+ *   - after a host call that continues:  ECALLI <id> g=<gas> [pvmHash=0x... if N > 0]
+ *   - when the run returns:  EXIT halt|panic|oog|fault=0x<page>|host=<id> pc=<pc> g=<gas>
+ *       pvmHash=0x<64 hex> steps=<step>
+ * Step numbers start at 1 when tracing is enabled and whenever pvm_execute starts a new run (not
+ * a continuation), and continue across pvm_resume / pvm_step. Enabling resets the numbering. */
 void pvm_set_tracing(pvm_vm_t* vm, int enabled);
 int pvm_get_tracing(pvm_vm_t* vm); /* [ext] */
+/* [ext] Where trace lines go: sink(user, line) on the thread that runs the VM; NULL = stderr.
+ * The sink may call the accessors of this header on the VM (not run it; pvm_destroy is deferred
+ * like in a host callback). */
+void pvm_set_trace_sink(pvm_vm_t* vm, pvm_trace_sink_t sink, void* user);
+/* [ext] Include pvmHash in every n-th instruction line (0 = never, the default). Hashing digests
+ * every non-zero readable page, so hashing every step (n = 1) is slow for large memories. */
+void pvm_set_trace_hash_interval(pvm_vm_t* vm, uint64_t n);
+
+/* [ext] PVM hash v1 of the current state: blake2b-256 of E8(r0) .. E8(r12) E8(gas) and, for
+ * every readable page holding a non-zero byte in ascending order, E4(page index) and its 4096
+ * bytes. Writes 32 bytes to out; 0 on success, -1 on error. */
+int pvm_hash(pvm_vm_t* vm, uint8_t out[32]);
+/* [ext] The hash preimage as text: "regs+gas: <224 hex digits>" then one line per hashed page
+ * "page 0x000fe: <E4(index), 8 hex digits> <8192 hex digits>"; everything after the colons,
+ * without spaces, is the preimage. If len > the dump's length, writes it NUL-terminated to buf;
+ * otherwise writes an empty string (if len > 0). Returns the dump's length excluding the NUL
+ * (call with NULL, 0 to size the buffer); 0 on error. */
+size_t pvm_dump_state(pvm_vm_t* vm, char* buf, size_t len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* JIP-6 host-call I/O logs                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* [ext] Non-zero starts recording into a new, empty log; 0 stops (the log is kept). The prelude
+ * is the program bytes the VM was created from (pvm_create: the encoded blob E(|j|) E1(z) E(|c|)
+ * j c k) and, for a standard program with arguments, their write at the argument address; the
+ * start line (pc, gas, registers) is taken when the VM first runs. Each host call is logged as
+ * its ecalli line (state at the ecalli) plus what the host did until the VM continued: checked
+ * memory reads and writes (pvm_read_ram_bytes*, pvm_write_ram_bytes*; the _unchecked variants are
+ * not logged), pvm_set_register, pvm_set_gas, and everything pvm_handle_builtin_host_call or the
+ * automatic built-in host calls did. A run's final exit adds the termination line. A host call
+ * the VM stopped at (PVM_RESULT_HOST_CALL) stays open until the VM runs again. A pvm_execute that
+ * starts a new run (not a continuation) starts a new log. Page maps (pvm_map_pages, ...) are not
+ * part of JIP-6: a log replays when the memory the program needs comes from its own layout. */
+void pvm_set_jip6_recording(pvm_vm_t* vm, int on);
+/* [ext] The log as JIP-6 text (including an open host call). Like pvm_dump_state: writes it
+ * NUL-terminated if len exceeds its length, returns its length; 0 if no log was recorded. */
+size_t pvm_jip6_log(pvm_vm_t* vm, char* buf, size_t len);
+/* [ext] Replays a JIP-6 log (len bytes of text) statelessly under spec, answering each ecalli
+ * from the log. With verify != 0 every ecalli line (index, pc, gas, registers), every logged
+ * memory read and the termination must match. Returns 0 (replayed cleanly), 1 (divergence:
+ * report names the first entry that differs and the logged vs replayed values) or -1 (malformed
+ * log, or its program cannot be loaded; also in pvm_last_error). report (may be NULL) gets a
+ * one-line summary, truncated to report_len - 1 bytes and NUL-terminated. A log without a start
+ * line is replayed with gas 2^63 - 1. */
+int pvm_jip6_replay(const char* log, size_t len, int spec, int verify, char* report,
+                    size_t report_len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Inner PVMs: the PVM-level host calls                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Return values of pvm_handle_builtin_host_call. */
+#define PVM_BUILTIN_ERROR (-1)     /* not inside this VM's host callback, already performed for
+                                      this host call, or invalid handle (see pvm_last_error) */
+#define PVM_BUILTIN_NOT_HANDLED 0  /* not a PVM-level host call of the VM's spec, or the VM runs
+                                      as a child: handle the id yourself */
+#define PVM_BUILTIN_CONTINUE 1     /* performed: return PVM_HOST_CONTINUE */
+#define PVM_BUILTIN_PANIC 2        /* performed, the host call panics: return PVM_HOST_ERROR */
+#define PVM_BUILTIN_OOG 3          /* performed, out of gas: return PVM_HOST_OOG */
+
+/* [ext] Performs host call `id` (normally func_id) if it is one of the PVM-level host calls of
+ * the VM's spec - GP 0.8.0: 0 gas, 1 grow_heap, 9 machine, 10 peek, 11 poke, 12 pages,
+ * 13 invoke, 14 expunge; GP 0.7.2: 0 gas, 8 machine, 9 peek, 10 poke, 11 pages, 12 invoke,
+ * 13 expunge - exactly as GP B.5-B.6 define them, including their gas (GP 0.7.2: 10 each).
+ * Each VM owns one set of inner machines (created on first use, destroyed with the VM).
+ * Only callable from inside the VM's own host callback, at most once per host call. The idiom:
+ *
+ *   static pvm_host_result_t host(pvm_vm_t* vm, int id) {
+ *       int b = pvm_handle_builtin_host_call(vm, id);
+ *       if (b == PVM_BUILTIN_CONTINUE) return PVM_HOST_CONTINUE;
+ *       if (b != PVM_BUILTIN_NOT_HANDLED)
+ *           return b == PVM_BUILTIN_OOG ? PVM_HOST_OOG : PVM_HOST_ERROR;
+ *       ... own host calls ...
+ *   }
+ */
+int pvm_handle_builtin_host_call(pvm_vm_t* vm, int id);
+/* [ext] Non-zero: a VM run as a non-child (pvm_execute(vm, pc, 0)) performs the PVM-level host
+ * calls inside pvm_execute / pvm_resume / pvm_step without calling the host callback (the other
+ * ids still go to the callback, or stop the run with PVM_RESULT_HOST_CALL if there is none).
+ * Never for a child. Default 0. */
+void pvm_set_builtin_host_calls(pvm_vm_t* vm, int enabled);
+int pvm_get_builtin_host_calls(pvm_vm_t* vm); /* [ext] 0/1 */
+/* [ext] Number of live inner machines (created by machine, removed by expunge); -1 on error. */
+int pvm_inner_machine_count(pvm_vm_t* vm);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Memory                                                                                      */

@@ -4,7 +4,10 @@
  *   gcc -Wall -Wextra -Werror -Iinclude examples/c/test_pvm.c -Ltarget/release -lpvm -o test_pvm
  *   ./test_pvm [path/to/hostcalls.jam]
  *
- * The PVM programs are hand-assembled (GP 0.8.0 opcode numbers, see crates/pvm-core/src/isa.rs).
+ * The PVM programs are hand-assembled (GP 0.8.0 opcode numbers, see crates/pvm-core/src/isa.rs);
+ * the refine-style guest of the inner-PVM test is in refine_guest.h. With PVM_TEST_DUMP_DIR set,
+ * the state-dump test writes dump.txt (pvm_dump_state) and hash.txt (pvm_hash as hex) there, so
+ * that crates/pvm-capi/tests/run.sh can check the hash with an independent blake2b.
  * Prints one line per failed check and a final "N passed, M failed"; exits non-zero on failure.
  */
 #include <inttypes.h>
@@ -13,6 +16,7 @@
 #include <string.h>
 
 #include "pvm.h"
+#include "refine_guest.h"
 
 static int passed, failed;
 
@@ -210,7 +214,7 @@ static void test_halt_registers_gas(void) {
     pvm_set_gas(vm, UINT64_MAX);
     CHECK_EQ(pvm_get_gas(vm), (uint64_t)INT64_MAX);
 
-    /* logging prints to stderr; tracing is stored only */
+    /* logging prints to stderr; the tracing flag (tracing itself: test_tracing) */
     pvm_set_logging(vm, 1);
     CHECK_EQ(pvm_get_logging(vm), 1);
     CHECK_EQ(pvm_execute(vm, 0, 0), PVM_RESULT_OK);
@@ -692,6 +696,370 @@ static void test_hostcalls_guest(const char* path) {
     pvm_destroy(vm);
 }
 
+
+/* ---- inner PVMs: the PVM-level host calls ---- */
+
+static int refine_ids[16], refine_codes[16], refine_calls;
+
+/* The documented idiom: built-in PVM-level host calls first, then the host's own. */
+static pvm_host_result_t refine_callback(pvm_vm_t* vm, int id) {
+    int b = pvm_handle_builtin_host_call(vm, id);
+    if (refine_calls < 16) {
+        refine_ids[refine_calls] = id;
+        refine_codes[refine_calls] = b;
+    }
+    refine_calls++;
+    if (b == PVM_BUILTIN_CONTINUE) return PVM_HOST_CONTINUE;
+    if (b != PVM_BUILTIN_NOT_HANDLED) return b == PVM_BUILTIN_OOG ? PVM_HOST_OOG : PVM_HOST_ERROR;
+    /* own host calls: none here */
+    pvm_set_register(vm, 7, WHAT);
+    return PVM_HOST_CONTINUE;
+}
+
+static pvm_vm_t* create_refine_guest(void) {
+    pvm_vm_t* vm = pvm_create_standard(REFINE_GUEST, sizeof REFINE_GUEST, 0, NULL, 0,
+                                       PVM_SPEC_0_8_0, REFINE_GUEST_GAS);
+    CHECK(vm != NULL);
+    return vm;
+}
+
+static void check_refine_output(pvm_vm_t* vm) {
+    uint8_t out[16] = {0};
+    CHECK_EQ(pvm_output(vm, out, sizeof out), 8);
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | out[i];
+    CHECK_EQ(v, 142);
+    CHECK_EQ(pvm_get_gas(vm), REFINE_GUEST_GAS_LEFT);
+    CHECK_EQ(pvm_inner_machine_count(vm), 0);
+}
+
+static void test_builtin_refine_guest(void) {
+    static const int expected[REFINE_GUEST_NCALLS] = REFINE_GUEST_CALLS;
+    pvm_vm_t* vm = create_refine_guest();
+    if (!vm) return;
+    pvm_set_host_callback(vm, refine_callback);
+    refine_calls = 0;
+    CHECK_EQ(pvm_execute(vm, 0, 0), PVM_RESULT_OK);
+    CHECK_EQ(refine_calls, REFINE_GUEST_NCALLS);
+    for (int i = 0; i < REFINE_GUEST_NCALLS && i < refine_calls; i++) {
+        CHECK_EQ(refine_ids[i], expected[i]);
+        CHECK_EQ(refine_codes[i], PVM_BUILTIN_CONTINUE);
+    }
+    check_refine_output(vm);
+    pvm_destroy(vm);
+
+    /* automatic handling: no callback needed for a non-child ... */
+    vm = create_refine_guest();
+    if (!vm) return;
+    CHECK_EQ(pvm_get_builtin_host_calls(vm), 0);
+    pvm_set_builtin_host_calls(vm, 1);
+    CHECK_EQ(pvm_get_builtin_host_calls(vm), 1);
+    /* ... but a child never performs them: the first ecalli (machine) goes to the caller */
+    CHECK_EQ(pvm_execute(vm, 0, 1), PVM_RESULT_HOST_CALL);
+    CHECK_EQ(pvm_get_host_call_id(vm), 9);
+    CHECK_EQ(pvm_is_child(vm), 1);
+    CHECK_EQ(pvm_inner_machine_count(vm), 0);
+    /* a child's callback gets NOT_HANDLED for every id (the guest, answered WHAT, then loops on
+       invoke until it runs out of gas) */
+    pvm_set_host_callback(vm, refine_callback);
+    refine_calls = 0;
+    pvm_set_gas(vm, 5000);
+    CHECK_EQ(pvm_resume(vm), PVM_RESULT_OOG);
+    CHECK(refine_calls >= 4);
+    for (int i = 0; i < refine_calls && i < 16; i++) CHECK_EQ(refine_codes[i], PVM_BUILTIN_NOT_HANDLED);
+    pvm_set_host_callback(vm, NULL);
+    pvm_set_gas(vm, REFINE_GUEST_GAS);
+    CHECK_EQ(pvm_execute(vm, 0, 0), PVM_RESULT_OK);
+    CHECK_EQ(pvm_is_child(vm), 0);
+    check_refine_output(vm);
+    pvm_destroy(vm);
+}
+
+static int oog_code;
+
+static pvm_host_result_t oog_callback(pvm_vm_t* vm, int id) {
+    oog_code = pvm_handle_builtin_host_call(vm, id);
+    /* a second call for the same host call is refused */
+    CHECK_EQ(pvm_handle_builtin_host_call(vm, id), PVM_BUILTIN_ERROR);
+    CHECK(error_contains("already"));
+    return oog_code == PVM_BUILTIN_OOG ? PVM_HOST_OOG : PVM_HOST_CONTINUE;
+}
+
+static void test_builtin_errors_and_oog(void) {
+    prog_t p;
+    memset(&p, 0, sizeof p);
+    ECALLI(&p, 0); /* gas: costs 48 */
+    EXIT(&p);
+    pvm_vm_t* vm = create(&p, 0);
+    if (!vm) return;
+    /* outside a host callback: an error */
+    pvm_clear_error();
+    CHECK_EQ(pvm_handle_builtin_host_call(vm, 0), PVM_BUILTIN_ERROR);
+    CHECK(error_contains("only allowed inside"));
+    CHECK_EQ(pvm_handle_builtin_host_call(NULL, 0), PVM_BUILTIN_ERROR);
+    uint32_t pc, cost;
+    CHECK_EQ(pvm_block_gas_costs(vm, &pc, &cost, 1), 1);
+    pvm_set_gas(vm, cost + 10);
+    pvm_set_host_callback(vm, oog_callback);
+    CHECK_EQ(pvm_execute(vm, 0, 0), PVM_RESULT_OOG);
+    CHECK_EQ(oog_code, PVM_BUILTIN_OOG);
+    CHECK_EQ(pvm_get_machine_state(vm), OOG);
+    CHECK_EQ(pvm_get_pc(vm), 0); /* at the ecalli */
+    /* enough gas: pc 0 is the resume point (the ecalli, its block already paid for), so the host
+       call runs again and answers the gas left after its own charge of 48 */
+    pvm_set_gas(vm, 1000);
+    CHECK_EQ(pvm_execute(vm, 0, 0), PVM_RESULT_OK);
+    CHECK_EQ(oog_code, PVM_BUILTIN_CONTINUE);
+    CHECK_EQ(pvm_get_register(vm, 7), 1000 - 48);
+    pvm_destroy(vm);
+}
+
+/* ---- tracing ---- */
+
+typedef struct {
+    int lines, with_hash, ecalli_lines, exit_lines;
+    char first[256], last[256];
+} trace_count_t;
+
+static void count_sink(void* user, const char* line) {
+    trace_count_t* t = (trace_count_t*)user;
+    if (t->lines == 0) snprintf(t->first, sizeof t->first, "%s", line);
+    snprintf(t->last, sizeof t->last, "%s", line);
+    t->lines++;
+    if (strstr(line, "pvmHash=0x")) t->with_hash++;
+    if (strncmp(line, "ECALLI ", 7) == 0) t->ecalli_lines++;
+    if (strncmp(line, "EXIT ", 5) == 0) t->exit_lines++;
+}
+
+static pvm_host_result_t continue_callback(pvm_vm_t* vm, int id) {
+    (void)id;
+    pvm_set_register(vm, 7, 0x20000);
+    return PVM_HOST_CONTINUE;
+}
+
+static void test_tracing(void) {
+    prog_t p;
+    add_program(&p);
+    pvm_vm_t* vm = create(&p, 1000);
+    pvm_vm_t* plain = create(&p, 1000);
+    if (!vm || !plain) return;
+    trace_count_t t;
+    memset(&t, 0, sizeof t);
+    pvm_set_trace_sink(vm, count_sink, &t);
+    pvm_set_tracing(vm, 1);
+    CHECK_EQ(pvm_get_tracing(vm), 1);
+    CHECK_EQ(pvm_execute(vm, 0, 0), PVM_RESULT_OK);
+    CHECK_EQ(pvm_execute(plain, 0, 0), PVM_RESULT_OK);
+    CHECK_EQ(pvm_get_gas(vm), pvm_get_gas(plain)); /* same result as the normal run path */
+    CHECK_EQ(pvm_get_register(vm, 9), 42);
+    /* load_imm, load_imm, add_64, load_imm (the halting jump_ind ends the run), EXIT */
+    CHECK_EQ(t.lines, 5);
+    CHECK_EQ(t.exit_lines, 1);
+    CHECK_EQ(t.with_hash, 1); /* only EXIT: no hash interval */
+    CHECK(strncmp(t.first, "1: PC 0 LOAD_IMM g=", 19) == 0);
+    CHECK(strstr(t.first, "reg=\"[0 0 0 0 0 0 0 5 0 0 0 0 0]\"") != NULL);
+    CHECK(strncmp(t.last, "EXIT halt pc=", 13) == 0 && strstr(t.last, "steps=5") != NULL);
+
+    /* hash every 2nd step; a new pvm_execute numbers from 1 again */
+    memset(&t, 0, sizeof t);
+    pvm_set_trace_hash_interval(vm, 2);
+    CHECK_EQ(pvm_execute(vm, 0, 0), PVM_RESULT_OK);
+    CHECK_EQ(t.lines, 5);
+    CHECK_EQ(t.with_hash, 3); /* steps 2, 4 and EXIT */
+    CHECK(strncmp(t.first, "1: PC 0 ", 8) == 0);
+    pvm_destroy(vm);
+    pvm_destroy(plain);
+
+    /* host calls: an ECALLI line after each continued one */
+    host_program(&p);
+    vm = create(&p, 100000);
+    if (!vm) return;
+    CHECK_EQ(pvm_map_pages(vm, 0x20000, 4096, PVM_ACCESS_WRITE), 0);
+    memset(&t, 0, sizeof t);
+    pvm_set_trace_sink(vm, count_sink, &t);
+    pvm_set_tracing(vm, 1);
+    pvm_set_host_callback(vm, continue_callback);
+    CHECK_EQ(pvm_execute(vm, 0, 0), PVM_RESULT_OK);
+    /* load_imm, load_imm, ecalli, ECALLI, load_ind_u8, load_imm, EXIT */
+    CHECK_EQ(t.lines, 7);
+    CHECK_EQ(t.ecalli_lines, 1);
+    /* stepping: one line per step */
+    memset(&t, 0, sizeof t);
+    pvm_set_pc(vm, 0);
+    int steps = 0;
+    while (pvm_step(vm) == PVM_RESULT_STEPPED) steps++;
+    CHECK_EQ(steps, 5);
+    CHECK_EQ(t.lines, 7);
+    /* off: nothing */
+    memset(&t, 0, sizeof t);
+    pvm_set_tracing(vm, 0);
+    CHECK_EQ(pvm_execute(vm, 0, 0), PVM_RESULT_OK);
+    CHECK_EQ(t.lines, 0);
+    pvm_destroy(vm);
+}
+
+/* ---- pvm_hash and pvm_dump_state ---- */
+
+static void test_hash_and_dump(void) {
+    pvm_vm_t* vm = create_refine_guest();
+    if (!vm) return;
+    pvm_set_builtin_host_calls(vm, 1);
+    CHECK_EQ(pvm_execute(vm, 0, 0), PVM_RESULT_OK);
+    uint8_t h[32], h2[32];
+    CHECK_EQ(pvm_hash(vm, h), 0);
+    CHECK_EQ(pvm_hash(vm, h2), 0);
+    CHECK(memcmp(h, h2, 32) == 0);
+    CHECK_EQ(pvm_hash(NULL, h), -1);
+    CHECK_EQ(pvm_hash(vm, NULL), -1);
+
+    size_t n = pvm_dump_state(vm, NULL, 0);
+    CHECK(n > 240);
+    char small[16];
+    memset(small, 'x', sizeof small);
+    CHECK_EQ(pvm_dump_state(vm, small, sizeof small), n); /* too small: empty string */
+    CHECK_EQ(small[0], 0);
+    char* dump = malloc(n + 1);
+    if (!dump) return;
+    CHECK_EQ(pvm_dump_state(vm, dump, n + 1), n);
+    CHECK_EQ(strlen(dump), n);
+    CHECK(strncmp(dump, "regs+gas: ", 10) == 0);
+    CHECK(strstr(dump, "\npage 0x") != NULL);
+
+    /* changing a register changes the hash */
+    pvm_set_register(vm, 3, 1);
+    CHECK_EQ(pvm_hash(vm, h2), 0);
+    CHECK(memcmp(h, h2, 32) != 0);
+    pvm_set_register(vm, 3, 0);
+
+    const char* dir = getenv("PVM_TEST_DUMP_DIR");
+    if (dir) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/dump.txt", dir);
+        FILE* f = fopen(path, "w");
+        CHECK(f != NULL);
+        if (f) {
+            fputs(dump, f);
+            fclose(f);
+        }
+        snprintf(path, sizeof path, "%s/hash.txt", dir);
+        f = fopen(path, "w");
+        CHECK(f != NULL);
+        if (f) {
+            for (int i = 0; i < 32; i++) fprintf(f, "%02x", h[i]);
+            fputc('\n', f);
+            fclose(f);
+        }
+    }
+    free(dump);
+    pvm_destroy(vm);
+}
+
+/* ---- JIP-6 ---- */
+
+static char* jip6_log_text(pvm_vm_t* vm) {
+    size_t n = pvm_jip6_log(vm, NULL, 0);
+    CHECK(n > 0);
+    char* text = malloc(n + 1);
+    if (!text) return NULL;
+    CHECK_EQ(pvm_jip6_log(vm, text, n + 1), n);
+    return text;
+}
+
+static void test_jip6_replay_errors(void) {
+    char report[256];
+    const char* junk = "this is not a log";
+    CHECK_EQ(pvm_jip6_replay(junk, strlen(junk), PVM_SPEC_0_8_0, 1, report, sizeof report), -1);
+    CHECK(strstr(report, "program") != NULL);
+    const char* bad_program = "program 0x0102\n";
+    CHECK_EQ(pvm_jip6_replay(bad_program, strlen(bad_program), PVM_SPEC_0_8_0, 1, NULL, 0), -1);
+    CHECK_EQ(pvm_jip6_replay(NULL, 5, PVM_SPEC_0_8_0, 1, report, sizeof report), -1);
+    CHECK_EQ(pvm_jip6_replay(junk, strlen(junk), 9, 1, report, sizeof report), -1);
+    CHECK(strstr(report, "unknown spec") != NULL);
+    /* no log recorded */
+    prog_t p;
+    add_program(&p);
+    pvm_vm_t* vm = create(&p, 100);
+    if (!vm) return;
+    CHECK_EQ(pvm_jip6_log(vm, NULL, 0), 0);
+    CHECK(error_contains("no JIP-6 log"));
+    pvm_destroy(vm);
+
+    /* the refine guest's log, with the built-in host calls, replays without inner PVMs */
+    vm = create_refine_guest();
+    if (!vm) return;
+    pvm_set_jip6_recording(vm, 1);
+    pvm_set_host_callback(vm, refine_callback);
+    CHECK_EQ(pvm_execute(vm, 0, 0), PVM_RESULT_OK);
+    char* text = jip6_log_text(vm);
+    if (text) {
+        CHECK_EQ(pvm_jip6_replay(text, strlen(text), PVM_SPEC_0_8_0, 1, report, sizeof report), 0);
+        CHECK(strstr(report, "7 host calls") != NULL);
+        free(text);
+    }
+    pvm_destroy(vm);
+}
+
+static void test_jip6_hostcalls(const char* path) {
+    FILE* f = fopen(path, "rb");
+    if (!f) {
+        failed++;
+        return;
+    }
+    static uint8_t buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    pvm_vm_t* vm = pvm_create_standard(buf, n, 0, NULL, 0, PVM_SPEC_0_8_0, 100000000);
+    CHECK(vm != NULL);
+    if (!vm) return;
+    hc_logs = hc_numbers = 0;
+    pvm_set_jip6_recording(vm, 1);
+    pvm_set_host_callback(vm, hostcalls_callback); /* get_number: 100, 200, 300; log: reads */
+    CHECK_EQ(pvm_execute(vm, 0, 0), PVM_RESULT_OK);
+    CHECK_EQ(hc_numbers, 3);
+    char* text = jip6_log_text(vm);
+    pvm_destroy(vm);
+    if (!text) return;
+    /* program, start, 5 host calls (log, 3 x get_number, log), HALT */
+    CHECK(strncmp(strstr(text, "program 0x"), "program 0x", 10) == 0);
+    int ecallis = 0;
+    for (const char* q = text; (q = strstr(q, "\necalli=")) != NULL; q++) ecallis++;
+    CHECK_EQ(ecallis, 5);
+    CHECK(strstr(text, "setreg r07 <- 0x64") != NULL);  /* 100 */
+    CHECK(strstr(text, "setreg r07 <- 0x12c") != NULL); /* 300 */
+    CHECK(strstr(text, "\nmemread 0x") != NULL);        /* the log messages */
+    CHECK(strstr(text, "\nHALT pc=") != NULL);
+
+    char report[512];
+    size_t len = strlen(text);
+    CHECK_EQ(pvm_jip6_replay(text, len, PVM_SPEC_0_8_0, 1, report, sizeof report), 0);
+    CHECK(strstr(report, "5 host calls") != NULL);
+    printf("JIP-6 replay of hostcalls.jam: %s\n", report);
+
+    /* corrupt a register value in the second ecalli line: a divergence there */
+    char* bad = malloc(len + 1);
+    if (bad) {
+        memcpy(bad, text, len + 1);
+        char* line = strstr(bad, "\necalli=");
+        line = line ? strstr(line + 1, "\necalli=") : NULL;
+        char* reg = line ? strstr(line, " r01=0x") : NULL;
+        CHECK(reg != NULL);
+        if (reg) {
+            reg[7] = reg[7] == '1' ? '2' : '1';
+            CHECK_EQ(pvm_jip6_replay(bad, len, PVM_SPEC_0_8_0, 1, report, sizeof report), 1);
+            CHECK(strstr(report, "ecalli #2") != NULL && strstr(report, "r1:") != NULL);
+            printf("JIP-6 replay of a corrupted copy: %s\n", report);
+            /* a truncated report is still NUL-terminated */
+            char tiny[8];
+            CHECK_EQ(pvm_jip6_replay(bad, len, PVM_SPEC_0_8_0, 1, tiny, sizeof tiny), 1);
+            CHECK_EQ(strlen(tiny), 7);
+            /* without verification the ecalli lines are not compared */
+            CHECK_EQ(pvm_jip6_replay(bad, len, PVM_SPEC_0_8_0, 0, NULL, 0), 0);
+        }
+        free(bad);
+    }
+    free(text);
+}
+
 int main(int argc, char** argv) {
     printf("libpvm %s\n", pvm_version());
     test_constants_and_names();
@@ -704,7 +1072,15 @@ int main(int argc, char** argv) {
     test_invalid_inputs();
     test_sbrk_072();
     test_standard_program();
-    if (argc > 1) test_hostcalls_guest(argv[1]);
+    test_builtin_refine_guest();
+    test_builtin_errors_and_oog();
+    test_tracing();
+    test_hash_and_dump();
+    test_jip6_replay_errors();
+    if (argc > 1) {
+        test_hostcalls_guest(argv[1]);
+        test_jip6_hostcalls(argv[1]);
+    }
     pvm_clear_error();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

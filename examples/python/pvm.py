@@ -11,6 +11,12 @@ $CARGO_TARGET_DIR/release/libpvm.so, else <repo>/target/release/libpvm.so.
 A VM must be used from one thread at a time. Host callbacks run synchronously inside
 execute/resume/step; an exception raised by a callback ends the run (the callback answers
 PVM_HOST_ERROR, so the run panics) and is re-raised by the method that ran the VM.
+
+Inner PVMs: inside a callback, vm.handle_builtin_host_call(func_id) performs the PVM-level host
+calls (gas, machine, peek, poke, pages, invoke, expunge, ...) and returns a BUILTIN_* code; or
+vm.set_builtin_host_calls(True) lets a non-child run perform them itself. Tracing: vm.hash(),
+vm.dump_state(), vm.set_tracing(True, sink=lambda line: ...). JIP-6: vm.set_jip6_recording(True),
+vm.jip6_log(), jip6_replay(text).
 """
 
 import ctypes
@@ -35,8 +41,11 @@ MEM_OK, MEM_OOB, MEM_ERROR = 0, 1, 2
 # host result codes (GP B.1)
 NONE, WHAT, OOB, WHO, FULL, CORE, CASH, LOW, HUH = (2**64 - i for i in range(1, 10))
 REG_SIZE = 13
+# pvm_handle_builtin_host_call
+BUILTIN_ERROR, BUILTIN_NOT_HANDLED, BUILTIN_CONTINUE, BUILTIN_PANIC, BUILTIN_OOG = range(-1, 4)
 
 CALLBACK = CFUNCTYPE(c_int, c_void_p, c_int)
+TRACE_SINK = CFUNCTYPE(None, c_void_p, c_char_p)
 
 
 def _library_path():
@@ -85,6 +94,18 @@ _SIGNATURES = {
     "pvm_output": (c_size_t, [c_void_p, c_void_p, c_size_t]),
     "pvm_block_gas_costs": (c_size_t, [c_void_p, POINTER(c_uint32), POINTER(c_uint32),
                                        c_size_t]),
+    "pvm_handle_builtin_host_call": (c_int, [c_void_p, c_int]),
+    "pvm_set_builtin_host_calls": (None, [c_void_p, c_int]),
+    "pvm_inner_machine_count": (c_int, [c_void_p]),
+    "pvm_is_child": (c_int, [c_void_p]),
+    "pvm_hash": (c_int, [c_void_p, c_void_p]),
+    "pvm_dump_state": (c_size_t, [c_void_p, c_void_p, c_size_t]),
+    "pvm_set_tracing": (None, [c_void_p, c_int]),
+    "pvm_set_trace_sink": (None, [c_void_p, TRACE_SINK, c_void_p]),
+    "pvm_set_trace_hash_interval": (None, [c_void_p, c_uint64]),
+    "pvm_set_jip6_recording": (None, [c_void_p, c_int]),
+    "pvm_jip6_log": (c_size_t, [c_void_p, c_void_p, c_size_t]),
+    "pvm_jip6_replay": (c_int, [c_char_p, c_size_t, c_int, c_int, c_void_p, c_size_t]),
     "pvm_last_error": (c_char_p, []),
     "pvm_clear_error": (None, []),
     "pvm_version": (c_char_p, []),
@@ -118,6 +139,24 @@ def opcode_name(opcode):
     return _lib.get_opcode_name(opcode).decode()
 
 
+def jip6_replay(text, spec=SPEC_0_8_0, verify=True):
+    """pvm_jip6_replay: (0 | 1 | -1, report) - replayed cleanly, divergence, malformed."""
+    data = text.encode() if isinstance(text, str) else bytes(text)
+    report = ctypes.create_string_buffer(1024)
+    code = _lib.pvm_jip6_replay(data, len(data), spec, int(verify), report, len(report))
+    return code, report.value.decode()
+
+
+def _text(fn):
+    """Calls an snprintf-style fn(buf, len) twice: to size, then to fill."""
+    n = fn(None, 0)
+    if n == 0:
+        raise PvmError(last_error())
+    buf = ctypes.create_string_buffer(n + 1)
+    fn(buf, n + 1)
+    return buf.value.decode()
+
+
 def _buffer(data):
     data = bytes(data)
     return (ctypes.c_uint8 * max(len(data), 1)).from_buffer_copy(data or b"\0"), len(data)
@@ -135,6 +174,7 @@ class VM:
     def __init__(self, handle):
         self._vm = handle
         self._callback = None      # keeps the ctypes trampoline alive
+        self._sink = None          # keeps the trace-sink trampoline alive
         self._pending = None       # exception raised inside a callback
 
     # ---- construction ----
@@ -212,6 +252,55 @@ class VM:
 
         self._callback = CALLBACK(trampoline)
         _lib.pvm_set_host_callback(self._vm, self._callback)
+
+    # ---- inner PVMs ----
+
+    def handle_builtin_host_call(self, func_id):
+        """Inside the host callback: performs a PVM-level host call; a BUILTIN_* code."""
+        return _lib.pvm_handle_builtin_host_call(self._vm, func_id)
+
+    def set_builtin_host_calls(self, enabled):
+        _lib.pvm_set_builtin_host_calls(self._vm, int(enabled))
+
+    @property
+    def inner_machine_count(self):
+        return _lib.pvm_inner_machine_count(self._vm)
+
+    @property
+    def is_child(self):
+        return bool(_lib.pvm_is_child(self._vm))
+
+    # ---- tracing and JIP-6 ----
+
+    def hash(self):
+        """PVM hash v1 of the current state (32 bytes)."""
+        out = (c_uint8 * 32)()
+        if _lib.pvm_hash(self._vm, out) != 0:
+            raise PvmError(last_error())
+        return bytes(out)
+
+    def dump_state(self):
+        """The hash preimage as text (pvm_dump_state)."""
+        return _text(lambda buf, n: _lib.pvm_dump_state(self._vm, buf, n))
+
+    def set_tracing(self, enabled, sink=None, hash_every=0):
+        """Traces runs: sink(line) gets each trace line (None: stderr); pvmHash every
+        hash_every steps (0: never)."""
+        if sink is None:
+            self._sink = None
+            _lib.pvm_set_trace_sink(self._vm, TRACE_SINK(), None)
+        else:
+            self._sink = TRACE_SINK(lambda _user, line: sink(line.decode()))
+            _lib.pvm_set_trace_sink(self._vm, self._sink, None)
+        _lib.pvm_set_trace_hash_interval(self._vm, hash_every)
+        _lib.pvm_set_tracing(self._vm, int(enabled))
+
+    def set_jip6_recording(self, enabled):
+        _lib.pvm_set_jip6_recording(self._vm, int(enabled))
+
+    def jip6_log(self):
+        """The JIP-6 log as text."""
+        return _text(lambda buf, n: _lib.pvm_jip6_log(self._vm, buf, n))
 
     # ---- state ----
 

@@ -1,7 +1,9 @@
 """Tests of the libpvm C API through the ctypes wrapper: python3 -m unittest test_pvm (from this
 directory) or python3 test_pvm.py. Set PVM_LIB to choose the library."""
 
+import hashlib
 import os
+import re
 import struct
 import sys
 import unittest
@@ -11,8 +13,28 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pvm  # noqa: E402
 from pvm import VM, assemble  # noqa: E402
 
-HOSTCALLS_JAM = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                             "guests", "hostcalls.jam")
+EXAMPLES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOSTCALLS_JAM = os.path.join(EXAMPLES, "guests", "hostcalls.jam")
+
+
+def refine_guest():
+    """The refine-style guest of examples/c/refine_guest.h: (program bytes, initial gas, gas left,
+    host-call ids)."""
+    with open(os.path.join(EXAMPLES, "c", "refine_guest.h")) as f:
+        header = f.read()
+    array = re.search(r"REFINE_GUEST\[\] = \{([^}]*)\}", header).group(1)
+    program = bytes(int(b, 16) for b in array.replace(",", " ").split())
+
+    def define(name):
+        return re.search(r"#define %s (\{[^}]*\}|\d+)" % name, header).group(1)
+    calls = [int(x) for x in define("REFINE_GUEST_CALLS").strip("{}").split(",")]
+    return program, int(define("REFINE_GUEST_GAS")), int(define("REFINE_GUEST_GAS_LEFT")), calls
+
+
+def preimage(dump):
+    """The PVM hash preimage from a pvm_dump_state text."""
+    return b"".join(bytes.fromhex(line.split(":", 1)[1].replace(" ", ""))
+                    for line in dump.splitlines() if line.strip())
 
 
 # GP 0.8.0 instructions (opcode numbers from crates/pvm-core/src/isa.rs)
@@ -197,6 +219,137 @@ class PvmTest(unittest.TestCase):
             vm.set_host_callback(host)
             self.assertEqual(vm.execute(0), pvm.RESULT_OK)
             self.assertEqual(vm.output(), b"numbers: 7, 8; sum = 15")
+
+
+    # ---- inner PVMs ----
+
+    def test_refine_guest_with_builtin_host_calls(self):
+        program, gas, gas_left, calls = refine_guest()
+        seen = []
+
+        def host(vm, func_id):
+            b = vm.handle_builtin_host_call(func_id)
+            seen.append((func_id, b))
+            if b == pvm.BUILTIN_CONTINUE:
+                return pvm.HOST_CONTINUE
+            if b != pvm.BUILTIN_NOT_HANDLED:
+                return pvm.HOST_OOG if b == pvm.BUILTIN_OOG else pvm.HOST_ERROR
+            vm.set_reg(7, pvm.WHAT)
+            return pvm.HOST_CONTINUE
+
+        with VM.standard(program, gas=gas) as vm:
+            # outside a callback: an error
+            self.assertEqual(vm.handle_builtin_host_call(0), pvm.BUILTIN_ERROR)
+            self.assertIn("only allowed inside", pvm.last_error())
+            vm.set_host_callback(host)
+            self.assertEqual(vm.execute(0), pvm.RESULT_OK)
+            self.assertEqual(vm.output(), struct.pack("<Q", 142))
+            self.assertEqual(vm.gas, gas_left)
+            self.assertEqual(seen, [(i, pvm.BUILTIN_CONTINUE) for i in calls])
+            self.assertEqual(vm.inner_machine_count, 0)
+        # automatic handling for a non-child, never for a child
+        with VM.standard(program, gas=gas) as vm:
+            vm.set_builtin_host_calls(True)
+            self.assertEqual(vm.execute(0, is_child=True), pvm.RESULT_HOST_CALL)
+            self.assertEqual(vm.host_call_id, calls[0])
+            vm.gas = gas  # the child run used some
+            self.assertEqual(vm.execute(0), pvm.RESULT_OK)
+            self.assertEqual(vm.output(), struct.pack("<Q", 142))
+            self.assertEqual(vm.gas, gas_left)
+
+    # ---- tracing ----
+
+    def test_hash_matches_blake2b_of_the_dump(self):
+        program, gas, _, _ = refine_guest()
+        with VM.standard(program, gas=gas) as vm:
+            vm.set_builtin_host_calls(True)
+            self.assertEqual(vm.execute(0), pvm.RESULT_OK)
+            dump = vm.dump_state()
+            self.assertTrue(dump.startswith("regs+gas: "))
+            self.assertEqual(vm.hash(), hashlib.blake2b(preimage(dump), digest_size=32).digest())
+            before = vm.hash()
+            vm.set_reg(3, 1)
+            self.assertNotEqual(vm.hash(), before)
+
+    def test_trace_lines(self):
+        code, mask = assemble(ADD)
+        lines = []
+        with VM.from_parts(code, mask, gas=1000) as vm:
+            vm.set_tracing(True, sink=lines.append, hash_every=1)
+            self.assertEqual(vm.execute(0), pvm.RESULT_OK)
+            self.assertEqual(vm.reg(9), 42)
+        self.assertEqual(len(lines), 5)
+        self.assertRegex(lines[0], r'^1: PC 0 LOAD_IMM g=\d+ pvmHash=0x[0-9a-f]{64} reg="\[0 0 0 0 0 0 0 5 ')
+        self.assertRegex(lines[2], r"^3: PC 12 ADD_64 ")
+        self.assertRegex(lines[4], r"^EXIT halt pc=\d+ g=\d+ pvmHash=0x[0-9a-f]{64} steps=5$")
+
+    # ---- JIP-6 ----
+
+    def _record_hello(self):
+        """A standard program: log(ro "hello", 5) as host call 100, get_number (1001), halt."""
+        # code: load_imm r7, 0x10000; load_imm r8, 5; ecalli 100; ecalli 1001;
+        #       add_imm_64 r9, r7, 1; jump_ind r0 (halt)
+        code = bytes([51, 7, 0, 0, 1, 51, 8, 5, 10, 100, 10, 0xe9, 0x03, 149, 0x79, 1, 50, 0])
+        _, mask = assemble([code[0:5], code[5:8], code[8:10], code[10:13], code[13:16],
+                            code[16:18]])
+        blob = bytes([0, 0, len(code)]) + code + mask
+        # E3(|o|) E3(|w|) E2(z) E3(s) o w E4(|p|) p
+        prog = struct.pack("<I", 5)[:3] + bytes(3) + bytes(2) + struct.pack("<I", 4096)[:3] \
+            + b"hello" + struct.pack("<I", len(blob)) + blob
+        msgs = []
+
+        def host(vm, func_id):
+            if func_id == 100:
+                msgs.append(vm.read(vm.reg(7), vm.reg(8)))
+                vm.set_reg(7, 0)
+            else:
+                vm.set_reg(7, 100)
+                vm.gas = vm.gas - 10
+            return pvm.HOST_CONTINUE
+
+        with VM.standard(prog, gas=10000) as vm:
+            vm.set_jip6_recording(True)
+            vm.set_host_callback(host)
+            self.assertEqual(vm.execute(0), pvm.RESULT_OK)
+            self.assertEqual((msgs, vm.reg(9)), ([b"hello"], 101))
+            return vm.jip6_log()
+
+    def test_jip6_round_trip(self):
+        log = self._record_hello()
+        self.assertIn("memread 0x00010000 len=5 -> 0x68656c6c6f", log)
+        self.assertIn("setreg r07 <- 0x64", log)
+        code, report = pvm.jip6_replay(log)
+        self.assertEqual(code, 0, report)
+        self.assertIn("2 host calls", report)
+        # a register changed in the second ecalli line
+        bad = re.sub(r"(ecalli=1001 .* r08=0x)5", r"\g<1>6", log)
+        self.assertNotEqual(bad, log)
+        code, report = pvm.jip6_replay(bad)
+        self.assertEqual(code, 1)
+        self.assertIn("ecalli #2", report)
+        self.assertEqual(pvm.jip6_replay("garbage")[0], -1)
+
+    @unittest.skipUnless(os.path.exists(HOSTCALLS_JAM), "examples/guests/hostcalls.jam not built")
+    def test_jip6_hostcalls_guest(self):
+        with open(HOSTCALLS_JAM, "rb") as f:
+            program = f.read()
+        numbers = iter([100, 200, 300])
+
+        def host(vm, func_id):
+            if func_id == 100:
+                vm.read(vm.reg(7), vm.reg(8))
+                vm.set_reg(7, 0)
+            else:
+                vm.set_reg(7, next(numbers))
+            return pvm.HOST_CONTINUE
+
+        with VM.standard(program, gas=10**8) as vm:
+            vm.set_jip6_recording(True)
+            vm.set_host_callback(host)
+            self.assertEqual(vm.execute(0), pvm.RESULT_OK)
+            log = vm.jip6_log()
+        self.assertEqual(log.count("\necalli="), 5)
+        self.assertEqual(pvm.jip6_replay(log)[0], 0)
 
 
 if __name__ == "__main__":

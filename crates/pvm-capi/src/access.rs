@@ -7,6 +7,7 @@ use pvm_core::{Access, MemoryError, NUM_REGISTERS};
 
 use crate::create::gas_from_c;
 use crate::handle::{ffi, set_last_error, slice_in, slice_out, with_vm, VmHandle, STATE_READY};
+use crate::jip6::{self, Op};
 use crate::{
     pvm_host_callback_t, pvm_vm_t, PVM_ACCESS_NONE, PVM_ACCESS_READ, PVM_ACCESS_WRITE,
     PVM_MEM_ERROR, PVM_MEM_OK, PVM_MEM_OOB, PVM_OOB, PVM_SPEC_0_7_2, PVM_SPEC_0_8_0,
@@ -43,7 +44,8 @@ pub unsafe extern "C" fn pvm_set_logging(vm: *mut pvm_vm_t, enabled: c_int) {
     })
 }
 
-/// Stores the tracing flag. Reserved: tracing output is not implemented yet (writes nothing).
+/// Enables (non-zero) or disables tracing: runs then execute one instruction at a time and send
+/// one trace line per instruction to the trace sink. Enabling restarts the step numbering.
 ///
 /// # Safety
 /// `vm` must be NULL or a pointer returned by a `pvm_create*` function.
@@ -51,13 +53,16 @@ pub unsafe extern "C" fn pvm_set_logging(vm: *mut pvm_vm_t, enabled: c_int) {
 pub unsafe extern "C" fn pvm_set_tracing(vm: *mut pvm_vm_t, enabled: c_int) {
     ffi((), || {
         with_vm(vm, |h| {
+            if enabled != 0 && !h.tracing.get() {
+                h.trace_step.set(0);
+            }
             h.tracing.set(enabled != 0);
             Ok(())
         })
     })
 }
 
-/// The stored tracing flag (0/1).
+/// The tracing flag (0/1).
 ///
 /// # Safety
 /// `vm` must be NULL or a pointer returned by a `pvm_create*` function.
@@ -95,6 +100,7 @@ pub unsafe extern "C" fn pvm_set_gas(vm: *mut pvm_vm_t, gas: u64) {
     ffi((), || {
         with_vm(vm, |h| {
             h.inst_mut()?.set_gas(gas_from_c(gas));
+            jip6::record(h, Op::SetGas);
             Ok(())
         })
     })
@@ -257,6 +263,7 @@ pub unsafe extern "C" fn pvm_set_register(vm: *mut pvm_vm_t, index: c_int, value
         with_vm(vm, |h| {
             let i = reg_index(index)?;
             h.inst_mut()?.registers_mut()[i] = value;
+            jip6::record(h, Op::SetReg(i));
             Ok(())
         })
     })
@@ -499,6 +506,9 @@ fn write_checked(vm: *mut pvm_vm_t, addr: u32, data: &[u8], unchecked: bool) -> 
                 mem.write(addr, data)
             };
             r.map_err(mem_err)?;
+            if !unchecked {
+                jip6::record(h, Op::Write(addr, data.to_vec()));
+            }
             Ok(0)
         })
     })
@@ -515,8 +525,10 @@ fn read_into(vm: *mut pvm_vm_t, addr: u32, buf: &mut [u8], unchecked: bool) -> R
             } else {
                 inst.memory().read(addr, buf)
             };
-            if let Err(e) = r {
-                fail = Some(MemFail::Oob(mem_err(e)));
+            match r {
+                Err(e) => fail = Some(MemFail::Oob(mem_err(e))),
+                Ok(()) if !unchecked => jip6::record(h, Op::Read(addr, buf.to_vec())),
+                Ok(()) => {}
             }
             Ok(true)
         })

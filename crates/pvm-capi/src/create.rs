@@ -21,9 +21,25 @@ pub(crate) fn gas_from_c(gas: u64) -> i64 {
     gas.min(i64::MAX as u64) as i64
 }
 
-fn new_vm(mut inst: Instance, gas: u64, service_index: u32) -> *mut pvm_vm_t {
+fn new_vm(
+    mut inst: Instance,
+    gas: u64,
+    service_index: u32,
+    program_bytes: Vec<u8>,
+    args: &[u8],
+) -> *mut pvm_vm_t {
     inst.set_gas(gas_from_c(gas));
-    register(VmHandle::new(inst, service_index))
+    // JIP-6 prelude: the arguments of a standard program are an initial write at their address.
+    let args_write = match inst.program().standard_layout() {
+        Some(l) if !args.is_empty() => Some((l.args_start(), args.to_vec())),
+        _ => None,
+    };
+    register(VmHandle::new(
+        inst,
+        service_index,
+        program_bytes,
+        args_write,
+    ))
 }
 
 /// The largest code length a blob may declare (as `Blob::parse` enforces).
@@ -71,13 +87,14 @@ pub unsafe extern "C" fn pvm_create_ex(
             Some(unsafe { slice_in(initial_regs, NUM_REGISTERS, "initial_regs") }?)
         };
         let blob = Blob::from_parts(code, bitmask, jump_table).map_err(|e| e.to_string())?;
+        let bytes = blob.encode();
         let program =
             Program::from_blob(blob, ProgramOptions { spec }).map_err(|e| e.to_string())?;
         let mut inst = program.instantiate(&[]).map_err(|e| e.to_string())?;
         if let Some(regs) = regs {
             inst.registers_mut().copy_from_slice(regs);
         }
-        Ok(new_vm(inst, initial_gas, service_index))
+        Ok(new_vm(inst, initial_gas, service_index, bytes, &[]))
     })
 }
 
@@ -136,7 +153,7 @@ pub unsafe extern "C" fn pvm_create_from_blob(
         let program =
             Program::from_code(bytes, ProgramOptions { spec }).map_err(|e| e.to_string())?;
         let inst = program.instantiate(&[]).map_err(|e| e.to_string())?;
-        Ok(new_vm(inst, initial_gas, 0))
+        Ok(new_vm(inst, initial_gas, 0, bytes.to_vec(), &[]))
     })
 }
 
@@ -167,7 +184,7 @@ pub unsafe extern "C" fn pvm_create_standard(
         let program = Program::from_standard(bytes, has_metadata != 0, ProgramOptions { spec })
             .map_err(|e| e.to_string())?;
         let inst = program.instantiate(args).map_err(|e| e.to_string())?;
-        Ok(new_vm(inst, initial_gas, 0))
+        Ok(new_vm(inst, initial_gas, 0, bytes.to_vec(), args))
     })
 }
 

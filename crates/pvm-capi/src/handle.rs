@@ -4,19 +4,23 @@
 //! Soundness rules (see `docs/C-API.md`, "Re-entrancy and soundness"):
 //! - a handle is only ever accessed through a shared `&VmHandle`; all mutable state lives in
 //!   `Cell`s and in one `RefCell<Box<Instance>>`;
-//! - the `RefCell` is borrowed only for the duration of one engine operation and is never held
-//!   while C code (a host callback) runs, so callbacks can call any API function on the same VM;
+//! - the `RefCell`s are borrowed only for the duration of one engine operation and are never held
+//!   while C code (a host callback or a trace sink) runs, so callbacks can call any API function
+//!   on the same VM;
 //! - a handle is freed only when it is not running; `pvm_destroy` from inside the VM's own
 //!   callback defers the free to the end of the run that invoked the callback.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_char, c_int, c_void, CString};
 use std::marker::{PhantomData, PhantomPinned};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 
+use pvm_core::inner::InnerPvms;
 use pvm_core::{Instance, Spec};
+
+use crate::jip6::Recording;
 
 /// The opaque VM type of the C API (`pvm_vm_t` in `pvm.h`). Pointers to it really point to a
 /// [`VmHandle`]; the type itself has no fields so C (and Rust callers) cannot look inside.
@@ -32,6 +36,10 @@ pub struct pvm_vm_t {
 #[allow(non_camel_case_types)]
 pub type pvm_host_callback_t =
     Option<unsafe extern "C" fn(vm: *mut pvm_vm_t, func_id: c_int) -> c_int>;
+
+/// A trace sink: `void (*)(void* user, const char* line)`; the line has no trailing newline.
+#[allow(non_camel_case_types)]
+pub type pvm_trace_sink_t = Option<unsafe extern "C" fn(user: *mut c_void, line: *const c_char)>;
 
 /// Machine state "ready": created, stepped or repositioned, not stopped at an exit (extension).
 pub const STATE_READY: u8 = 5;
@@ -60,13 +68,42 @@ pub struct VmHandle {
     pub is_child: Cell<bool>,
     /// Logging flag: one line per exit and host call on stderr.
     pub logging: Cell<bool>,
-    /// Tracing flag: stored, reserved for the tracing issue (writes nothing yet).
+    /// Tracing flag: runs step and emit one trace line per instruction to the sink.
     pub tracing: Cell<bool>,
+    /// Where trace lines go (`None`: stderr).
+    pub trace_sink: Cell<pvm_trace_sink_t>,
+    /// The `user` pointer handed to the trace sink (never dereferenced by the library).
+    pub trace_user: Cell<*mut c_void>,
+    /// Include the PVM hash in every N-th trace line (0: never).
+    pub trace_hash_interval: Cell<u64>,
+    /// Trace step counter (reset when tracing is enabled and when `pvm_execute` starts a run).
+    pub trace_step: Cell<u64>,
+    /// Answer the PVM-level host calls inside the run for a non-child VM.
+    pub builtin_host_calls: Cell<bool>,
+    /// The inner PVMs of this VM's refine context, created on first use.
+    pub inner: RefCell<Option<InnerPvms>>,
+    /// True while the host callback runs (for `pvm_handle_builtin_host_call`).
+    pub in_callback: Cell<bool>,
+    /// Set when the current host call has been performed by `pvm_handle_builtin_host_call`.
+    pub builtin_done: Cell<bool>,
+    /// The program bytes the VM was created from (the JIP-6 `program` line).
+    pub program_bytes: Vec<u8>,
+    /// The argument data written at creation, with its address (the JIP-6 initial write).
+    pub args_write: Option<(u32, Vec<u8>)>,
+    /// JIP-6 recording is on.
+    pub jip6_on: Cell<bool>,
+    /// The JIP-6 log being (or last) recorded.
+    pub jip6: RefCell<Option<Recording>>,
 }
 
 impl VmHandle {
-    /// A new handle in state "ready".
-    pub fn new(inst: Instance, service_index: u32) -> VmHandle {
+    /// A new handle in state "ready". `program_bytes` and `args_write` are the JIP-6 prelude.
+    pub fn new(
+        inst: Instance,
+        service_index: u32,
+        program_bytes: Vec<u8>,
+        args_write: Option<(u32, Vec<u8>)>,
+    ) -> VmHandle {
         VmHandle {
             inst: RefCell::new(Box::new(inst)),
             callback: Cell::new(None),
@@ -80,6 +117,18 @@ impl VmHandle {
             is_child: Cell::new(false),
             logging: Cell::new(false),
             tracing: Cell::new(false),
+            trace_sink: Cell::new(None),
+            trace_user: Cell::new(std::ptr::null_mut()),
+            trace_hash_interval: Cell::new(0),
+            trace_step: Cell::new(0),
+            builtin_host_calls: Cell::new(false),
+            inner: RefCell::new(None),
+            in_callback: Cell::new(false),
+            builtin_done: Cell::new(false),
+            program_bytes,
+            args_write,
+            jip6_on: Cell::new(false),
+            jip6: RefCell::new(None),
         }
     }
 

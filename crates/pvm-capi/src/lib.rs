@@ -18,21 +18,29 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod access;
+pub mod builtin;
 pub mod create;
 pub mod handle;
+pub mod jip6;
 pub mod names;
 pub mod run;
+pub mod trace;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ext;
 
 use std::ffi::c_int;
 
 pub use access::*;
+pub use builtin::*;
 pub use create::*;
-pub use handle::{pvm_host_callback_t, pvm_vm_t};
+pub use handle::{pvm_host_callback_t, pvm_trace_sink_t, pvm_vm_t};
+pub use jip6::{pvm_jip6_log, pvm_jip6_replay, pvm_set_jip6_recording};
 pub use names::*;
 pub use run::*;
+pub use trace::*;
 
 /// Number of registers (`REG_SIZE`).
 pub const PVM_REG_SIZE: usize = 13;

@@ -12,6 +12,7 @@ use std::io::Write;
 use pvm_core::Exit;
 
 use crate::handle::{ffi, free_handle, with_vm, VmHandle, STATE_READY};
+use crate::{builtin, jip6, trace};
 use crate::{
     pvm_result_t, pvm_vm_t, PVM_FAULT, PVM_HALT, PVM_HOST, PVM_HOST_CONTINUE, PVM_HOST_ERROR,
     PVM_HOST_OOG, PVM_HOST_TERMINATE, PVM_OOG, PVM_PANIC, PVM_RESULT_ERROR, PVM_RESULT_FAULT,
@@ -94,12 +95,46 @@ fn stay_at_ecalli(h: &VmHandle) -> Result<(), String> {
     Ok(())
 }
 
+/// Ends a run with `exit` (not a completed step): the trace's `EXIT` line, the JIP-6
+/// termination (final exits only), then the result and state.
+fn conclude(
+    h: &VmHandle,
+    exit: Exit,
+    result: pvm_result_t,
+    state: u8,
+) -> Result<pvm_result_t, String> {
+    if !matches!(exit, Exit::HostCall(_)) {
+        jip6::on_exit(h, exit)?;
+    }
+    if h.tracing.get() {
+        trace::exit_line(h, exit)?;
+    }
+    Ok(finish(h, result, state))
+}
+
+/// Clears `in_callback` even if the callback unwinds (it cannot unwind through `extern "C"`,
+/// but the flag must never stay set).
+struct CallbackGuard<'a>(&'a VmHandle);
+
+impl Drop for CallbackGuard<'_> {
+    fn drop(&mut self) {
+        self.0.in_callback.set(false);
+    }
+}
+
 /// The run loop shared by execute, resume and step. `vm` is the pointer handed to the callback.
+///
+/// With tracing off each engine call is `Instance::run` (or `step` for `pvm_step`); with tracing
+/// on the loop steps one instruction at a time and emits trace lines.
 fn drive(h: &VmHandle, vm: *mut pvm_vm_t, mode: Mode) -> Result<pvm_result_t, String> {
     let _running = RunningGuard::enter(h)?;
+    jip6::on_run_start(h)?;
+    let tracing = h.tracing.get();
     loop {
-        // The only borrow of the instance during a run; it ends with this block.
-        let exit = {
+        let exit = if tracing {
+            trace::traced_run(h, mode == Mode::Step)?
+        } else {
+            // The only borrow of the instance during a run; it ends with this block.
             let mut inst = h.inst_mut()?;
             match mode {
                 Mode::Run => Some(inst.run()),
@@ -110,36 +145,66 @@ fn drive(h: &VmHandle, vm: *mut pvm_vm_t, mode: Mode) -> Result<pvm_result_t, St
             return Ok(finish(h, PVM_RESULT_STEPPED, STATE_READY));
         };
         let id = match exit {
-            Exit::Halt => return Ok(finish(h, PVM_RESULT_OK, PVM_HALT)),
-            Exit::Panic => return Ok(finish(h, PVM_RESULT_PANIC, PVM_PANIC)),
-            Exit::OutOfGas => return Ok(finish(h, PVM_RESULT_OOG, PVM_OOG)),
+            Exit::Halt => return conclude(h, exit, PVM_RESULT_OK, PVM_HALT),
+            Exit::Panic => return conclude(h, exit, PVM_RESULT_PANIC, PVM_PANIC),
+            Exit::OutOfGas => return conclude(h, exit, PVM_RESULT_OOG, PVM_OOG),
             Exit::PageFault(addr) => {
                 h.fault_address.set(addr);
-                return Ok(finish(h, PVM_RESULT_FAULT, PVM_FAULT));
+                return conclude(h, exit, PVM_RESULT_FAULT, PVM_FAULT);
             }
             Exit::HostCall(id) => id,
         };
         h.host_call_id.set(id);
-        // While the callback runs the VM is "inside a host call": state HOST, pc at the ecalli.
+        // While the host call is handled the VM is "inside a host call": state HOST, pc at the
+        // ecalli.
         h.state.set(PVM_HOST);
-        let Some(callback) = h.callback.get() else {
-            return Ok(finish(h, PVM_RESULT_HOST_CALL, PVM_HOST));
+        h.builtin_done.set(false);
+        jip6::open_call(h, id)?;
+        let builtin = if h.builtin_host_calls.get() && !h.is_child.get() {
+            builtin::perform(h, id)?
+        } else {
+            None
         };
-        log(h, format_args!("host call {id}"));
-        // SAFETY: `callback` is a C function pointer installed with `pvm_set_host_callback`,
-        // whose contract is that it may be called with (vm, func_id) on this thread. No borrow of
-        // the instance is alive here (the RefMut above was dropped), and `h` is a shared
-        // reference whose state is only changed through Cell/RefCell, so the callback's
-        // re-entrant API calls through `vm` cannot alias a live `&mut`. `pvm_destroy` inside the
-        // callback only sets `destroy_pending` (the handle is not freed while `running`).
-        let answer = unsafe { callback(vm, id as c_int) };
-        if h.destroy_pending.get() {
-            return Err(
-                "the VM was destroyed inside its own host callback; it is freed now".into(),
-            );
-        }
+        let answer = match builtin {
+            Some(outcome) => {
+                log(h, format_args!("host call {id} (built in)"));
+                match builtin::code_of(outcome)? {
+                    builtin::PVM_BUILTIN_CONTINUE => PVM_HOST_CONTINUE,
+                    builtin::PVM_BUILTIN_OOG => PVM_HOST_OOG,
+                    _ => PVM_HOST_ERROR,
+                }
+            }
+            None => {
+                let Some(callback) = h.callback.get() else {
+                    // The host call stays open (JIP-6) until the VM runs again.
+                    return conclude(h, exit, PVM_RESULT_HOST_CALL, PVM_HOST);
+                };
+                log(h, format_args!("host call {id}"));
+                h.in_callback.set(true);
+                let guard = CallbackGuard(h);
+                // SAFETY: `callback` is a C function pointer installed with
+                // `pvm_set_host_callback`, whose contract is that it may be called with
+                // (vm, func_id) on this thread. No borrow of the instance is alive here (engine
+                // calls borrow it only inside their own blocks), and `h` is a shared reference
+                // whose state is only changed through Cell/RefCell, so the callback's re-entrant
+                // API calls through `vm` cannot alias a live `&mut`. `pvm_destroy` inside the
+                // callback only sets `destroy_pending` (the handle is not freed while `running`).
+                let answer = unsafe { callback(vm, id as c_int) };
+                drop(guard);
+                if h.destroy_pending.get() {
+                    return Err(
+                        "the VM was destroyed inside its own host callback; it is freed now".into(),
+                    );
+                }
+                answer
+            }
+        };
         match answer {
             PVM_HOST_CONTINUE => {
+                jip6::close_call(h)?;
+                if tracing {
+                    trace::ecalli_line(h, id)?;
+                }
                 if mode == Mode::Step {
                     // Complete the step: move to the instruction after the ecalli now.
                     let mut inst = h.inst_mut()?;
@@ -151,10 +216,11 @@ fn drive(h: &VmHandle, vm: *mut pvm_vm_t, mode: Mode) -> Result<pvm_result_t, St
                     return Ok(finish(h, PVM_RESULT_STEPPED, STATE_READY));
                 }
             }
-            PVM_HOST_TERMINATE => return Ok(finish(h, PVM_RESULT_HOST_CALL, PVM_HOST)),
+            // The host call stays open (JIP-6) until the VM runs again.
+            PVM_HOST_TERMINATE => return conclude(h, exit, PVM_RESULT_HOST_CALL, PVM_HOST),
             PVM_HOST_OOG => {
                 stay_at_ecalli(h)?;
-                return Ok(finish(h, PVM_RESULT_OOG, PVM_OOG));
+                return conclude(h, Exit::OutOfGas, PVM_RESULT_OOG, PVM_OOG);
             }
             other => {
                 if other != PVM_HOST_ERROR {
@@ -164,7 +230,7 @@ fn drive(h: &VmHandle, vm: *mut pvm_vm_t, mode: Mode) -> Result<pvm_result_t, St
                     ));
                 }
                 stay_at_ecalli(h)?;
-                return Ok(finish(h, PVM_RESULT_PANIC, PVM_PANIC));
+                return conclude(h, Exit::Panic, PVM_RESULT_PANIC, PVM_PANIC);
             }
         }
     }
@@ -214,13 +280,20 @@ pub unsafe extern "C" fn pvm_execute(
             return drive(h, vm, Mode::Run); // refused by the guard, state untouched
         }
         h.is_child.set(is_child != 0);
-        {
+        let restart = {
             let mut inst = h.inst_mut()?;
             let terminated = matches!(h.state.get(), PVM_HALT | PVM_PANIC);
-            if terminated || inst.next_pc() != entry_point {
+            let restart = terminated || inst.next_pc() != entry_point;
+            if restart {
                 inst.set_pc(entry_point);
                 inst.set_gas_charged(false);
             }
+            restart
+        };
+        if restart {
+            // A new invocation: a new JIP-6 log and trace step numbers from 1.
+            jip6::on_restart(h)?;
+            h.trace_step.set(0);
         }
         drive(h, vm, Mode::Run)
     })

@@ -10,12 +10,12 @@ use crate::*;
 /// otherwise get a new VM at the same (reused) address.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Assembles instructions (each a byte vector starting with its opcode) into code + packed mask.
-fn asm(instrs: &[&[u8]]) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn asm(instrs: &[&[u8]]) -> (Vec<u8>, Vec<u8>) {
     let mut code = Vec::new();
     let mut starts = Vec::new();
     for i in instrs {
@@ -31,12 +31,12 @@ fn asm(instrs: &[&[u8]]) -> (Vec<u8>, Vec<u8>) {
 
 // Instruction helpers (GP 0.8.0 opcode numbers).
 const TRAP: &[u8] = &[0];
-fn load_imm(r: u8, imm: u32) -> Vec<u8> {
+pub(crate) fn load_imm(r: u8, imm: u32) -> Vec<u8> {
     let mut v = vec![51, r];
     v.extend_from_slice(&imm.to_le_bytes());
     v
 }
-fn ecalli(id: u8) -> Vec<u8> {
+pub(crate) fn ecalli(id: u8) -> Vec<u8> {
     vec![10, id]
 }
 fn add_64(d: u8, a: u8, b: u8) -> Vec<u8> {
@@ -49,16 +49,16 @@ fn store_ind_u8(src: u8, base: u8) -> Vec<u8> {
     vec![120, src | (base << 4)]
 }
 /// `load_imm r12, 0xFFFF0000; jump_ind r12, 0`: halt.
-fn halt() -> Vec<Vec<u8>> {
+pub(crate) fn halt() -> Vec<Vec<u8>> {
     vec![load_imm(12, 0xFFFF_0000), vec![50, 12]]
 }
 
-fn program(body: Vec<Vec<u8>>) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn program(body: Vec<Vec<u8>>) -> (Vec<u8>, Vec<u8>) {
     let refs: Vec<&[u8]> = body.iter().map(|v| v.as_slice()).collect();
     asm(&refs)
 }
 
-fn create(body: Vec<Vec<u8>>, gas: u64) -> *mut pvm_vm_t {
+pub(crate) fn create(body: Vec<Vec<u8>>, gas: u64) -> *mut pvm_vm_t {
     let (code, mask) = program(body);
     // SAFETY: valid slices with their lengths.
     let vm = unsafe {
@@ -78,7 +78,7 @@ fn create(body: Vec<Vec<u8>>, gas: u64) -> *mut pvm_vm_t {
     vm
 }
 
-fn last_error() -> String {
+pub(crate) fn last_error() -> String {
     let p = pvm_last_error();
     if p.is_null() {
         return String::new();
@@ -87,7 +87,7 @@ fn last_error() -> String {
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
-fn add_program() -> Vec<Vec<u8>> {
+pub(crate) fn add_program() -> Vec<Vec<u8>> {
     let mut p = vec![load_imm(7, 5), load_imm(8, 37), add_64(9, 7, 8)];
     p.extend(halt());
     p

@@ -4,7 +4,8 @@
 #     declares exactly the exported functions;
 #   - the crate's Rust unit tests (cargo test -p pvm-capi);
 #   - examples/c/test_pvm.c (gcc -Wall -Wextra -Werror) linked against libpvm.so and libpvm.a,
-#     each run directly and under valgrind; the header compiled as C++ and with
+#     each run directly and under valgrind; pvm_hash checked against an independent blake2b-256
+#     (python3 hashlib) of the preimage pvm_dump_state prints; the header compiled as C++ and with
 #     -DPVM_NO_SHORT_NAMES; a pkg-config build against a temporary install (install.sh);
 #   - examples/python/test_pvm.py (ctypes);
 #   - examples/go (cgo): go vet, go test, go run.
@@ -96,6 +97,30 @@ check "C build (libpvm.so)" gcc "${CFLAGS[@]}" examples/c/test_pvm.c -L"$LIBDIR"
 check "C run (libpvm.so)" "$WORK/test_pvm_shared" "${GUEST_ARGS[@]}"
 run_valgrind() { need valgrind && "${VALGRIND[@]}" "$@"; }
 check "C valgrind (libpvm.so)" run_valgrind "$WORK/test_pvm_shared" "${GUEST_ARGS[@]}"
+
+# The C test writes a state dump and pvm_hash's hex; the hash must be blake2b-256 of the dump's
+# preimage (everything after the colons, spaces removed), computed here independently.
+hash_is_blake2b_of_dump() {
+    need python3 || return 1
+    mkdir -p "$WORK/dump"
+    PVM_TEST_DUMP_DIR="$WORK/dump" "$WORK/test_pvm_shared" >/dev/null 2>&1 || return 1
+    python3 - "$WORK/dump" <<'PY'
+import hashlib, os, sys
+d = sys.argv[1]
+pre = bytearray()
+with open(os.path.join(d, "dump.txt")) as f:
+    for line in f:
+        if line.strip():
+            pre += bytes.fromhex(line.split(":", 1)[1].replace(" ", "").strip())
+with open(os.path.join(d, "hash.txt")) as f:
+    got = f.read().strip()
+want = hashlib.blake2b(bytes(pre), digest_size=32).hexdigest()
+print(f"pvm_hash          {got}\nblake2b(preimage) {want} ({len(pre)} bytes)")
+print("result OK" if got == want else "MISMATCH")
+sys.exit(0 if got == want else 1)
+PY
+}
+check "pvm_hash == blake2b-256 of the pvm_dump_state preimage" hash_is_blake2b_of_dump
 
 check "C build (libpvm.a)" gcc "${CFLAGS[@]}" examples/c/test_pvm.c "$LIBDIR/libpvm.a" \
     "${STATIC_LIBS[@]}" -o "$WORK/test_pvm_static"

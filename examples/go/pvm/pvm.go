@@ -338,3 +338,95 @@ func (vm *VM) Output() []byte {
 	C.pvm_output(vm.ptr, bytesPtr(buf), C.size_t(n))
 	return buf
 }
+
+// ---- inner PVMs: the PVM-level host calls ----
+
+// Codes of HandleBuiltinHostCall.
+const (
+	BuiltinError      = int(C.PVM_BUILTIN_ERROR)
+	BuiltinNotHandled = int(C.PVM_BUILTIN_NOT_HANDLED)
+	BuiltinContinue   = int(C.PVM_BUILTIN_CONTINUE)
+	BuiltinPanic      = int(C.PVM_BUILTIN_PANIC)
+	BuiltinOOG        = int(C.PVM_BUILTIN_OOG)
+)
+
+// HandleBuiltinHostCall is pvm_handle_builtin_host_call: inside the host handler, performs host
+// call id if it is a PVM-level one (gas, machine, peek, poke, pages, invoke, expunge, ...).
+func (vm *VM) HandleBuiltinHostCall(id uint32) int {
+	return int(C.pvm_handle_builtin_host_call(vm.ptr, C.int(int32(id))))
+}
+
+// SetBuiltinHostCalls is pvm_set_builtin_host_calls.
+func (vm *VM) SetBuiltinHostCalls(enabled bool) {
+	e := 0
+	if enabled {
+		e = 1
+	}
+	C.pvm_set_builtin_host_calls(vm.ptr, C.int(e))
+}
+
+// InnerMachineCount is pvm_inner_machine_count.
+func (vm *VM) InnerMachineCount() int { return int(C.pvm_inner_machine_count(vm.ptr)) }
+
+// ---- tracing and JIP-6 ----
+
+// Hash is pvm_hash: the PVM hash v1 of the current state.
+func (vm *VM) Hash() (h [32]byte, err error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var out [32]C.uint8_t
+	if C.pvm_hash(vm.ptr, &out[0]) != 0 {
+		return h, errors.New("pvm: " + LastError())
+	}
+	for i := range out {
+		h[i] = byte(out[i])
+	}
+	return h, nil
+}
+
+// text calls an snprintf-style function twice: to size, then to fill.
+func text(fill func(buf *C.char, n C.size_t) C.size_t) (string, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	n := fill(nil, 0)
+	if n == 0 {
+		return "", errors.New("pvm: " + LastError())
+	}
+	buf := (*C.char)(C.malloc(n + 1))
+	defer C.free(unsafe.Pointer(buf))
+	fill(buf, n+1)
+	return C.GoStringN(buf, C.int(n)), nil
+}
+
+// DumpState is pvm_dump_state: the hash preimage as text.
+func (vm *VM) DumpState() (string, error) {
+	return text(func(buf *C.char, n C.size_t) C.size_t { return C.pvm_dump_state(vm.ptr, buf, n) })
+}
+
+// SetJip6Recording is pvm_set_jip6_recording.
+func (vm *VM) SetJip6Recording(on bool) {
+	e := 0
+	if on {
+		e = 1
+	}
+	C.pvm_set_jip6_recording(vm.ptr, C.int(e))
+}
+
+// Jip6Log is pvm_jip6_log: the recorded JIP-6 log as text.
+func (vm *VM) Jip6Log() (string, error) {
+	return text(func(buf *C.char, n C.size_t) C.size_t { return C.pvm_jip6_log(vm.ptr, buf, n) })
+}
+
+// Jip6Replay is pvm_jip6_replay: 0 (clean), 1 (divergence) or -1 (malformed), and the report.
+func Jip6Replay(log string, spec int, verify bool) (int, string) {
+	clog := C.CString(log)
+	defer C.free(unsafe.Pointer(clog))
+	v := 0
+	if verify {
+		v = 1
+	}
+	report := (*C.char)(C.malloc(1024))
+	defer C.free(unsafe.Pointer(report))
+	code := C.pvm_jip6_replay(clog, C.size_t(len(log)), C.int(spec), C.int(v), report, 1024)
+	return int(code), C.GoString(report)
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -207,5 +208,85 @@ func TestHostcallsGuest(t *testing.T) {
 	}
 	if len(logs) != 2 || logs[0] != "hostcalls: start" {
 		t.Fatalf("logs %q", logs)
+	}
+}
+
+// refineGuest parses examples/c/refine_guest.h: the program, its gas and the gas left.
+func refineGuest(t *testing.T) (program []byte, gas, gasLeft uint64) {
+	src, err := os.ReadFile(filepath.Join("..", "..", "c", "refine_guest.h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := string(src)
+	start := strings.Index(header, "REFINE_GUEST[] = {") + len("REFINE_GUEST[] = {")
+	end := start + strings.Index(header[start:], "}")
+	for _, tok := range strings.Split(header[start:end], ",") {
+		tok = strings.TrimSpace(tok)
+		if tok == "" {
+			continue
+		}
+		v, err := strconv.ParseUint(tok, 0, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		program = append(program, byte(v))
+	}
+	define := func(name string) uint64 {
+		i := strings.Index(header, "#define "+name+" ") + len("#define "+name+" ")
+		digits := strings.TrimRight(strings.Fields(header[i:])[0], "u")
+		v, err := strconv.ParseUint(digits, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	return program, define("REFINE_GUEST_GAS"), define("REFINE_GUEST_GAS_LEFT")
+}
+
+func TestInnerPvmsHashAndJip6(t *testing.T) {
+	program, gas, gasLeft := refineGuest(t)
+	vm, err := Standard(program, nil, false, Spec080, gas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	vm.SetJip6Recording(true)
+	vm.SetHostHandler(func(vm *VM, id uint32) HostResult {
+		switch vm.HandleBuiltinHostCall(id) {
+		case BuiltinContinue:
+			return HostContinue
+		case BuiltinNotHandled:
+			vm.SetReg(7, WHAT)
+			return HostContinue
+		default:
+			return HostError
+		}
+	})
+	if r := vm.Execute(0); r != ResultOK {
+		t.Fatalf("result %v", r)
+	}
+	if out := vm.Output(); binary.LittleEndian.Uint64(out) != 142 || vm.Gas() != gasLeft {
+		t.Fatalf("output %v, gas %d (want 142, %d)", out, vm.Gas(), gasLeft)
+	}
+	if vm.InnerMachineCount() != 0 {
+		t.Fatal("machine not expunged")
+	}
+	h, err := vm.Hash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump, err := vm.DumpState()
+	if err != nil || !strings.HasPrefix(dump, "regs+gas: ") || h == [32]byte{} {
+		t.Fatalf("dump %q, hash %x, %v", dump[:20], h, err)
+	}
+	log, err := vm.Jip6Log()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, report := Jip6Replay(log, Spec080, true); code != 0 {
+		t.Fatalf("replay: %d %s", code, report)
+	}
+	if code, _ := Jip6Replay("garbage", Spec080, true); code != -1 {
+		t.Fatal("garbage log accepted")
 	}
 }

@@ -1,0 +1,369 @@
+//! JIP-6 host-call recording through the C accessors, the log text and replay.
+//!
+//! While recording is on, every host call the VM stops at opens a [`PendingCall`]. What the host
+//! does through the C API until the VM runs again is appended to it: checked memory reads and
+//! writes (`pvm_read_ram_*` / `pvm_write_ram_*`), `pvm_set_register`, `pvm_set_gas`, and the
+//! effects of `pvm_handle_builtin_host_call` (recorded by pvm-core's recording
+//! [`HostCallContext`](pvm_core::HostCallContext)). The call is closed — turned into a log entry
+//! with [`CallRecorder::finish`] — when the callback continues, when the host call ends the run,
+//! or, for a VM that stopped at the `ecalli` (no callback, or `PVM_HOST_TERMINATE`), when it runs
+//! again. The accessors' effects are kept as a list of operations rather than in a
+//! `CallRecorder` so that `pvm_jip6_log` can render a host call that is still open.
+
+use std::ffi::{c_char, c_int};
+
+use pvm_core::jip6::{self, CallRecorder, HostCallEntry, Jip6Error, Jip6Log, VmState};
+use pvm_core::{Exit, Instance};
+
+use crate::create::spec_from_c;
+use crate::handle::{ffi, slice_in, slice_out, with_vm, VmHandle};
+use crate::pvm_vm_t;
+
+/// One effect of a host call, as the C accessors see it.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// A successful checked read.
+    Read(u32, Vec<u8>),
+    /// A successful checked write.
+    Write(u32, Vec<u8>),
+    /// `pvm_set_register(i, …)`.
+    SetReg(usize),
+    /// `pvm_set_gas`.
+    SetGas,
+}
+
+/// A host call whose record is still open.
+#[derive(Debug)]
+pub struct PendingCall {
+    index: u32,
+    before: VmState,
+    ops: Vec<Op>,
+}
+
+impl PendingCall {
+    /// The log entry of this call given the instance's current state.
+    fn entry(&self, inst: &Instance) -> HostCallEntry {
+        let mut rec = CallRecorder::default();
+        for op in &self.ops {
+            match op {
+                Op::Read(a, d) => rec.record_read(*a, d),
+                Op::Write(a, d) => rec.record_write(*a, d),
+                Op::SetReg(i) => rec.record_set_reg(*i),
+                Op::SetGas => rec.record_set_gas(),
+            }
+        }
+        rec.finish(self.index, self.before.clone(), inst)
+    }
+}
+
+/// A JIP-6 log under construction.
+#[derive(Debug)]
+pub struct Recording {
+    /// The closed entries, the prelude and the termination.
+    pub log: Jip6Log,
+    /// The host call the VM is in or stopped at, if any.
+    pub pending: Option<PendingCall>,
+}
+
+fn new_log(h: &VmHandle) -> Jip6Log {
+    Jip6Log {
+        context: vec![format!(
+            "implementation libpvm {} (C API)",
+            env!("CARGO_PKG_VERSION")
+        )],
+        program: h.program_bytes.clone(),
+        initial_writes: h.args_write.iter().cloned().collect(),
+        ..Jip6Log::default()
+    }
+}
+
+fn recording(h: &VmHandle) -> Result<std::cell::RefMut<'_, Option<Recording>>, String> {
+    h.jip6
+        .try_borrow_mut()
+        .map_err(|_| "internal error: the JIP-6 log is busy".to_string())
+}
+
+/// Appends an accessor's effect to the open host call, if recording.
+pub fn record(h: &VmHandle, op: Op) {
+    if !h.jip6_on.get() {
+        return;
+    }
+    if let Ok(mut slot) = h.jip6.try_borrow_mut() {
+        if let Some(Recording {
+            pending: Some(p), ..
+        }) = slot.as_mut()
+        {
+            p.ops.push(op);
+        }
+    }
+}
+
+/// Whether a host call is open for recording (the builtin handler then records through a
+/// `CallRecorder` and hands the effects over with [`record_entry`]).
+pub fn is_recording_call(h: &VmHandle) -> bool {
+    h.jip6_on.get()
+        && h.jip6
+            .try_borrow()
+            .is_ok_and(|r| r.as_ref().is_some_and(|r| r.pending.is_some()))
+}
+
+/// Appends the effects of a recorded sub-step (an entry built by `CallRecorder::finish`).
+pub fn record_entry(h: &VmHandle, e: HostCallEntry) {
+    for (a, d) in e.reads {
+        record(h, Op::Read(a, d));
+    }
+    for (a, d) in e.writes {
+        record(h, Op::Write(a, d));
+    }
+    for (i, _) in e.set_regs {
+        record(h, Op::SetReg(i as usize));
+    }
+    if e.set_gas.is_some() {
+        record(h, Op::SetGas);
+    }
+}
+
+/// `pvm_execute` starts a new run (not a continuation): a log that already holds something
+/// starts over (one log per invocation).
+pub fn on_restart(h: &VmHandle) -> Result<(), String> {
+    if !h.jip6_on.get() {
+        return Ok(());
+    }
+    let mut slot = recording(h)?;
+    if let Some(r) = slot.as_mut() {
+        if r.log.start.is_some() || !r.log.entries.is_empty() || r.log.end.is_some() {
+            *r = Recording {
+                log: new_log(h),
+                pending: None,
+            };
+        }
+    }
+    Ok(())
+}
+
+/// A run starts: closes the host call the VM was stopped at, logs the start state if this is
+/// the log's first run, and forgets an earlier termination (the run continues).
+pub fn on_run_start(h: &VmHandle) -> Result<(), String> {
+    if !h.jip6_on.get() {
+        return Ok(());
+    }
+    let inst = h.inst()?;
+    let mut slot = recording(h)?;
+    if let Some(r) = slot.as_mut() {
+        if let Some(p) = r.pending.take() {
+            r.log.entries.push(p.entry(&inst));
+        }
+        if r.log.start.is_none() {
+            r.log.start = Some(VmState {
+                pc: inst.next_pc(),
+                gas: inst.gas() as u64,
+                regs: *inst.registers(),
+            });
+        }
+        r.log.end = None;
+    }
+    Ok(())
+}
+
+/// The run stopped at host call `id`: opens its record with the state at the `ecalli`.
+pub fn open_call(h: &VmHandle, id: u32) -> Result<(), String> {
+    if !h.jip6_on.get() {
+        return Ok(());
+    }
+    let inst = h.inst()?;
+    let mut slot = recording(h)?;
+    if let Some(r) = slot.as_mut() {
+        if let Some(p) = r.pending.take() {
+            r.log.entries.push(p.entry(&inst));
+        }
+        r.pending = Some(PendingCall {
+            index: id,
+            before: jip6::state_of(&inst),
+            ops: Vec::new(),
+        });
+    }
+    Ok(())
+}
+
+/// The host call is over (continued, or it ended the run): closes its record.
+pub fn close_call(h: &VmHandle) -> Result<(), String> {
+    if !h.jip6_on.get() {
+        return Ok(());
+    }
+    let inst = h.inst()?;
+    let mut slot = recording(h)?;
+    if let Some(r) = slot.as_mut() {
+        if let Some(p) = r.pending.take() {
+            r.log.entries.push(p.entry(&inst));
+        }
+    }
+    Ok(())
+}
+
+/// The run ended with a final exit (halt, panic, out-of-gas, page fault): logs the termination.
+pub fn on_exit(h: &VmHandle, exit: Exit) -> Result<(), String> {
+    if !h.jip6_on.get() {
+        return Ok(());
+    }
+    let inst = h.inst()?;
+    let mut slot = recording(h)?;
+    if let Some(r) = slot.as_mut() {
+        if let Some(p) = r.pending.take() {
+            r.log.entries.push(p.entry(&inst));
+        }
+        r.log.end = jip6::termination_of(exit, &inst);
+    }
+    Ok(())
+}
+
+/// Copies `text` plus a NUL into `buf` if it fits (else an empty string if `len > 0`) and
+/// returns `text.len()`.
+///
+/// # Safety
+/// `buf` must be NULL or valid for writes of `len` bytes.
+pub unsafe fn copy_out_whole(text: &str, buf: *mut c_char, len: usize) -> Result<usize, String> {
+    if buf.is_null() || len == 0 {
+        return Ok(text.len());
+    }
+    // SAFETY: the caller guarantees `buf` is valid for `len` bytes.
+    let out = unsafe { slice_out(buf as *mut u8, len, "buf") }?;
+    if text.len() < len {
+        out[..text.len()].copy_from_slice(text.as_bytes());
+        out[text.len()] = 0;
+    } else {
+        out[0] = 0;
+    }
+    Ok(text.len())
+}
+
+/// Copies as much of `text` as fits plus a NUL into `buf` (truncating, like snprintf).
+///
+/// # Safety
+/// `buf` must be NULL or valid for writes of `len` bytes.
+unsafe fn copy_out_truncated(text: &str, buf: *mut c_char, len: usize) {
+    if buf.is_null() || len == 0 {
+        return;
+    }
+    // SAFETY: the caller guarantees `buf` is valid for `len` bytes.
+    if let Ok(out) = unsafe { slice_out(buf as *mut u8, len, "report") } {
+        let n = text.len().min(len - 1);
+        out[..n].copy_from_slice(&text.as_bytes()[..n]);
+        out[n] = 0;
+    }
+}
+
+/// Starts (non-zero: a new, empty log) or stops JIP-6 recording of the VM's host calls. Stopping
+/// closes an open host call and keeps the log for `pvm_jip6_log`.
+///
+/// # Safety
+/// `vm` must be NULL or a pointer returned by a `pvm_create*` function.
+#[no_mangle]
+pub unsafe extern "C" fn pvm_set_jip6_recording(vm: *mut pvm_vm_t, on: c_int) {
+    ffi((), || {
+        with_vm(vm, |h| {
+            if on != 0 {
+                *recording(h)? = Some(Recording {
+                    log: new_log(h),
+                    pending: None,
+                });
+                h.jip6_on.set(true);
+            } else {
+                close_call(h)?;
+                h.jip6_on.set(false);
+            }
+            Ok(())
+        })
+    })
+}
+
+/// The JIP-6 log as text: copied with a NUL into `buf` if it fits, and its length (excluding
+/// the NUL) returned. 0 (and `pvm_last_error`) if nothing has been recorded.
+///
+/// # Safety
+/// `vm` as for every function; `buf` must be NULL or valid for writes of `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn pvm_jip6_log(vm: *mut pvm_vm_t, buf: *mut c_char, len: usize) -> usize {
+    ffi(0, || {
+        with_vm(vm, |h| {
+            let text = {
+                let slot = h
+                    .jip6
+                    .try_borrow()
+                    .map_err(|_| "internal error: the JIP-6 log is busy".to_string())?;
+                let r = slot.as_ref().ok_or_else(|| {
+                    "pvm_jip6_log: no JIP-6 log (enable it with pvm_set_jip6_recording)".to_string()
+                })?;
+                match &r.pending {
+                    None => r.log.to_text(),
+                    Some(p) => {
+                        let mut log = r.log.clone();
+                        log.entries.push(p.entry(&**h.inst()?));
+                        log.to_text()
+                    }
+                }
+            };
+            // SAFETY: forwarded caller guarantee on `buf`.
+            unsafe { copy_out_whole(&text, buf, len) }
+        })
+    })
+}
+
+/// Replays a JIP-6 log: 0 if it replays (and, with `verify`, matches every `ecalli` line and the
+/// termination), 1 on a divergence, -1 on malformed input. `report` gets a one-line summary.
+///
+/// # Safety
+/// `log` must be NULL or valid for reads of `len` bytes; `report` must be NULL or valid for
+/// writes of `report_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn pvm_jip6_replay(
+    log: *const c_char,
+    len: usize,
+    spec: c_int,
+    verify: c_int,
+    report: *mut c_char,
+    report_len: usize,
+) -> c_int {
+    let mut message = String::new();
+    let code = ffi(-1, || {
+        let spec = spec_from_c(spec)?;
+        if log.is_null() {
+            return Err("log is NULL".into());
+        }
+        // SAFETY: the caller guarantees `log` is valid for `len` bytes.
+        let bytes = unsafe { slice_in(log as *const u8, len, "log") }?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|e| format!("the log is not UTF-8 text: {e}"))?;
+        let parsed = Jip6Log::parse(text).map_err(|e| e.to_string())?;
+        // A log without a `start` line gives no initial gas: replay with the maximum.
+        match jip6::replay(&parsed, spec, i64::MAX, verify != 0) {
+            Ok(r) => {
+                message = format!(
+                    "ok: {} host calls replayed, exit {} at pc {}, gas {}",
+                    r.host_calls,
+                    r.exit.name(),
+                    r.end.pc,
+                    r.end.gas
+                );
+                Ok(0)
+            }
+            Err(e @ Jip6Error::Divergence { .. }) => {
+                message = e.to_string();
+                Ok(1)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    if code == -1 {
+        let e = crate::handle::last_error_ptr();
+        if !e.is_null() {
+            // SAFETY: the library's last-error string is NUL-terminated and valid until the next
+            // failing call on this thread; it is copied at once.
+            message = unsafe { std::ffi::CStr::from_ptr(e) }
+                .to_string_lossy()
+                .into_owned();
+        }
+    }
+    // SAFETY: forwarded caller guarantee on `report`.
+    unsafe { copy_out_truncated(&message, report, report_len) };
+    code
+}
