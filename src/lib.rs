@@ -1,1 +1,29 @@
-//! Node.js binding of libpvm (napi-rs). Work in progress.
+//! Node.js binding of libpvm, built with napi-rs.
+//!
+//! The engine is `pvm-core`; this crate only translates between JavaScript values and the engine:
+//!
+//! - [`program::Program`]: an immutable compiled program (`Program.fromStandard`, `Program.fromCode`).
+//! - [`vm::Pvm`]: one running instance with registers, gas, pc and memory; `run(hostCall)` calls a
+//!   JavaScript function synchronously on every `ecalli`.
+//! - `PvmError`: the error class every function throws (see [`error`]).
+//!
+//! The JavaScript API is documented in `docs/NODE-API.md`; the generated `index.d.ts` is the
+//! reference for the types.
+
+#![deny(clippy::all)]
+
+mod error;
+mod js;
+mod program;
+mod vm;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+/// Module initialisation: defines the `PvmError` class and caches the few JavaScript built-ins the
+/// binding calls (`Buffer.from`). Runs once per JavaScript environment (main thread or worker).
+#[napi(module_exports)]
+pub fn init(exports: Object, env: Env) -> Result<()> {
+    // SAFETY: called by napi-rs during module registration with a live env and exports object.
+    unsafe { js::init_module(env.raw(), exports.raw()) }
+}

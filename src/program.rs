@@ -1,0 +1,242 @@
+//! `Program`: an immutable compiled program, shared by every VM instantiated from it.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::error::{throw, Code, Fail, Res};
+use crate::js::{self, RawEnv, Val};
+use crate::vm::Pvm;
+
+/// Options of `Program.fromStandard`.
+#[napi(object, object_to_js = false)]
+#[allow(dead_code)] // declares a TypeScript type; the binding reads and builds these objects itself
+pub struct StandardProgramOptions {
+    /// Gray Paper version whose PVM rules apply (default `'0.8.0'`).
+    #[napi(ts_type = "SpecVersion")]
+    pub spec: Option<String>,
+    /// The input is a JAM service blob: `E(|m|) m` metadata followed by the standard program.
+    pub metadata: Option<bool>,
+}
+
+/// Options of `Program.fromCode`.
+#[napi(object, object_to_js = false)]
+#[allow(dead_code)] // declares a TypeScript type; the binding reads and builds these objects itself
+pub struct CodeProgramOptions {
+    /// Gray Paper version whose PVM rules apply (default `'0.8.0'`).
+    #[napi(ts_type = "SpecVersion")]
+    pub spec: Option<String>,
+}
+
+/// Options of `program.instantiate`.
+#[napi(object, object_to_js = false)]
+#[allow(dead_code)] // declares a TypeScript type; the binding reads and builds these objects itself
+pub struct InstantiateOptions {
+    /// Initial gas ϱ.
+    #[napi(ts_type = "bigint | number")]
+    pub gas: i64,
+    /// Initial pc ı (default 0; for a standard program, the entry point).
+    pub pc: Option<u32>,
+    /// Argument data for a standard program (GP A.7; at most 2^24 bytes).
+    pub args: Option<Uint8Array>,
+    /// Initial registers, overriding the first `registers.length` of the defaults (zeros for a
+    /// code blob; GP A.7's for a standard program).
+    #[napi(ts_type = "BigUint64Array | Array<bigint | number>")]
+    pub registers: Option<Vec<i64>>,
+}
+
+/// The gas charged on entering one basic block.
+#[napi(object)]
+pub struct BlockGasCost {
+    /// The block's first instruction.
+    pub pc: u32,
+    /// ϱ^Δ (GP 0.8.0 A.9); the number of instructions in the block for GP 0.7.2.
+    pub cost: u32,
+}
+
+/// An immutable compiled program. Cheap to share: every VM made by `instantiate` refers to it.
+#[napi]
+pub struct Program {
+    pub(crate) inner: pvm_core::Program,
+}
+
+fn parse_spec(env: RawEnv, opts: Option<Val>) -> Res<pvm_core::Spec> {
+    let Some(opts) = opts else {
+        return Ok(pvm_core::Spec::default());
+    };
+    let Some(v) = js::get(env, opts, c"spec")? else {
+        return Ok(pvm_core::Spec::default());
+    };
+    let mut buf = [0u8; 16];
+    let s = js::to_short_string(env, v, &mut buf, "options.spec")?;
+    pvm_core::Spec::parse(s).ok_or_else(|| {
+        Fail::new(
+            Code::InvalidArgument,
+            format!("options.spec must be '0.8.0' or '0.7.2', got '{s}'"),
+        )
+    })
+}
+
+fn options_object(env: RawEnv, opts: Option<Unknown<'_>>, what: &str) -> Res<Option<Val>> {
+    match opts {
+        None => Ok(None),
+        Some(o) if js::is_nullish(env, o.raw()) => Ok(None),
+        Some(o) if js::type_of(env, o.raw()) == napi::sys::ValueType::napi_object => {
+            Ok(Some(o.raw()))
+        }
+        Some(o) => Err(Fail::new(
+            Code::InvalidArgument,
+            format!(
+                "{what} must be an object, got {}",
+                js::describe(env, o.raw())
+            ),
+        )),
+    }
+}
+
+#[napi]
+impl Program {
+    /// Loads a GP A.7 standard program `E3(|o|) E3(|w|) E2(z) E3(s) o w E4(|c|) c`; with
+    /// `metadata: true`, a JAM service blob `E(|m|) m` followed by the standard program.
+    /// Throws a `PvmError` with code `INVALID_PROGRAM` naming the byte offset (or, for GP 0.8.0
+    /// code that fails prevalidation, the pc) of the problem.
+    #[napi(
+        factory,
+        ts_args_type = "bytes: Uint8Array, options?: StandardProgramOptions | null"
+    )]
+    pub fn from_standard(env: &Env, bytes: Unknown, options: Option<Unknown>) -> Result<Program> {
+        let env = env.raw();
+        (|| -> Res<Program> {
+            // Options first: reading them may run JavaScript (getters), which must not happen
+            // while `bytes` borrows an ArrayBuffer's memory.
+            let opts = options_object(env, options, "options")?;
+            let spec = parse_spec(env, opts)?;
+            let metadata = match opts
+                .map(|o| js::get(env, o, c"metadata"))
+                .transpose()?
+                .flatten()
+            {
+                Some(v) => js::to_bool(env, v, "options.metadata")?,
+                None => false,
+            };
+            let bytes = js::to_bytes(env, bytes.raw(), "bytes")?;
+            let inner = pvm_core::Program::from_standard(
+                bytes,
+                metadata,
+                pvm_core::ProgramOptions { spec },
+            )?;
+            Ok(Program { inner })
+        })()
+        .map_err(|e| throw(env, e))
+    }
+
+    /// Loads a generic code blob `E(|j|) E1(z) E(|c|) j c k` (GP A.1): no memory layout, all
+    /// registers zero. Throws `INVALID_PROGRAM` like `fromStandard`.
+    #[napi(
+        factory,
+        ts_args_type = "bytes: Uint8Array, options?: CodeProgramOptions | null"
+    )]
+    pub fn from_code(env: &Env, bytes: Unknown, options: Option<Unknown>) -> Result<Program> {
+        let env = env.raw();
+        (|| -> Res<Program> {
+            let opts = options_object(env, options, "options")?;
+            let spec = parse_spec(env, opts)?;
+            let bytes = js::to_bytes(env, bytes.raw(), "bytes")?;
+            let inner = pvm_core::Program::from_code(bytes, pvm_core::ProgramOptions { spec })?;
+            Ok(Program { inner })
+        })()
+        .map_err(|e| throw(env, e))
+    }
+
+    /// The Gray Paper version this program follows.
+    #[napi(getter, ts_return_type = "'0.8.0' | '0.7.2'")]
+    pub fn spec(&self) -> &'static str {
+        self.inner.spec().as_str()
+    }
+
+    /// Whether this is a standard program (GP A.7 memory layout and argument area).
+    #[napi(getter)]
+    pub fn is_standard(&self) -> bool {
+        self.inner.standard_layout().is_some()
+    }
+
+    /// The code length |c| in bytes.
+    #[napi(getter)]
+    pub fn code_length(&self) -> u32 {
+        self.inner.code().len() as u32
+    }
+
+    /// The metadata m of a JAM service blob (`fromStandard(bytes, { metadata: true })`), else null.
+    #[napi(ts_return_type = "Buffer | null")]
+    pub fn metadata(&self, env: &Env) -> Result<napi::sys::napi_value> {
+        let env = env.raw();
+        match self.inner.metadata() {
+            Some(m) => js::buffer_copy(env, m).map_err(|e| throw(env, e)),
+            None => Ok(js::null(env)),
+        }
+    }
+
+    /// The gas cost of every basic block, sorted by pc (GP 0.8.0 A.9 costs; for GP 0.7.2 the
+    /// number of instructions in each block).
+    #[napi]
+    pub fn block_gas_costs(&self) -> Vec<BlockGasCost> {
+        self.inner
+            .block_gas_costs()
+            .iter()
+            .map(|b| BlockGasCost {
+                pc: b.pc,
+                cost: b.cost,
+            })
+            .collect()
+    }
+
+    /// Whether `pc` is the start of a valid instruction.
+    #[napi]
+    pub fn is_instruction_start(&self, pc: u32) -> bool {
+        self.inner.is_instruction_start(pc)
+    }
+
+    /// Creates a VM. For a standard program memory and registers are laid out as GP A.7 says for
+    /// `args`; for a code blob memory is empty and registers are zero (`args` must be empty).
+    #[napi(ts_args_type = "options: InstantiateOptions")]
+    pub fn instantiate(&self, env: &Env, options: Unknown) -> Result<Pvm> {
+        let env = env.raw();
+        (|| -> Res<Pvm> {
+            let Some(opts) = options_object(env, Some(options), "options")? else {
+                return Err(Fail::new(
+                    Code::InvalidArgument,
+                    "options must be an object with at least `gas`",
+                ));
+            };
+            let gas = match js::get(env, opts, c"gas")? {
+                Some(v) => js::to_i64(env, v, "options.gas")?,
+                None => {
+                    return Err(Fail::new(
+                        Code::InvalidArgument,
+                        "options.gas is required (a bigint)",
+                    ))
+                }
+            };
+            let pc = js::get(env, opts, c"pc")?
+                .map(|v| js::to_u32(env, v, "options.pc"))
+                .transpose()?;
+            let regs = js::get(env, opts, c"registers")?
+                .map(|v| js::to_registers(env, v, "options.registers"))
+                .transpose()?;
+            // Last: nothing that can run JavaScript happens while `args` borrows its buffer.
+            let args = match js::get(env, opts, c"args")? {
+                Some(v) => js::to_bytes(env, v, "options.args")?,
+                None => &[],
+            };
+            let mut inst = self.inner.instantiate(args)?;
+            inst.set_gas(gas);
+            if let Some(pc) = pc {
+                inst.set_pc(pc);
+            }
+            if let Some(regs) = regs {
+                inst.registers_mut()[..regs.len()].copy_from_slice(&regs);
+            }
+            Ok(Pvm::new(env, inst))
+        })()
+        .map_err(|e| throw(env, e))
+    }
+}

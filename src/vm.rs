@@ -1,0 +1,909 @@
+//! `Pvm`: one running instance.
+//!
+//! Soundness of re-entrancy. `run(hostCall)` calls JavaScript on every `ecalli`, and that
+//! JavaScript calls methods of the same `Pvm` (registers, gas, memory). So:
+//! - every method takes `&self` (napi-rs hands out shared borrows, which may nest), and the
+//!   instance lives in an `UnsafeCell` that is only ever borrowed mutably inside [`Pvm::with`],
+//!   whose closures never call JavaScript; the run loop drives `Instance::run` in such a short
+//!   borrow, releases it, calls the handler, and repeats;
+//! - `run`, `step` and `free` refuse to start while the handler runs (`REENTRANT_CALL`).
+//!
+//! Zero-copy views. The instance is boxed, so its register array and its 4 KiB pages (each boxed
+//! by pvm-core, `Memory::page_ptr`) do not move. `registers` is one external `BigUint64Array`
+//! over the register array and `memory(address, length)` a Buffer over one external ArrayBuffer
+//! per page; both are created once and cached, so no two external buffers ever cover the same
+//! bytes. Views of a page are detached when the page is unmapped or made inaccessible, and all
+//! views when the VM is freed. Each external buffer's finalizer holds an `Rc` of the instance, so
+//! if the `Pvm` object is garbage-collected while a view is still reachable, the memory behind
+//! the view stays alive until the view itself is collected.
+
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::BTreeMap;
+use std::ptr;
+use std::rc::Rc;
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use napi_derive::napi;
+use pvm_core::{Access, Exit, HostOutcome, Instance, MemoryError, NUM_REGISTERS, PAGE_SIZE};
+
+use crate::error::{throw, Code, Fail, Res};
+use crate::js::{self, RawEnv, Val};
+
+/// Why a run or step stopped (`Exit.status`, `vm.status`).
+#[napi(string_enum = "lowercase")]
+pub enum Status {
+    /// Regular halt (a dynamic jump to 2^32 − 2^16), or a host call that returned `'halt'`.
+    Halt,
+    /// Panic (trap, invalid jump or instruction, access below 2^16), or a host call that returned
+    /// `'panic'`.
+    Panic,
+    /// Out of gas, or a host call that returned `'oog'`.
+    Oog,
+    /// Page fault; `faultAddress` is the page address.
+    Fault,
+    /// `ecalli` without a host-call handler; `hostCallId` is its immediate. The next `run()`
+    /// continues after the `ecalli`.
+    Host,
+    /// Not stopped: a fresh VM, or `step()` executed its instructions without an exit.
+    Running,
+}
+
+/// The result of `run()` and `step()`.
+#[napi(object, js_name = "Exit", object_from_js = false)]
+#[allow(dead_code)] // declares a TypeScript type; the binding reads and builds these objects itself
+pub struct ExitDecl {
+    /// Why the VM stopped.
+    #[napi(ts_type = "ExitStatus")]
+    pub status: String,
+    /// The pc: of the exiting instruction (halt, panic, fault, host), of the block that could not
+    /// be paid for (oog), or of the next instruction (running).
+    pub pc: u32,
+    /// Remaining gas ϱ.
+    #[napi(ts_type = "bigint")]
+    pub gas: i64,
+    /// The `ecalli` immediate (status `'host'`).
+    pub host_call_id: Option<u32>,
+    /// The faulting page's address (status `'fault'`).
+    pub fault_address: Option<u32>,
+}
+
+/// Options of `readMemory` and `writeMemory`.
+#[napi(object, object_to_js = false)]
+#[allow(dead_code)] // declares a TypeScript type; the binding reads and builds these objects itself
+pub struct MemoryOptions {
+    /// Ignore page access: reads need mapped pages (any access), writes also go to read-only and
+    /// inaccessible-but-mapped pages (initialising memory, as a loader does).
+    pub unchecked: Option<bool>,
+}
+
+/// One page with storage.
+#[napi(object, js_name = "PageInfo", object_from_js = false)]
+#[allow(dead_code)] // declares a TypeScript type; the binding reads and builds these objects itself
+pub struct PageInfoDecl {
+    /// The page's first address (a multiple of 4096).
+    pub address: u32,
+    /// Its access.
+    #[napi(ts_type = "PageAccess")]
+    pub access: String,
+}
+
+/// The instance, shared with the finalizers of the external buffers that view it.
+struct Core {
+    inst: UnsafeCell<Option<Box<Instance>>>,
+}
+
+#[derive(Clone, Copy)]
+enum State {
+    /// Fresh, or stepped without an exit.
+    Running,
+    Exited(Exit),
+}
+
+#[derive(Default)]
+struct Views {
+    /// The `BigUint64Array` over the registers.
+    registers: Option<sys::napi_ref>,
+    /// Page index → external ArrayBuffer over that page.
+    pages: BTreeMap<u32, sys::napi_ref>,
+}
+
+/// A PVM instance: registers, pc, gas and memory. Made by `Program.instantiate`.
+#[napi]
+pub struct Pvm {
+    core: Rc<Core>,
+    env: RawEnv,
+    in_callback: Cell<bool>,
+    state: Cell<State>,
+    views: RefCell<Views>,
+    /// Set when the runtime refuses external buffers: views are then copies.
+    copies_only: Cell<bool>,
+}
+
+impl Drop for Pvm {
+    fn drop(&mut self) {
+        // The JavaScript object was collected (or the env is shutting down). Views that are still
+        // reachable keep the instance alive through their finalizers, so only the references go.
+        let views = std::mem::take(self.views.get_mut());
+        if let Some(r) = views.registers {
+            js::delete_ref(self.env, r);
+        }
+        for (_, r) in views.pages {
+            js::delete_ref(self.env, r);
+        }
+    }
+}
+
+fn freed() -> Fail {
+    Fail::new(
+        Code::VmFreed,
+        "this VM was freed (vm.free()); create a new one with program.instantiate()",
+    )
+}
+
+fn status_name(exit: Option<Exit>) -> &'static str {
+    match exit {
+        None => "running",
+        Some(e) => e.name(),
+    }
+}
+
+fn access_name(a: Access) -> &'static str {
+    match a {
+        Access::None => "none",
+        Access::Read => "read",
+        Access::Write => "write",
+    }
+}
+
+/// `(address, length)` as a 32-bit range, or an error naming the overflow.
+fn range_end(address: u32, length: u32) -> Res<()> {
+    if address as u64 + length as u64 > 1 << 32 {
+        return Err(Fail::from(MemoryError::OutOfRange {
+            address: address as u64,
+            length: length as u64,
+        }));
+    }
+    Ok(())
+}
+
+fn memory_options(env: RawEnv, options: Option<Unknown>) -> Res<bool> {
+    let Some(o) = options
+        .map(|o| o.raw())
+        .filter(|o| !js::is_nullish(env, *o))
+    else {
+        return Ok(false);
+    };
+    if js::type_of(env, o) != sys::ValueType::napi_object {
+        return Err(Fail::new(
+            Code::InvalidArgument,
+            format!("options must be an object, got {}", js::describe(env, o)),
+        ));
+    }
+    match js::get(env, o, c"unchecked")? {
+        Some(v) => js::to_bool(env, v, "options.unchecked"),
+        None => Ok(false),
+    }
+}
+
+impl Pvm {
+    pub(crate) fn new(env: RawEnv, inst: Instance) -> Pvm {
+        Pvm {
+            core: Rc::new(Core {
+                inst: UnsafeCell::new(Some(Box::new(inst))),
+            }),
+            env,
+            in_callback: Cell::new(false),
+            state: Cell::new(State::Running),
+            views: RefCell::new(Views::default()),
+            copies_only: Cell::new(false),
+        }
+    }
+
+    /// Runs `f` with the instance borrowed mutably. `f` must not call JavaScript (which could
+    /// re-enter and borrow again), and callers never nest `with`.
+    fn with<R>(&self, f: impl FnOnce(&mut Instance) -> R) -> Res<R> {
+        // SAFETY: single-threaded (a napi class lives on its env's thread). The only mutable
+        // borrows of the instance are made here, last for the duration of `f`, and `f` never
+        // calls JavaScript or `with`, so no two borrows overlap. External views write the same
+        // memory only while JavaScript runs, i.e. never during `f`.
+        let slot = unsafe { &mut *self.core.inst.get() };
+        match slot {
+            Some(inst) => Ok(f(inst)),
+            None => Err(freed()),
+        }
+    }
+
+    fn not_in_callback(&self, what: &str) -> Res<()> {
+        if self.in_callback.get() {
+            return Err(Fail::new(
+                Code::ReentrantCall,
+                format!(
+                    "vm.{what}() was called from inside this VM's host-call handler; return from the \
+                     handler instead (the guest continues at the next instruction, or ends the run \
+                     if the handler returns 'halt', 'panic' or 'oog')"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The `Exit` object for the current state.
+    fn exit_object(&self, env: RawEnv, exit: Option<Exit>) -> Res<Val> {
+        let (pc, gas) = self.with(|i| (i.pc(), i.gas()))?;
+        let obj = js::object(env)?;
+        js::set(env, obj, c"status", js::string(env, status_name(exit))?)?;
+        js::set(env, obj, c"pc", js::uint32(env, pc)?)?;
+        js::set(env, obj, c"gas", js::bigint_i64(env, gas)?)?;
+        match exit {
+            Some(Exit::HostCall(id)) => js::set(env, obj, c"hostCallId", js::uint32(env, id)?)?,
+            Some(Exit::PageFault(a)) => js::set(env, obj, c"faultAddress", js::uint32(env, a)?)?,
+            _ => {}
+        }
+        Ok(obj)
+    }
+
+    fn last_exit(&self) -> Option<Exit> {
+        match self.state.get() {
+            State::Running => None,
+            State::Exited(e) => Some(e),
+        }
+    }
+
+    fn run_impl(&self, env: RawEnv, this: Val, handler: Option<Val>) -> Res<Val> {
+        self.not_in_callback("run")?;
+        let handler = match handler.filter(|h| !js::is_nullish(env, *h)) {
+            Some(h) if js::is_function(env, h) => Some(h),
+            Some(h) => {
+                return Err(Fail::new(
+                    Code::InvalidArgument,
+                    format!("hostCall must be a function, got {}", js::describe(env, h)),
+                ))
+            }
+            None => None,
+        };
+        loop {
+            let exit = self.with(|i| i.run())?;
+            self.state.set(State::Exited(exit));
+            let (Exit::HostCall(id), Some(h)) = (exit, handler) else {
+                return self.exit_object(env, Some(exit));
+            };
+            if let Some(outcome) = self.call_handler(env, h, this, id)? {
+                // The run ends inside the host call (GP Ψ_H): the pc stays at the `ecalli` and
+                // the next run does not continue past it.
+                let end = self.with(|i| i.finish_host_call(outcome))?.unwrap_or(exit);
+                self.state.set(State::Exited(end));
+                return self.exit_object(env, Some(end));
+            }
+        }
+    }
+
+    /// One host-call round trip: `handler.call(vm, id, vm)` in its own handle scope. Returns the
+    /// outcome that ends the run ('halt', 'panic', 'oog'), or None to continue.
+    fn call_handler(
+        &self,
+        env: RawEnv,
+        handler: Val,
+        this: Val,
+        id: u32,
+    ) -> Res<Option<HostOutcome>> {
+        let mut scope = ptr::null_mut();
+        // SAFETY: scopes are opened and closed in pairs on this thread.
+        js::check(
+            env,
+            unsafe { sys::napi_open_handle_scope(env, &mut scope) },
+            "open scope",
+        )?;
+        self.in_callback.set(true);
+        let result = (|| {
+            let args = [js::uint32(env, id)?, this];
+            let mut ret = ptr::null_mut();
+            // SAFETY: all values are live in this env; no Rust borrow of the instance is held.
+            let status =
+                unsafe { sys::napi_call_function(env, this, handler, 2, args.as_ptr(), &mut ret) };
+            self.in_callback.set(false);
+            js::check(env, status, "calling the host-call handler")?;
+            if js::is_nullish(env, ret) {
+                return Ok(None);
+            }
+            let mut buf = [0u8; 16];
+            match js::short_string(env, ret, &mut buf) {
+                Some("halt") => Ok(Some(HostOutcome::Halt)),
+                Some("panic") => Ok(Some(HostOutcome::Panic)),
+                Some("oog") => Ok(Some(HostOutcome::OutOfGas)),
+                _ => Err(Fail::new(
+                    Code::InvalidArgument,
+                    format!(
+                        "the host-call handler (ecalli {id}) returned {}; expected undefined, \
+                         'halt', 'panic' or 'oog' (handlers are synchronous: a Promise is not \
+                         awaited; the VM stays at the ecalli, status 'host')",
+                        match js::short_string(env, ret, &mut [0u8; 16]) {
+                            Some(s) => format!("'{s}'"),
+                            None => js::describe(env, ret).to_string(),
+                        }
+                    ),
+                )),
+            }
+        })();
+        self.in_callback.set(false);
+        // SAFETY: closes the scope opened above; the results are plain Rust values.
+        unsafe { sys::napi_close_handle_scope(env, scope) };
+        result
+    }
+
+    fn step_impl(&self, env: RawEnv, count: u32) -> Res<Val> {
+        self.not_in_callback("step")?;
+        let exit = self.with(|i| {
+            for _ in 0..count {
+                if let Some(e) = i.step() {
+                    return Some(e);
+                }
+            }
+            None
+        })?;
+        match exit {
+            Some(e) => self.state.set(State::Exited(e)),
+            None if count > 0 => self.state.set(State::Running),
+            None => {}
+        }
+        self.exit_object(env, if count > 0 { exit } else { self.last_exit() })
+    }
+
+    fn registers_impl(&self, env: RawEnv) -> Res<Val> {
+        if let Some(r) = self.views.borrow().registers {
+            if let Some(v) = js::deref(env, r) {
+                return Ok(v);
+            }
+        }
+        let regs_ptr = self.with(|i| i.registers_mut().as_mut_ptr())?;
+        if !self.copies_only.get() {
+            // SAFETY: the boxed instance's 13 registers do not move until the instance is dropped,
+            // which happens only after this buffer is detached (`free`) or finalized (the keepalive
+            // `Rc` below).
+            let ab = unsafe {
+                js::external_arraybuffer(
+                    env,
+                    regs_ptr.cast::<u8>(),
+                    NUM_REGISTERS * 8,
+                    self.core.clone(),
+                )?
+            };
+            if let Some(ab) = ab {
+                let ta = js::biguint64_array(env, ab, NUM_REGISTERS)?;
+                self.views.borrow_mut().registers = Some(js::make_ref(env, ta)?);
+                return Ok(ta);
+            }
+            self.copies_only.set(true);
+        }
+        let regs = self.with(|i| *i.registers())?;
+        js::biguint64_array_copy(env, &regs)
+    }
+
+    fn memory_view(&self, env: RawEnv, address: u32, length: u32) -> Res<Val> {
+        if length == 0 {
+            return js::buffer_copy(env, &[]);
+        }
+        let offset = address % PAGE_SIZE;
+        if offset as u64 + length as u64 > PAGE_SIZE as u64 {
+            return Err(Fail::new(
+                Code::InvalidArgument,
+                format!(
+                    "vm.memory({address:#x}, {length}) spans {} pages; a zero-copy view covers at \
+                     most one 4 KiB page (pages are stored separately). Use vm.readMemory()/\
+                     vm.writeMemory() to copy, or one view per page",
+                    (offset as u64 + length as u64).div_ceil(PAGE_SIZE as u64)
+                ),
+            )
+            .with(c"address", address as f64));
+        }
+        let page = address / PAGE_SIZE;
+        let page_ptr = self.with(|i| {
+            let m = i.memory_mut();
+            if m.access(address) == Access::None {
+                None
+            } else {
+                m.page_ptr(page)
+            }
+        })?;
+        let Some(page_ptr) = page_ptr else {
+            return Err(Fail::from(MemoryError::Inaccessible {
+                address,
+                write: false,
+            }));
+        };
+        if !self.copies_only.get() {
+            let cached = self.views.borrow().pages.get(&page).copied();
+            let ab = match cached.and_then(|r| js::deref(env, r)) {
+                Some(ab) => Some(ab),
+                None => {
+                    // SAFETY: pvm-core boxes each page and never moves it while mapped; the buffer
+                    // is detached before the page is unmapped or the instance freed, and keeps the
+                    // instance alive otherwise.
+                    let ab = unsafe {
+                        js::external_arraybuffer(
+                            env,
+                            page_ptr,
+                            PAGE_SIZE as usize,
+                            self.core.clone(),
+                        )?
+                    };
+                    if let Some(ab) = ab {
+                        let r = js::make_ref(env, ab)?;
+                        if let Some(old) = self.views.borrow_mut().pages.insert(page, r) {
+                            js::delete_ref(env, old);
+                        }
+                    }
+                    ab
+                }
+            };
+            match ab {
+                Some(ab) => return js::buffer_view(env, ab, offset, length),
+                None => self.copies_only.set(true),
+            }
+        }
+        let mut buf = vec![0u8; length as usize];
+        self.with(|i| i.memory().read_unchecked(address, &mut buf))??;
+        js::buffer_copy(env, &buf)
+    }
+
+    /// Detaches the views of the pages covering `[address, address + length)`.
+    fn detach_pages(&self, env: RawEnv, address: u32, length: u32) {
+        if length == 0 {
+            return;
+        }
+        let first = address / PAGE_SIZE;
+        let last = ((address as u64 + length as u64).div_ceil(PAGE_SIZE as u64)) as u32;
+        let removed: Vec<sys::napi_ref> = {
+            let mut views = self.views.borrow_mut();
+            let keys: Vec<u32> = views.pages.range(first..last).map(|(k, _)| *k).collect();
+            keys.iter().filter_map(|k| views.pages.remove(k)).collect()
+        };
+        for r in removed {
+            if let Some(ab) = js::deref(env, r) {
+                js::detach(env, ab);
+            }
+            js::delete_ref(env, r);
+        }
+    }
+
+    fn free_impl(&self, env: RawEnv) -> Res<()> {
+        self.not_in_callback("free")?;
+        let views = std::mem::take(&mut *self.views.borrow_mut());
+        if let Some(r) = views.registers {
+            if let Some(ab) = js::deref(env, r).and_then(|ta| js::typedarray_buffer(env, ta)) {
+                js::detach(env, ab);
+            }
+            js::delete_ref(env, r);
+        }
+        for (_, r) in views.pages {
+            if let Some(ab) = js::deref(env, r) {
+                js::detach(env, ab);
+            }
+            js::delete_ref(env, r);
+        }
+        // SAFETY: no borrow of the instance is live (not inside `with`); every view over it has
+        // just been detached.
+        let inst = unsafe { (*self.core.inst.get()).take() };
+        drop(inst);
+        Ok(())
+    }
+
+    fn output_impl(&self, env: RawEnv) -> Res<Val> {
+        // GP A.8: after a halt, μ[φ7 .. φ7+φ8] if readable, else empty. (A step that did not
+        // exit since the halt makes the status 'running': no output then.)
+        if self.last_exit() != Some(Exit::Halt) {
+            return Ok(js::null(env));
+        }
+        match self.with(|i| i.output())? {
+            Some(out) => js::buffer_copy(env, &out),
+            None => Ok(js::null(env)),
+        }
+    }
+}
+
+/// Converts `f` into a thrown `PvmError`.
+fn done<T>(env: RawEnv, r: Res<T>) -> Result<T> {
+    r.map_err(|e| throw(env, e))
+}
+
+fn arg_u32(env: RawEnv, v: &Unknown, what: &str) -> Res<u32> {
+    js::to_u32(env, v.raw(), what)
+}
+
+fn reg_index(env: RawEnv, v: &Unknown) -> Res<usize> {
+    let i = arg_u32(env, v, "index")?;
+    if i as usize >= NUM_REGISTERS {
+        return Err(Fail::new(
+            Code::InvalidArgument,
+            format!("register index must be 0..12, got {i}"),
+        ));
+    }
+    Ok(i as usize)
+}
+
+#[napi]
+impl Pvm {
+    /// Runs until the VM stops (GP Ψ, or Ψ_H with a handler).
+    ///
+    /// With `hostCall`, every `ecalli` calls `hostCall(id, vm)` synchronously (with `this` = `vm`).
+    /// The handler may read and write registers, gas and memory; when it returns `undefined` the
+    /// guest continues at the next instruction; `'halt'`, `'panic'` or `'oog'` end the run with
+    /// that status. If it throws, `run` throws the same error and the VM stays resumable at the
+    /// `ecalli` (status `'host'`; a later `run` continues after it).
+    ///
+    /// Without `hostCall`, an `ecalli` stops the run with status `'host'` and `hostCallId`; the
+    /// next `run()` continues after the `ecalli`.
+    #[napi(
+        ts_args_type = "hostCall?: HostCallHandler | null",
+        ts_return_type = "Exit"
+    )]
+    pub fn run(&self, env: &Env, this: This, host_call: Option<Unknown>) -> Result<Val> {
+        let env = env.raw();
+        let this = this.raw();
+        done(env, self.run_impl(env, this, host_call.map(|h| h.raw())))
+    }
+
+    /// Executes up to `count` instructions (default 1). Returns status `'running'` if the VM did
+    /// not stop; otherwise the exit as `run()` does (an `ecalli` stops with status `'host'`).
+    #[napi(ts_args_type = "count?: number", ts_return_type = "Exit")]
+    pub fn step(&self, env: &Env, count: Option<Unknown>) -> Result<Val> {
+        let env = env.raw();
+        done(
+            env,
+            (|| {
+                let n = match count.filter(|c| !js::is_nullish(env, c.raw())) {
+                    Some(c) => arg_u32(env, &c, "count")?,
+                    None => 1,
+                };
+                self.step_impl(env, n)
+            })(),
+        )
+    }
+
+    /// The status of the last run or step (`'running'` for a fresh VM).
+    #[napi(getter, ts_return_type = "ExitStatus")]
+    pub fn status(&self, env: &Env) -> Result<&'static str> {
+        done(
+            env.raw(),
+            self.with(|_| ()).map(|_| status_name(self.last_exit())),
+        )
+    }
+
+    /// Whether `free()` was called.
+    #[napi(getter)]
+    pub fn freed(&self) -> bool {
+        // SAFETY: a shared read of the slot's discriminant outside any `with`.
+        unsafe { (*self.core.inst.get()).is_none() }
+    }
+
+    /// The 13 registers as a live, zero-copy `BigUint64Array`: writes change the VM. The same
+    /// array is returned every time; it is detached (length 0) after `free()`. (Where the runtime
+    /// refuses external buffers, e.g. Electron, this is a copy: use `setRegister`.)
+    #[napi(getter, ts_return_type = "BigUint64Array")]
+    pub fn registers(&self, env: &Env) -> Result<Val> {
+        let env = env.raw();
+        done(env, self.registers_impl(env))
+    }
+
+    /// Sets the first `values.length` registers (at most 13).
+    #[napi(
+        setter,
+        ts_args_type = "values: BigUint64Array | Array<bigint | number>"
+    )]
+    pub fn set_registers(&self, env: &Env, values: Unknown) -> Result<()> {
+        let env = env.raw();
+        done(
+            env,
+            (|| {
+                let regs = js::to_registers(env, values.raw(), "registers")?;
+                self.with(|i| i.registers_mut()[..regs.len()].copy_from_slice(&regs))
+            })(),
+        )
+    }
+
+    /// Register `index` (0..12).
+    #[napi(ts_args_type = "index: number", ts_return_type = "bigint")]
+    pub fn get_register(&self, env: &Env, index: Unknown) -> Result<Val> {
+        let env = env.raw();
+        done(
+            env,
+            (|| {
+                let i = reg_index(env, &index)?;
+                let v = self.with(|inst| inst.registers()[i])?;
+                js::bigint_u64(env, v)
+            })(),
+        )
+    }
+
+    /// Sets register `index` (0..12) to `value` (a bigint in 0..2^64 or a safe integer).
+    #[napi(ts_args_type = "index: number, value: bigint | number")]
+    pub fn set_register(&self, env: &Env, index: Unknown, value: Unknown) -> Result<()> {
+        let env = env.raw();
+        done(
+            env,
+            (|| {
+                let i = reg_index(env, &index)?;
+                let v = js::to_u64(env, value.raw(), "value")?;
+                self.with(|inst| inst.registers_mut()[i] = v)
+            })(),
+        )
+    }
+
+    /// Remaining gas ϱ (a signed 64-bit value).
+    #[napi(getter, ts_return_type = "bigint")]
+    pub fn gas(&self, env: &Env) -> Result<Val> {
+        let env = env.raw();
+        done(
+            env,
+            self.with(|i| i.gas()).and_then(|g| js::bigint_i64(env, g)),
+        )
+    }
+
+    #[napi(setter, ts_args_type = "value: bigint | number")]
+    pub fn set_gas(&self, env: &Env, value: Unknown) -> Result<()> {
+        let env = env.raw();
+        done(
+            env,
+            (|| {
+                let g = js::to_i64(env, value.raw(), "gas")?;
+                self.with(|i| i.set_gas(g))
+            })(),
+        )
+    }
+
+    /// The pc ı. After an `ecalli` it is the `ecalli`'s pc (also inside the handler). Setting it
+    /// also cancels "continue after the ecalli": the next run starts exactly there.
+    #[napi(getter)]
+    pub fn pc(&self, env: &Env) -> Result<u32> {
+        done(env.raw(), self.with(|i| i.pc()))
+    }
+
+    #[napi(setter, ts_args_type = "value: number")]
+    pub fn set_pc(&self, env: &Env, value: Unknown) -> Result<()> {
+        let env = env.raw();
+        done(
+            env,
+            (|| {
+                let pc = arg_u32(env, &value, "pc")?;
+                self.with(|i| i.set_pc(pc))
+            })(),
+        )
+    }
+
+    /// The pc the next run or step starts at (after an `ecalli`: the next instruction's).
+    #[napi(getter)]
+    pub fn next_pc(&self, env: &Env) -> Result<u32> {
+        done(env.raw(), self.with(|i| i.next_pc()))
+    }
+
+    /// The gas-charged flag χ (GP 0.8.0 A.4): whether the current basic block is paid for.
+    #[napi(getter)]
+    pub fn gas_charged(&self, env: &Env) -> Result<bool> {
+        done(env.raw(), self.with(|i| i.gas_charged()))
+    }
+
+    #[napi(setter, ts_args_type = "value: boolean")]
+    pub fn set_gas_charged(&self, env: &Env, value: Unknown) -> Result<()> {
+        let env = env.raw();
+        done(
+            env,
+            (|| {
+                let b = js::to_bool(env, value.raw(), "gasCharged")?;
+                self.with(|i| i.set_gas_charged(b))
+            })(),
+        )
+    }
+
+    /// Copies `length` bytes of guest memory. Checked as the guest sees it: throws a `PvmError`
+    /// (`MEMORY_FAULT`, `address` = the lowest unreadable address) unless every byte is readable.
+    /// With `{ unchecked: true }` any mapped page can be read.
+    #[napi(
+        ts_args_type = "address: number, length: number, options?: MemoryOptions | null",
+        ts_return_type = "Buffer"
+    )]
+    pub fn read_memory(
+        &self,
+        env: &Env,
+        address: Unknown,
+        length: Unknown,
+        options: Option<Unknown>,
+    ) -> Result<Val> {
+        let env = env.raw();
+        done(
+            env,
+            (|| {
+                let address = arg_u32(env, &address, "address")?;
+                let length = arg_u32(env, &length, "length")?;
+                let unchecked = memory_options(env, options)?;
+                range_end(address, length)?;
+                let mut buf = vec![0u8; length as usize];
+                self.with(|i| {
+                    if unchecked {
+                        i.memory().read_unchecked(address, &mut buf)
+                    } else {
+                        i.memory().read(address, &mut buf)
+                    }
+                })??;
+                js::buffer_copy(env, &buf)
+            })(),
+        )
+    }
+
+    /// Writes guest memory. Checked: throws `MEMORY_FAULT` (nothing written) unless every byte
+    /// is writable. With `{ unchecked: true }` it writes any mapped page, read-only included.
+    #[napi(ts_args_type = "address: number, data: Uint8Array, options?: MemoryOptions | null")]
+    pub fn write_memory(
+        &self,
+        env: &Env,
+        address: Unknown,
+        data: Unknown,
+        options: Option<Unknown>,
+    ) -> Result<()> {
+        let env = env.raw();
+        done(
+            env,
+            (|| {
+                let address = arg_u32(env, &address, "address")?;
+                // Options first: reading them may run JavaScript, which must not happen while `data`
+                // borrows an ArrayBuffer's memory.
+                let unchecked = memory_options(env, options)?;
+                let data = js::to_bytes(env, data.raw(), "data")?;
+                range_end(address, data.len().min(u32::MAX as usize) as u32)?;
+                if data.len() > u32::MAX as usize {
+                    return Err(Fail::new(
+                        Code::InvalidArgument,
+                        "data is longer than 2^32 bytes",
+                    ));
+                }
+                self.with(|i| {
+                    if unchecked {
+                        i.memory_mut().write_unchecked(address, data)
+                    } else {
+                        i.memory_mut().write(address, data)
+                    }
+                })??;
+                Ok(())
+            })(),
+        )
+    }
+
+    /// A zero-copy Buffer over guest memory `[address, address + length)`, which must lie in one
+    /// accessible 4 KiB page (else `INVALID_ARGUMENT` / `MEMORY_FAULT`). Writes through it are
+    /// seen by the guest (bypassing write protection, as a host may). The Buffer is detached
+    /// (length 0) when the page is unmapped or made inaccessible, or the VM is freed.
+    #[napi(
+        ts_args_type = "address: number, length: number",
+        ts_return_type = "Buffer"
+    )]
+    pub fn memory(&self, env: &Env, address: Unknown, length: Unknown) -> Result<Val> {
+        let env = env.raw();
+        done(
+            env,
+            (|| {
+                let address = arg_u32(env, &address, "address")?;
+                let length = arg_u32(env, &length, "length")?;
+                self.memory_view(env, address, length)
+            })(),
+        )
+    }
+
+    /// Maps the pages covering `[address, address + length)` with `access`. New pages are
+    /// zero-filled; pages that are already mapped keep their contents. `'none'` keeps the storage
+    /// but makes it inaccessible (and detaches views of those pages). Addresses below 0x10000
+    /// cannot be mapped.
+    #[napi(ts_args_type = "address: number, length: number, access: PageAccess")]
+    pub fn map_pages(
+        &self,
+        env: &Env,
+        address: Unknown,
+        length: Unknown,
+        access: Unknown,
+    ) -> Result<()> {
+        let env = env.raw();
+        done(
+            env,
+            (|| {
+                let address = arg_u32(env, &address, "address")?;
+                let length = arg_u32(env, &length, "length")?;
+                let mut buf = [0u8; 16];
+                let access = match js::to_short_string(env, access.raw(), &mut buf, "access")? {
+                    "read" => Access::Read,
+                    "write" => Access::Write,
+                    "none" => Access::None,
+                    other => {
+                        return Err(Fail::new(
+                            Code::InvalidArgument,
+                            format!("access must be 'read', 'write' or 'none', got '{other}'"),
+                        ))
+                    }
+                };
+                range_end(address, length)?;
+                self.with(|i| i.memory_mut().map(address, length, access))??;
+                if access == Access::None {
+                    self.detach_pages(env, address, length);
+                }
+                Ok(())
+            })(),
+        )
+    }
+
+    /// Unmaps the pages covering `[address, address + length)` and frees their storage; views of
+    /// them are detached.
+    #[napi(ts_args_type = "address: number, length: number")]
+    pub fn unmap_pages(&self, env: &Env, address: Unknown, length: Unknown) -> Result<()> {
+        let env = env.raw();
+        done(
+            env,
+            (|| {
+                let address = arg_u32(env, &address, "address")?;
+                let length = arg_u32(env, &length, "length")?;
+                range_end(address, length)?;
+                // Detach first: the storage is freed by the unmap.
+                self.with(|_| ())?;
+                self.detach_pages(env, address, length);
+                self.with(|i| i.memory_mut().unmap(address, length))??;
+                Ok(())
+            })(),
+        )
+    }
+
+    /// The access of the page holding `address`.
+    #[napi(ts_args_type = "address: number", ts_return_type = "PageAccess")]
+    pub fn page_access(&self, env: &Env, address: Unknown) -> Result<&'static str> {
+        let env = env.raw();
+        done(
+            env,
+            (|| {
+                let address = arg_u32(env, &address, "address")?;
+                self.with(|i| access_name(i.memory().access(address)))
+            })(),
+        )
+    }
+
+    /// Every page with storage, ascending, with its access.
+    #[napi(ts_return_type = "PageInfo[]")]
+    pub fn pages(&self, env: &Env) -> Result<Val> {
+        let env = env.raw();
+        done(
+            env,
+            (|| {
+                let pages: Vec<(u32, Access)> = self.with(|i| i.memory().pages().collect())?;
+                let mut arr = ptr::null_mut();
+                // SAFETY: plain array creation in a live env.
+                js::check(
+                    env,
+                    unsafe { sys::napi_create_array_with_length(env, pages.len(), &mut arr) },
+                    "napi_create_array_with_length",
+                )?;
+                for (n, (p, a)) in pages.into_iter().enumerate() {
+                    let o = js::object(env)?;
+                    js::set(env, o, c"address", js::uint32(env, p * PAGE_SIZE)?)?;
+                    js::set(env, o, c"access", js::string(env, access_name(a))?)?;
+                    // SAFETY: `arr` and `o` are live values.
+                    js::check(
+                        env,
+                        unsafe { sys::napi_set_element(env, arr, n as u32, o) },
+                        "napi_set_element",
+                    )?;
+                }
+                Ok(arr)
+            })(),
+        )
+    }
+
+    /// GP Ψ_M's result after a halt: a copy of memory `[r7, r7 + r8)`, or an empty Buffer if that
+    /// is not readable. `null` unless the last run halted.
+    #[napi(ts_return_type = "Buffer | null")]
+    pub fn output(&self, env: &Env) -> Result<Val> {
+        let env = env.raw();
+        done(env, self.output_impl(env))
+    }
+
+    /// Frees the instance now (instead of at garbage collection). Detaches `registers` and every
+    /// memory view; afterwards every method but `freed` throws `VM_FREED`. Idempotent.
+    #[napi]
+    pub fn free(&self, env: &Env) -> Result<()> {
+        let env = env.raw();
+        done(env, self.free_impl(env))
+    }
+}
