@@ -2,10 +2,13 @@
 //! read-only or read-write. Addresses are taken mod 2^32.
 //!
 //! Representation: a flat table of 2^20 words, one per page, holding the address of the page's
-//! 4 KiB-aligned storage with the access bits in the low bits (0 = no storage). The table is
-//! allocated zeroed (so the OS maps it lazily) and a guest load or store on the fast path is one
-//! table load, one bit test and the access itself. Page storage is boxed and never moves while
-//! allocated, which lets the bindings expose zero-copy views of it.
+//! storage with the access bits in the low bits (0 = unmapped). The table is allocated zeroed (so
+//! the OS maps it lazily) and a guest load or store on the fast path is one table load, one bit
+//! test and the access itself. Mapping is lazy: a page that was never written points at a shared
+//! static zero page (readable on the fast path, never writable through it) and gets storage of its
+//! own on its first write, so instances are cheap to create and memory is proportional to the
+//! pages actually written. Page storage is boxed and never moves while mapped, which lets the
+//! bindings expose zero-copy views of it (`page_ptr` materialises the page first).
 //!
 //! Pages below 2^16 can never be mapped: GP A.4 makes every access there a panic "regardless of
 //! the apparent (in)accessibility", and refusing to map them keeps that rule in one place.
@@ -20,7 +23,10 @@ pub const MIN_ADDRESS: u32 = 1 << 16;
 const PAGE_COUNT: usize = 1 << 20;
 const READ: usize = 1;
 const WRITE: usize = 2;
-const BITS: usize = READ | WRITE;
+/// Writable, but not yet backed by storage of its own: the entry points at the shared zero page
+/// and the first write materialises the page (through the store slow path).
+const LAZY: usize = 4;
+const BITS: usize = READ | WRITE | LAZY;
 
 /// Access of one page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,6 +45,15 @@ impl Access {
             Access::None => 0,
             Access::Read => READ,
             Access::Write => READ | WRITE,
+        }
+    }
+
+    /// The bits of a page without storage of its own (pointing at the zero page).
+    fn lazy_bits(self) -> usize {
+        match self {
+            Access::None => 0,
+            Access::Read => READ,
+            Access::Write => READ | LAZY,
         }
     }
 }
@@ -89,8 +104,19 @@ pub enum MemoryError {
     },
 }
 
-#[repr(C, align(4096))]
+/// Page storage. The alignment only has to leave the access bits free in the pointer; 64 keeps
+/// each page on cache-line boundaries without the allocator overhead of 4096-byte alignment.
+#[repr(C, align(64))]
 struct Page([u8; PAGE_SIZE as usize]);
+
+/// The storage every mapped-but-never-written page reads from. Nothing ever writes through it:
+/// entries pointing at it never carry the WRITE bit, and every mutable access materialises a page
+/// of its own first.
+static ZERO_PAGE: Page = Page([0; PAGE_SIZE as usize]);
+
+fn zero_page_addr() -> usize {
+    (&raw const ZERO_PAGE).expose_provenance()
+}
 
 /// The page pointer stored in a table entry (whose provenance was exposed when the page was
 /// allocated; the low bits hold the access).
@@ -102,7 +128,8 @@ fn page_ptr(entry: usize) -> *mut Page {
 /// The RAM of one PVM instance.
 pub struct Memory {
     table: Box<[usize; PAGE_COUNT]>,
-    allocated: BTreeSet<u32>,
+    /// Pages with a table entry (mapped with any access; with storage of their own or lazy).
+    mapped: BTreeSet<u32>,
 }
 
 impl Default for Memory {
@@ -114,7 +141,7 @@ impl Default for Memory {
 impl std::fmt::Debug for Memory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Memory")
-            .field("pages", &self.allocated.len())
+            .field("pages", &self.mapped.len())
             .finish()
     }
 }
@@ -122,12 +149,17 @@ impl std::fmt::Debug for Memory {
 impl Clone for Memory {
     fn clone(&self) -> Self {
         let mut m = Memory::new();
-        for &p in &self.allocated {
+        for &p in &self.mapped {
             let e = self.table[p as usize];
-            let new = m.allocate(p);
-            new.0
-                .copy_from_slice(self.page_bytes(p).expect("allocated page has storage"));
-            m.table[p as usize] = (m.table[p as usize] & !BITS) | (e & BITS);
+            m.mapped.insert(p);
+            if self.is_backed(e) {
+                let new = m.materialize(p);
+                new.0
+                    .copy_from_slice(self.page_bytes(p).expect("mapped page"));
+                m.table[p as usize] = (m.table[p as usize] & !BITS) | (e & BITS);
+            } else {
+                m.table[p as usize] = e;
+            }
         }
         m
     }
@@ -135,12 +167,14 @@ impl Clone for Memory {
 
 impl Drop for Memory {
     fn drop(&mut self) {
-        for &p in &self.allocated {
-            let ptr = page_ptr(self.table[p as usize]);
-            // SAFETY: every allocated page's table entry holds the pointer produced by
-            // `Box::into_raw` in `allocate`, and it is freed exactly once (here or in `unmap`,
-            // which also removes it from `allocated`).
-            drop(unsafe { Box::from_raw(ptr) });
+        for &p in &self.mapped {
+            let e = self.table[p as usize];
+            if self.is_backed(e) {
+                // SAFETY: a backed entry holds the pointer produced by `Box::into_raw` in
+                // `materialize`, freed exactly once (here or in `unmap`, which also removes the
+                // page from `mapped`).
+                drop(unsafe { Box::from_raw(page_ptr(e)) });
+            }
         }
     }
 }
@@ -163,28 +197,42 @@ impl Memory {
         let table: Box<[usize; PAGE_COUNT]> = table.try_into().expect("length is PAGE_COUNT");
         Memory {
             table,
-            allocated: BTreeSet::new(),
+            mapped: BTreeSet::new(),
         }
     }
 
-    fn allocate(&mut self, page: u32) -> &mut Page {
+    /// Whether an entry points at storage of its own (not unmapped, not the zero page).
+    fn is_backed(&self, e: usize) -> bool {
+        let addr = e & !BITS;
+        addr != 0 && addr != zero_page_addr()
+    }
+
+    /// Gives a page storage of its own (zero-filled) if it has none, keeping its access (a lazy
+    /// writable page becomes an ordinary writable one), and returns it.
+    fn materialize(&mut self, page: u32) -> &mut Page {
         let e = self.table[page as usize];
-        let ptr = if e & !BITS == 0 {
-            let ptr = Box::into_raw(Box::new(Page([0; PAGE_SIZE as usize])));
-            self.table[page as usize] = ptr.expose_provenance();
-            self.allocated.insert(page);
-            ptr
-        } else {
+        let ptr = if self.is_backed(e) {
             page_ptr(e)
+        } else {
+            let bits = if e & LAZY != 0 {
+                READ | WRITE
+            } else {
+                e & (READ | WRITE)
+            };
+            let ptr = Box::into_raw(Box::new(Page([0; PAGE_SIZE as usize])));
+            self.table[page as usize] = ptr.expose_provenance() | bits;
+            self.mapped.insert(page);
+            ptr
         };
         // SAFETY: `ptr` is a live page owned by this Memory (just allocated or found in the
-        // table); the returned borrow is tied to `&mut self`, so no other reference exists.
+        // table, never the shared zero page); the returned borrow is tied to `&mut self`, so no
+        // other reference exists.
         unsafe { &mut *ptr }
     }
 
-    /// Makes the pages covering [address, address + length) accessible with `access`. Pages that
-    /// had no storage are created zero-filled; existing contents are kept. `Access::None` keeps
-    /// the storage but makes it inaccessible to the guest.
+    /// Makes the pages covering [address, address + length) accessible with `access`. New pages
+    /// read as zeros and take no storage until first written; existing contents are kept.
+    /// `Access::None` keeps the contents but makes them inaccessible to the guest.
     pub fn map(&mut self, address: u32, length: u32, access: Access) -> Result<(), MemoryError> {
         self.map_range(address as u64, length as u64, access)
     }
@@ -204,10 +252,15 @@ impl Memory {
                 address: address as u32,
             });
         }
+        let zero = zero_page_addr();
         for p in page_range(address, length)? {
-            self.allocate(p);
-            let e = &mut self.table[p as usize];
-            *e = (*e & !BITS) | access.bits();
+            let e = self.table[p as usize];
+            self.table[p as usize] = if self.is_backed(e) {
+                (e & !BITS) | access.bits()
+            } else {
+                zero | access.lazy_bits()
+            };
+            self.mapped.insert(p);
         }
         Ok(())
     }
@@ -218,26 +271,28 @@ impl Memory {
             return Ok(());
         }
         for p in page_range(address as u64, length as u64)? {
-            if self.allocated.remove(&p) {
-                let ptr = page_ptr(self.table[p as usize]);
+            if self.mapped.remove(&p) {
+                let e = self.table[p as usize];
                 self.table[p as usize] = 0;
-                // SAFETY: the page was in `allocated`, so the entry holds a pointer from
-                // `Box::into_raw` that has not been freed; it is now removed from both places.
-                drop(unsafe { Box::from_raw(ptr) });
+                if self.is_backed(e) {
+                    // SAFETY: a backed entry holds a pointer from `Box::into_raw` that has not
+                    // been freed; the page is now removed from the table and from `mapped`.
+                    drop(unsafe { Box::from_raw(page_ptr(e)) });
+                }
             }
         }
         Ok(())
     }
 
-    /// Fills the pages covering the range with zeros (storage must exist: pages are allocated
-    /// zeroed if needed, access is unchanged).
+    /// Fills the mapped pages covering the range with zeros (access unchanged; unmapped pages are
+    /// skipped).
     pub fn zero(&mut self, address: u32, length: u32) -> Result<(), MemoryError> {
         if length == 0 {
             return Ok(());
         }
         for p in page_range(address as u64, length as u64)? {
-            if self.table[p as usize] & !BITS != 0 {
-                self.allocate(p).0.fill(0);
+            if self.is_backed(self.table[p as usize]) {
+                self.materialize(p).0.fill(0);
             }
         }
         Ok(())
@@ -246,7 +301,7 @@ impl Memory {
     /// The access of the page holding `address`.
     pub fn access(&self, address: u32) -> Access {
         let e = self.table[(address >> 12) as usize];
-        if e & WRITE != 0 {
+        if e & (WRITE | LAZY) != 0 {
             Access::Write
         } else if e & READ != 0 {
             Access::Read
@@ -255,32 +310,32 @@ impl Memory {
         }
     }
 
-    /// Whether the page has storage (mapped, possibly with access None).
+    /// Whether the page is mapped (with any access, possibly None).
     pub fn is_allocated(&self, page: u32) -> bool {
         self.table
             .get(page as usize)
             .is_some_and(|e| e & !BITS != 0)
     }
 
-    /// The contents of an allocated page (whatever its access).
+    /// The contents of a mapped page (whatever its access).
     pub fn page_bytes(&self, page: u32) -> Option<&[u8; PAGE_SIZE as usize]> {
         let e = *self.table.get(page as usize)?;
         if e & !BITS == 0 {
             return None;
         }
-        // SAFETY: a non-zero entry points to a live page owned by this Memory; the shared borrow
-        // is tied to `&self`, and mutation needs `&mut self`.
+        // SAFETY: a non-zero entry points to a live page owned by this Memory or to the static
+        // zero page; the shared borrow is tied to `&self`, and mutation needs `&mut self`.
         Some(unsafe { &(*page_ptr(e)).0 })
     }
 
-    /// Mutable contents of an allocated page (whatever its access).
+    /// Mutable contents of a mapped page (whatever its access); a page that was never written
+    /// gets storage of its own first.
     pub fn page_bytes_mut(&mut self, page: u32) -> Option<&mut [u8; PAGE_SIZE as usize]> {
         let e = *self.table.get(page as usize)?;
         if e & !BITS == 0 {
             return None;
         }
-        // SAFETY: as in `page_bytes`, with exclusivity given by `&mut self`.
-        Some(unsafe { &mut (*page_ptr(e)).0 })
+        Some(&mut self.materialize(page).0)
     }
 
     /// Raw pointer to a page's storage, stable until the page is unmapped or the Memory dropped.
@@ -289,15 +344,23 @@ impl Memory {
         self.page_bytes_mut(page).map(|p| p.as_mut_ptr())
     }
 
-    /// Page indices with storage, ascending, with their access.
+    /// Mapped page indices, ascending, with their access.
     pub fn pages(&self) -> impl Iterator<Item = (u32, Access)> + '_ {
-        self.allocated.iter().map(|&p| (p, self.access(p << 12)))
+        self.mapped.iter().map(|&p| (p, self.access(p << 12)))
+    }
+
+    /// Number of pages with storage of their own (written at least once), for memory accounting.
+    pub fn backed_pages(&self) -> usize {
+        self.mapped
+            .iter()
+            .filter(|&&p| self.is_backed(self.table[p as usize]))
+            .count()
     }
 
     /// Finds the lowest address of `[address, address + len)` (mod 2^32) that is not accessible
     /// for the given kind of access.
     fn first_inaccessible(&self, address: u32, len: u32, write: bool) -> Option<u32> {
-        let need = if write { WRITE } else { READ };
+        let need = if write { WRITE | LAZY } else { READ };
         let mut lowest: Option<u32> = None;
         let mut i = 0u32;
         while i < len {
@@ -426,7 +489,7 @@ impl Memory {
             return false;
         }
         let mut i = 0u64;
-        let need = if write { WRITE } else { READ };
+        let need = if write { WRITE | LAZY } else { READ };
         while i < len {
             let a = (address as u64 + i) as u32;
             if self.table[(a >> 12) as usize] & need == 0 {
@@ -564,5 +627,48 @@ mod tests {
         c.read(0x40010, &mut b).unwrap();
         assert_eq!(b, [7]);
         assert_eq!(c.pages().count(), 2);
+    }
+
+    #[test]
+    fn mapped_pages_take_storage_only_when_written() {
+        let mut m = Memory::new();
+        m.map(0x100000, 64 * 4096, Access::Write).unwrap();
+        assert_eq!((m.pages().count(), m.backed_pages()), (64, 0));
+        assert_eq!(m.load::<8>(0x100ff8), Ok([0; 8]));
+        assert_eq!(m.access(0x100000), Access::Write);
+        assert!(m.is_accessible(0x100000, 64 * 4096, true));
+        assert_eq!(m.store::<4>(0x101ffe, [1, 2, 3, 4]), Ok(())); // crosses into the next page
+        assert_eq!(m.backed_pages(), 2);
+        assert_eq!(m.load::<4>(0x101ffe), Ok([1, 2, 3, 4]));
+        // read-only lazy pages can be initialised by the host, never written by the guest
+        m.map(0x200000, 4096, Access::Read).unwrap();
+        assert_eq!(m.store::<1>(0x200000, [1]), Err(Trap::Fault(0x200000)));
+        m.write_unchecked(0x200000, &[7]).unwrap();
+        assert_eq!(
+            (m.load::<1>(0x200000), m.access(0x200000)),
+            (Ok([7]), Access::Read)
+        );
+        // a clone keeps lazy pages lazy and copies backed ones
+        let c = m.clone();
+        assert_eq!((c.pages().count(), c.backed_pages()), (65, 3));
+        assert_eq!(c.load::<4>(0x101ffe), Ok([1, 2, 3, 4]));
+        // changing access keeps contents; unmapping frees
+        m.map(0x101000, 4096, Access::Read).unwrap();
+        assert_eq!(m.load::<2>(0x102000), Ok([3, 4]));
+        m.unmap(0x100000, 64 * 4096).unwrap();
+        assert_eq!((m.pages().count(), m.backed_pages()), (1, 1));
+    }
+
+    #[test]
+    fn lengths_of_4_gib_or_more_are_rejected() {
+        let mut m = Memory::new();
+        m.map(0x20000, 4096, Access::Write).unwrap();
+        let huge = 1usize << 32;
+        assert!(matches!(
+            m.check_allocated(0x20000, huge),
+            Err(MemoryError::OutOfRange { .. })
+        ));
+        assert!(check_len(0x20000, huge).is_err());
+        assert!(!m.is_accessible(0x20000, 1 << 32, false));
     }
 }

@@ -149,6 +149,13 @@ impl Blob {
         bitmask: &[u8],
         jump_table: &[u32],
     ) -> Result<Blob, ProgramError> {
+        if code.len() as u64 > u32::MAX as u64 - 1 {
+            return Err(ProgramError::TooLarge {
+                what: "code length",
+                value: code.len() as u64,
+                offset: 0,
+            });
+        }
         let packed_len = code.len().div_ceil(8);
         // When |c| <= 1 both forms have the same length; the packed reading is used then.
         let bitmask = if bitmask.len() == packed_len {
