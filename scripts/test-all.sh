@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+target=${CARGO_TARGET_DIR:-target}
 passed=0
 suite() {
   local name=$1
@@ -20,8 +21,8 @@ suite "format" cargo fmt --all --check
 suite "clippy" cargo clippy --all-targets -- -D warnings
 suite "rust tests" cargo test --release
 suite "build pvm" cargo build --release -p pvm-cli
-suite "GP 0.8.0 vectors (CLI)" ./target/release/pvm test-vectors tests/vectors/gp-0.8/programs
-suite "GP 0.7.2 vectors (CLI)" ./target/release/pvm test-vectors --spec 0.7.2 tests/vectors/gp-0.7/programs
+suite "GP 0.8.0 vectors (CLI)" "$target/release/pvm" test-vectors tests/vectors/gp-0.8/programs
+suite "GP 0.7.2 vectors (CLI)" "$target/release/pvm" test-vectors --spec 0.7.2 tests/vectors/gp-0.7/programs
 suite "C ABI (C/valgrind, Python, Go)" bash crates/pvm-capi/tests/run.sh
 suite "Node addon" npm test
 
