@@ -8,10 +8,20 @@ export type SpecVersion = '0.8.0' | '0.7.2' | '0.8' | '0.7'
 export type PageAccess = 'read' | 'write' | 'none'
 
 /**
- * What a host-call handler returns: nothing to continue after the `ecalli`, or the status that
- * ends the run (GP Ψ_H).
+ * What a host-call handler returns: nothing (or `'continue'`) to continue after the `ecalli`, or
+ * the status that ends the run (GP Ψ_H).
  */
-export type HostCallResult = void | undefined | null | 'halt' | 'panic' | 'oog'
+export type HostCallResult = void | undefined | null | 'continue' | 'halt' | 'panic' | 'oog'
+
+/**
+ * The result of a built-in (PVM-level) host call, `vm.handleBuiltin(id)` / `inner.handle(id, vm)`:
+ * `undefined` if `id` is not one of them (answer it yourself), else what the handler should
+ * return. A handler can return it directly: `vm.handleBuiltin(id) ?? myHost(id, vm)`.
+ */
+export type BuiltinResult = undefined | 'continue' | 'panic' | 'oog'
+
+/** Receives one trace line (no trailing newline), with `this` = the VM. */
+export type TraceSink = (this: Pvm, line: string) => void
 
 /** A host-call handler for `vm.run(hostCall)`: called synchronously with `this` = `vm`. */
 export type HostCallHandler = (this: Pvm, id: number, vm: Pvm) => HostCallResult
@@ -29,6 +39,8 @@ export type PvmErrorCodeName =
   | 'MEMORY_FAULT'
   | 'REENTRANT_CALL'
   | 'VM_FREED'
+  | 'INVALID_STATE'
+  | 'DIVERGENCE'
   | 'INTERNAL'
 
 /**
@@ -38,6 +50,30 @@ export type PvmErrorCodeName =
  * can point the loader at a WASI artifact this package does not build itself.
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
+
+/**
+ * A set of inner PVMs (GP 𝕀, the refine context's machines) and the handler of the PVM-level
+ * host calls, independent of any VM: the machines live as long as this object. Each VM also has
+ * a set of its own (`vm.handleBuiltin`, `builtins: true`); use this class to control the
+ * machines' lifetime yourself.
+ */
+export declare class InnerPvms {
+  /** No machines yet; host-call numbering and rules of `spec` (default `'0.8.0'`). */
+  constructor(spec?: SpecVersion | null)
+  /**
+   * Performs host call `id` on `vm` if it is one of the PVM-level host calls (see
+   * `builtinHostCallIds`), with this object's machines: `undefined` if it is not, else the
+   * outcome for the handler to return. Same rules as `vm.handleBuiltin`; `vm` must run a
+   * program of the same spec (else `INVALID_ARGUMENT`).
+   */
+  handle(id: number, vm: Pvm): BuiltinResult
+  /** The number of live inner machines. */
+  get machineCount(): number
+  /** The Gray Paper version these machines follow. */
+  get spec(): '0.8.0' | '0.7.2'
+  /** The host-call ids `handle` answers. */
+  get ids(): BuiltinHostCallIds
+}
 
 /** An immutable compiled program. Cheap to share: every VM made by `instantiate` refers to it. */
 export declare class Program {
@@ -81,15 +117,19 @@ export declare class Pvm {
    * Runs until the VM stops (GP Ψ, or Ψ_H with a handler).
    *
    * With `hostCall`, every `ecalli` calls `hostCall(id, vm)` synchronously (with `this` = `vm`).
-   * The handler may read and write registers, gas and memory; when it returns `undefined` the
-   * guest continues at the next instruction; `'halt'`, `'panic'` or `'oog'` end the run with
-   * that status. If it throws, `run` throws the same error and the VM stays resumable at the
-   * `ecalli` (status `'host'`; a later `run` continues after it).
+   * The handler may read and write registers, gas and memory; when it returns `undefined` (or
+   * `'continue'`) the guest continues at the next instruction; `'halt'`, `'panic'` or `'oog'`
+   * end the run with that status. If it throws, `run` throws the same error and the VM stays
+   * resumable at the `ecalli` (status `'host'`; a later `run` continues after it).
    *
    * Without `hostCall`, an `ecalli` stops the run with status `'host'` and `hostCallId`; the
    * next `run()` continues after the `ecalli`.
+   *
+   * `options`: `builtins` answers the PVM-level host calls inside libpvm (default
+   * `vm.builtins`), `trace` traces every instruction, `jip6` records the host calls (see
+   * `RunOptions`).
    */
-  run(hostCall?: HostCallHandler | null): Exit
+  run(hostCall?: HostCallHandler | null, options?: RunOptions | null): Exit
   /**
    * Executes up to `count` instructions (default 1). Returns status `'running'` if the VM did
    * not stop; otherwise the exit as `run()` does (an `ecalli` stops with status `'host'`).
@@ -165,6 +205,46 @@ export declare class Pvm {
    */
   output(): Buffer | null
   /**
+   * Performs host call `id` if it is one of the PVM-level host calls of the program's spec
+   * (GP 0.8.0: 0 `gas`, 1 `grow_heap`, 9 `machine`, 10 `peek`, 11 `poke`, 12 `pages`,
+   * 13 `invoke`, 14 `expunge`; GP 0.7.2: 0 `gas`, 8 `machine` … 13 `expunge`), with the VM's
+   * own inner machines, which live as long as the VM. Returns `undefined` if `id` is not one of
+   * them, else the outcome for the handler to return: `vm.run((id, vm) => vm.handleBuiltin(id)
+   * ?? myHost(id, vm))`.
+   *
+   * Only while the VM is stopped at an `ecalli`: inside its host-call handler, or after `run()`
+   * or `step()` stopped with status `'host'` (then a `'panic'` or `'oog'` outcome ends the run
+   * at once: `vm.status` becomes `'panic'`/`'oog'`). At most once per `ecalli`. Otherwise
+   * throws `INVALID_STATE`.
+   */
+  handleBuiltin(id: number): BuiltinResult
+  /**
+   * Whether runs answer the PVM-level host calls inside libpvm (without calling the handler)
+   * unless `run`'s `builtins` option says otherwise. Set by `instantiate({ builtins })`.
+   */
+  get builtins(): boolean
+  set builtins(value: boolean)
+  /** The number of live inner machines of the VM (made by `machine`, removed by `expunge`). */
+  get innerMachineCount(): number
+  /**
+   * PVM hash v1 of the current state: blake2b-256 of E8(φ0..φ12) ⌢ E8(ϱ) ⌢ E4(page) ⌢ page
+   * bytes for every readable page holding a non-zero byte, ascending (`pvm_core::trace`).
+   */
+  pvmHash(): Buffer
+  /**
+   * The hash preimage as text: `regs+gas: <hex>` and one `page 0x…: <E4(index)> <bytes>` line
+   * per hashed page. The hex after the colons, concatenated without spaces, is the exact
+   * preimage of `pvmHash()`.
+   */
+  dumpState(): string
+  /**
+   * The JIP-6 PVM I/O log of the last run(s) made with `{ jip6: true }` (text, one record per
+   * line): the prelude (`program`, the arguments as a `memwrite`, `start`), every host call with
+   * what the host read and wrote, and the termination. A host call the VM is still stopped at
+   * is included as it stands. Throws `INVALID_STATE` if no run was recorded.
+   */
+  jip6Log(): string
+  /**
    * Frees the instance now (instead of at garbage collection). Detaches `registers` and every
    * memory view; afterwards every method but `freed` throws `VM_FREED`. Idempotent.
    */
@@ -185,8 +265,13 @@ export declare class PvmError {
   pc?: number
   /** The lowest offending guest address (`MEMORY_FAULT`). */
   address?: number
+  /**
+   * The 1-based line of a malformed JIP-6 log (`replayJip6`, `INVALID_ARGUMENT`; 0: the whole
+   * text).
+   */
+  line?: number
   /** `new PvmError(code, message, details?)`: `details` are copied onto the error. */
-  constructor(code: PvmErrorCodeName, message: string, details?: { offset?: number, pc?: number, address?: number })
+  constructor(code: PvmErrorCodeName, message: string, details?: { offset?: number, pc?: number, address?: number, line?: number })
 }
 
 /** The gas charged on entering one basic block. */
@@ -195,6 +280,32 @@ export interface BlockGasCost {
   pc: number
   /** ϱ^Δ (GP 0.8.0 A.9); the number of instructions in the block for GP 0.7.2. */
   cost: number
+}
+
+/**
+ * The ids of the built-in host calls of `spec` (default `'0.8.0'`): the ids `handleBuiltin`,
+ * `InnerPvms.handle` and `builtins: true` answer; every other id reaches the host-call handler.
+ */
+export declare function builtinHostCallIds(spec?: SpecVersion | null): BuiltinHostCallIds
+
+/** The host-call ids of the built-in (PVM-level) host calls of one spec version. */
+export interface BuiltinHostCallIds {
+  /** `gas` (0). */
+  gas: number
+  /** `grow_heap` (GP 0.8.0: 1; absent in GP 0.7.2, which has the `sbrk` instruction instead). */
+  growHeap?: number
+  /** `machine`. */
+  machine: number
+  /** `peek`. */
+  peek: number
+  /** `poke`. */
+  poke: number
+  /** `pages`. */
+  pages: number
+  /** `invoke`. */
+  invoke: number
+  /** `expunge`. */
+  expunge: number
 }
 
 /** Options of `Program.fromCode`. */
@@ -233,6 +344,12 @@ export interface InstantiateOptions {
    * code blob; GP A.7's for a standard program).
    */
   registers?: BigUint64Array | Array<bigint | number>
+  /**
+   * Answer the PVM-level host calls (`gas`, `grow_heap`, `machine`, `peek`, `poke`, `pages`,
+   * `invoke`, `expunge`) inside libpvm, with inner machines owned by the VM, without calling the
+   * host-call handler (default false; sets `vm.builtins`).
+   */
+  builtins?: boolean
 }
 
 /** Options of `readMemory` and `writeMemory`. */
@@ -270,8 +387,77 @@ export declare enum PvmErrorCode {
   ReentrantCall = 'REENTRANT_CALL',
   /** The VM was used after `free()`. */
   VmFreed = 'VM_FREED',
+  /**
+   * The call is not allowed in the VM's current state: a built-in host call when the VM is not
+   * stopped at an `ecalli` (or one that was already performed for this `ecalli`), or
+   * `jip6Log()` before any recorded run.
+   */
+  InvalidState = 'INVALID_STATE',
+  /** `replayJip6` with `verify`: the replay diverged from the log (the message says where). */
+  Divergence = 'DIVERGENCE',
   /** A Node-API call failed unexpectedly. */
   Internal = 'INTERNAL',
+}
+
+/**
+ * Re-executes a JIP-6 log statelessly (pvm-core's `jip6::replay`, as `pvm replay` does): loads
+ * the logged program (service blob, standard program or code blob), applies the prelude, runs,
+ * and answers each `ecalli` with the logged writes, register and gas changes. With `verify`
+ * (default true) every `ecalli` line, logged memory read and the termination must match, else
+ * it throws `PvmError` `DIVERGENCE` whose message names the first difference. A malformed log
+ * throws `INVALID_ARGUMENT` (`line`), an unloadable program `INVALID_PROGRAM`.
+ */
+export declare function replayJip6(log: string | Uint8Array, options?: ReplayOptions | null): ReplayResult
+
+/** Options of `replayJip6`. */
+export interface ReplayOptions {
+  /** Gray Paper version of the logged program (default `'0.8.0'`). */
+  spec?: SpecVersion
+  /**
+   * Check every `ecalli` line (index, pc, gas, registers), every logged memory read and the
+   * termination against the replay (default true); the first difference throws `DIVERGENCE`.
+   */
+  verify?: boolean
+  /** Initial gas if the log has no `start` line (default 2^63 − 1). */
+  gas?: bigint | number
+}
+
+/** The result of `replayJip6`. */
+export interface ReplayResult {
+  /** Host calls answered from the log. */
+  hostCalls: number
+  /** How the replay ended (`'host'`: without `verify`, at a host call past the log's end). */
+  status: ExitStatus
+  /** The final pc. */
+  pc: number
+  /** The final gas (negative values shown as 0, as in the log's termination line). */
+  gas: bigint
+  /** The final registers. */
+  registers: BigUint64Array
+  /** The faulting page's address (status `'fault'`). */
+  faultAddress?: number
+  /** The `ecalli` immediate (status `'host'`). */
+  hostCallId?: number
+}
+
+/** Options of `run`. */
+export interface RunOptions {
+  /**
+   * Trace this run: execute one instruction at a time and call `trace(line)` with one line
+   * per instruction in `pvm trace`'s format (`STEP: PC pc NAME g=gas [pvmHash=0x…] reg="[…]"`),
+   * `ECALLI id g=gas [pvmHash=0x…]` after every host call that continues, and a final
+   * `EXIT status pc= g= pvmHash=0x… steps=` line. Much slower than an untraced run.
+   */
+  trace?: TraceSink
+  /**
+   * Include `pvmHash=0x…` in every N-th instruction line (and in the `ECALLI` lines) of the
+   * trace; 0 (default): never. `pvm trace` hashes every line (its `--hash-every` is 1).
+   */
+  traceHashEvery?: number
+  /** Record the run's host calls as a JIP-6 PVM I/O log (`vm.jip6Log()`). */
+  jip6?: boolean
+  /** Answer the PVM-level host calls inside libpvm for this run (default: `vm.builtins`). */
+  builtins?: boolean
 }
 
 /** Options of `Program.fromStandard`. */

@@ -835,8 +835,11 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.InnerPvms = nativeBinding.InnerPvms
 module.exports.Program = nativeBinding.Program
 module.exports.Pvm = nativeBinding.Pvm
 module.exports.PvmError = nativeBinding.PvmError
+module.exports.builtinHostCallIds = nativeBinding.builtinHostCallIds
 module.exports.PvmErrorCode = nativeBinding.PvmErrorCode
+module.exports.replayJip6 = nativeBinding.replayJip6
 module.exports.Status = nativeBinding.Status

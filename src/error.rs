@@ -30,6 +30,12 @@ pub enum PvmErrorCode {
     ReentrantCall,
     /// The VM was used after `free()`.
     VmFreed,
+    /// The call is not allowed in the VM's current state: a built-in host call when the VM is not
+    /// stopped at an `ecalli` (or one that was already performed for this `ecalli`), or
+    /// `jip6Log()` before any recorded run.
+    InvalidState,
+    /// `replayJip6` with `verify`: the replay diverged from the log (the message says where).
+    Divergence,
     /// A Node-API call failed unexpectedly.
     Internal,
 }
@@ -44,6 +50,8 @@ impl Code {
             Code::MemoryFault => "MEMORY_FAULT",
             Code::ReentrantCall => "REENTRANT_CALL",
             Code::VmFreed => "VM_FREED",
+            Code::InvalidState => "INVALID_STATE",
+            Code::Divergence => "DIVERGENCE",
             Code::Internal => "INTERNAL",
         }
     }
@@ -200,6 +208,9 @@ pub struct PvmError {
     pub pc: Option<u32>,
     /// The lowest offending guest address (`MEMORY_FAULT`).
     pub address: Option<u32>,
+    /// The 1-based line of a malformed JIP-6 log (`replayJip6`, `INVALID_ARGUMENT`; 0: the whole
+    /// text).
+    pub line: Option<u32>,
 }
 
 #[napi]
@@ -207,7 +218,7 @@ impl PvmError {
     /// `new PvmError(code, message, details?)`: `details` are copied onto the error.
     #[napi(
         constructor,
-        ts_args_type = "code: PvmErrorCodeName, message: string, details?: { offset?: number, pc?: number, address?: number }"
+        ts_args_type = "code: PvmErrorCodeName, message: string, details?: { offset?: number, pc?: number, address?: number, line?: number }"
     )]
     pub fn new(code: String) -> Self {
         PvmError {
@@ -215,6 +226,7 @@ impl PvmError {
             offset: None,
             pc: None,
             address: None,
+            line: None,
         }
     }
 }

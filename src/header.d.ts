@@ -8,10 +8,20 @@ export type SpecVersion = '0.8.0' | '0.7.2' | '0.8' | '0.7'
 export type PageAccess = 'read' | 'write' | 'none'
 
 /**
- * What a host-call handler returns: nothing to continue after the `ecalli`, or the status that
- * ends the run (GP Ψ_H).
+ * What a host-call handler returns: nothing (or `'continue'`) to continue after the `ecalli`, or
+ * the status that ends the run (GP Ψ_H).
  */
-export type HostCallResult = void | undefined | null | 'halt' | 'panic' | 'oog'
+export type HostCallResult = void | undefined | null | 'continue' | 'halt' | 'panic' | 'oog'
+
+/**
+ * The result of a built-in (PVM-level) host call, `vm.handleBuiltin(id)` / `inner.handle(id, vm)`:
+ * `undefined` if `id` is not one of them (answer it yourself), else what the handler should
+ * return. A handler can return it directly: `vm.handleBuiltin(id) ?? myHost(id, vm)`.
+ */
+export type BuiltinResult = undefined | 'continue' | 'panic' | 'oog'
+
+/** Receives one trace line (no trailing newline), with `this` = the VM. */
+export type TraceSink = (this: Pvm, line: string) => void
 
 /** A host-call handler for `vm.run(hostCall)`: called synchronously with `this` = `vm`. */
 export type HostCallHandler = (this: Pvm, id: number, vm: Pvm) => HostCallResult
@@ -29,4 +39,6 @@ export type PvmErrorCodeName =
   | 'MEMORY_FAULT'
   | 'REENTRANT_CALL'
   | 'VM_FREED'
+  | 'INVALID_STATE'
+  | 'DIVERGENCE'
   | 'INTERNAL'

@@ -229,6 +229,13 @@ pub(crate) fn null(env: RawEnv) -> Val {
     v
 }
 
+pub(crate) fn undefined(env: RawEnv) -> Val {
+    let mut v = ptr::null_mut();
+    // SAFETY: plain value creation in a live env.
+    unsafe { sys::napi_get_undefined(env, &mut v) };
+    v
+}
+
 pub(crate) fn uint32(env: RawEnv, x: u32) -> Res<Val> {
     let mut v = ptr::null_mut();
     // SAFETY: plain value creation in a live env.
@@ -577,6 +584,51 @@ pub(crate) fn short_string(env: RawEnv, v: Val, buf: &mut [u8; 16]) -> Option<&s
         return None;
     }
     std::str::from_utf8(&buf[..len]).ok()
+}
+
+/// A whole string (any length), from a JavaScript string.
+// Only `replayJip6` calls this, and napi-derive exports it outside `cfg(test)` only.
+#[cfg_attr(test, allow(dead_code))]
+pub(crate) fn to_string(env: RawEnv, v: Val, what: &str) -> Res<String> {
+    if type_of(env, v) != sys::ValueType::napi_string {
+        return Err(invalid(what, "a string", env, v));
+    }
+    let mut len = 0usize;
+    // SAFETY: a NULL buffer asks only for the length in bytes.
+    check(
+        env,
+        unsafe { sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len) },
+        "napi_get_value_string_utf8",
+    )?;
+    let mut buf = vec![0u8; len + 1];
+    let mut written = 0usize;
+    // SAFETY: `buf` has room for the string and its NUL.
+    check(
+        env,
+        unsafe {
+            sys::napi_get_value_string_utf8(
+                env,
+                v,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut written,
+            )
+        },
+        "napi_get_value_string_utf8",
+    )?;
+    buf.truncate(written);
+    // Node writes valid UTF-8 (lone surrogates become U+FFFD).
+    String::from_utf8(buf).map_err(|_| invalid(what, "valid text", env, v))
+}
+
+/// Calls `f` with `this` and `args` (no handle scope of its own).
+pub(crate) fn call(env: RawEnv, this: Val, f: Val, args: &[Val], what: &str) -> Res<Val> {
+    let mut ret = ptr::null_mut();
+    // SAFETY: all values are live in this env.
+    let status =
+        unsafe { sys::napi_call_function(env, this, f, args.len(), args.as_ptr(), &mut ret) };
+    check(env, status, what)?;
+    Ok(ret)
 }
 
 pub(crate) fn to_short_string<'a>(

@@ -6,15 +6,23 @@
 //! - [`vm::Pvm`]: one running instance with registers, gas, pc and memory; `run(hostCall)` calls a
 //!   JavaScript function synchronously on every `ecalli`.
 //! - `PvmError`: the error class every function throws (see [`error`]).
+//! - [`builtin`]: the PVM-level host calls (inner PVMs) answered by libpvm (`vm.handleBuiltin`,
+//!   `InnerPvms`, `builtins: true`).
+//! - [`trace`]: traced runs (`run(hostCall, { trace })`), `vm.pvmHash()`, `vm.dumpState()`.
+//! - [`jip6`]: JIP-6 host-call recording (`run(hostCall, { jip6: true })`, `vm.jip6Log()`) and
+//!   `replayJip6`.
 //!
 //! The JavaScript API is documented in `docs/NODE-API.md`; the generated `index.d.ts` is the
 //! reference for the types.
 
 #![deny(clippy::all)]
 
+mod builtin;
 mod error;
+mod jip6;
 mod js;
 mod program;
+mod trace;
 mod vm;
 
 use napi::bindgen_prelude::*;

@@ -1,5 +1,7 @@
 //! `Program`: an immutable compiled program, shared by every VM instantiated from it.
 
+use std::rc::Rc;
+
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -42,6 +44,10 @@ pub struct InstantiateOptions {
     /// code blob; GP A.7's for a standard program).
     #[napi(ts_type = "BigUint64Array | Array<bigint | number>")]
     pub registers: Option<Vec<i64>>,
+    /// Answer the PVM-level host calls (`gas`, `grow_heap`, `machine`, `peek`, `poke`, `pages`,
+    /// `invoke`, `expunge`) inside libpvm, with inner machines owned by the VM, without calling the
+    /// host-call handler (default false; sets `vm.builtins`).
+    pub builtins: Option<bool>,
 }
 
 /// The gas charged on entering one basic block.
@@ -57,6 +63,8 @@ pub struct BlockGasCost {
 #[napi]
 pub struct Program {
     pub(crate) inner: pvm_core::Program,
+    /// The bytes it was loaded from (metadata included): the `program` line of a JIP-6 log.
+    bytes: Rc<[u8]>,
 }
 
 fn parse_spec(env: RawEnv, opts: Option<Val>) -> Res<pvm_core::Spec> {
@@ -124,7 +132,10 @@ impl Program {
                 metadata,
                 pvm_core::ProgramOptions { spec },
             )?;
-            Ok(Program { inner })
+            Ok(Program {
+                inner,
+                bytes: bytes.into(),
+            })
         })()
         .map_err(|e| throw(env, e))
     }
@@ -142,7 +153,10 @@ impl Program {
             let spec = parse_spec(env, opts)?;
             let bytes = js::to_bytes(env, bytes.raw(), "bytes")?;
             let inner = pvm_core::Program::from_code(bytes, pvm_core::ProgramOptions { spec })?;
-            Ok(Program { inner })
+            Ok(Program {
+                inner,
+                bytes: bytes.into(),
+            })
         })()
         .map_err(|e| throw(env, e))
     }
@@ -222,6 +236,10 @@ impl Program {
             let regs = js::get(env, opts, c"registers")?
                 .map(|v| js::to_registers(env, v, "options.registers"))
                 .transpose()?;
+            let builtins = match js::get(env, opts, c"builtins")? {
+                Some(v) => js::to_bool(env, v, "options.builtins")?,
+                None => false,
+            };
             // Last: nothing that can run JavaScript happens while `args` borrows its buffer.
             let args = match js::get(env, opts, c"args")? {
                 Some(v) => js::to_bytes(env, v, "options.args")?,
@@ -235,7 +253,15 @@ impl Program {
             if let Some(regs) = regs {
                 inst.registers_mut()[..regs.len()].copy_from_slice(&regs);
             }
-            Ok(Pvm::new(env, inst))
+            // JIP-6 prelude: the arguments of a standard program are an initial write at their
+            // address.
+            let args_write = match inst.program().standard_layout() {
+                Some(l) if !args.is_empty() => Some((l.args_start(), args.to_vec())),
+                _ => None,
+            };
+            let vm = Pvm::new(env, inst, self.bytes.clone(), args_write);
+            vm.set_builtins_default(builtins);
+            Ok(vm)
         })()
         .map_err(|e| throw(env, e))
     }

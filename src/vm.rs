@@ -8,6 +8,10 @@
 //!   borrow, releases it, calls the handler, and repeats;
 //! - `run`, `step` and `free` refuse to start while the handler runs (`REENTRANT_CALL`).
 //!
+//! The same holds for the other state a run touches: the VM's inner machines
+//! ([`crate::builtin`]), its JIP-6 recording ([`crate::jip6`]) and trace sink calls
+//! ([`crate::trace`]) are each borrowed only inside Rust code that calls no JavaScript.
+//!
 //! Zero-copy views. The instance is boxed, so its register array and its 4 KiB pages (each boxed
 //! by pvm-core, `Memory::page_ptr`) do not move. `registers` is one external `BigUint64Array`
 //! over the register array and `memory(address, length)` a Buffer over one external ArrayBuffer
@@ -25,9 +29,11 @@ use std::rc::Rc;
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
+use pvm_core::inner::InnerPvms;
 use pvm_core::{Access, Exit, HostOutcome, Instance, MemoryError, NUM_REGISTERS, PAGE_SIZE};
 
 use crate::error::{throw, Code, Fail, Res};
+use crate::jip6::{Op, Recording};
 use crate::js::{self, RawEnv, Val};
 
 /// Why a run or step stopped (`Exit.status`, `vm.status`).
@@ -68,6 +74,76 @@ pub struct ExitDecl {
     pub fault_address: Option<u32>,
 }
 
+/// Options of `run`.
+#[napi(object, object_to_js = false)]
+#[allow(dead_code)] // declares a TypeScript type; the binding reads and builds these objects itself
+pub struct RunOptions {
+    /// Trace this run: execute one instruction at a time and call `trace(line)` with one line
+    /// per instruction in `pvm trace`'s format (`STEP: PC pc NAME g=gas [pvmHash=0x…] reg="[…]"`),
+    /// `ECALLI id g=gas [pvmHash=0x…]` after every host call that continues, and a final
+    /// `EXIT status pc= g= pvmHash=0x… steps=` line. Much slower than an untraced run.
+    #[napi(ts_type = "TraceSink")]
+    pub trace: Option<String>,
+    /// Include `pvmHash=0x…` in every N-th instruction line (and in the `ECALLI` lines) of the
+    /// trace; 0 (default): never. `pvm trace` hashes every line (its `--hash-every` is 1).
+    pub trace_hash_every: Option<u32>,
+    /// Record the run's host calls as a JIP-6 PVM I/O log (`vm.jip6Log()`).
+    pub jip6: Option<bool>,
+    /// Answer the PVM-level host calls inside libpvm for this run (default: `vm.builtins`).
+    pub builtins: Option<bool>,
+}
+
+/// The parsed options of one `run`.
+pub(crate) struct RunOpts {
+    /// The trace sink, if tracing.
+    pub trace: Option<Val>,
+    pub hash_every: u64,
+    pub jip6: bool,
+    pub builtins: Option<bool>,
+}
+
+impl RunOpts {
+    fn parse(env: RawEnv, options: Option<Val>) -> Res<RunOpts> {
+        let mut o = RunOpts {
+            trace: None,
+            hash_every: 0,
+            jip6: false,
+            builtins: None,
+        };
+        let Some(opts) = options.filter(|v| !js::is_nullish(env, *v)) else {
+            return Ok(o);
+        };
+        if js::type_of(env, opts) != sys::ValueType::napi_object {
+            return Err(Fail::new(
+                Code::InvalidArgument,
+                format!("options must be an object, got {}", js::describe(env, opts)),
+            ));
+        }
+        if let Some(t) = js::get(env, opts, c"trace")? {
+            if !js::is_function(env, t) {
+                return Err(Fail::new(
+                    Code::InvalidArgument,
+                    format!(
+                        "options.trace must be a function, got {}",
+                        js::describe(env, t)
+                    ),
+                ));
+            }
+            o.trace = Some(t);
+        }
+        if let Some(v) = js::get(env, opts, c"traceHashEvery")? {
+            o.hash_every = js::to_u64(env, v, "options.traceHashEvery")?;
+        }
+        if let Some(v) = js::get(env, opts, c"jip6")? {
+            o.jip6 = js::to_bool(env, v, "options.jip6")?;
+        }
+        if let Some(v) = js::get(env, opts, c"builtins")? {
+            o.builtins = Some(js::to_bool(env, v, "options.builtins")?);
+        }
+        Ok(o)
+    }
+}
+
 /// Options of `readMemory` and `writeMemory`.
 #[napi(object, object_to_js = false)]
 #[allow(dead_code)] // declares a TypeScript type; the binding reads and builds these objects itself
@@ -94,7 +170,7 @@ struct Core {
 }
 
 #[derive(Clone, Copy)]
-enum State {
+pub(crate) enum State {
     /// Fresh, or stepped without an exit.
     Running,
     Exited(Exit),
@@ -108,16 +184,47 @@ struct Views {
     pages: BTreeMap<u32, sys::napi_ref>,
 }
 
+/// Which JavaScript callback of this VM is running.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Callback {
+    None,
+    /// The host-call handler of `run`.
+    Handler,
+    /// The trace sink of a traced `run`.
+    Trace,
+}
+
 /// A PVM instance: registers, pc, gas and memory. Made by `Program.instantiate`.
 #[napi]
 pub struct Pvm {
     core: Rc<Core>,
     env: RawEnv,
-    in_callback: Cell<bool>,
-    state: Cell<State>,
+    pub(crate) callback: Cell<Callback>,
+    pub(crate) state: Cell<State>,
     views: RefCell<Views>,
     /// Set when the runtime refuses external buffers: views are then copies.
     copies_only: Cell<bool>,
+    /// The id of the `ecalli` the VM is stopped at while that host call is not complete (inside
+    /// the handler, or after a run stopped with status 'host'); built-in host calls need it.
+    pub(crate) host_call_open: Cell<Option<u32>>,
+    /// A built-in host call was performed for the open `ecalli`.
+    pub(crate) builtin_done: Cell<bool>,
+    /// `vm.builtins`: runs answer the PVM-level host calls themselves.
+    builtins: Cell<bool>,
+    /// The VM's inner machines (created on the first built-in host call).
+    pub(crate) inner: RefCell<Option<InnerPvms>>,
+    /// Instructions executed by traced runs (the trace's step numbers).
+    pub(crate) trace_steps: Cell<u64>,
+    /// The bytes of the program (JIP-6 `program` line).
+    pub(crate) program_bytes: Rc<[u8]>,
+    /// The arguments of a standard program at their address (JIP-6 prelude).
+    pub(crate) args_write: Option<(u32, Vec<u8>)>,
+    /// The JIP-6 log, if a run recorded one.
+    pub(crate) jip6: RefCell<Option<Recording>>,
+    /// Runs are being recorded (a recorded run is in progress or stopped at a host call).
+    pub(crate) jip6_active: Cell<bool>,
+    /// A host call is open in the recording: accessor calls are recorded.
+    pub(crate) recording_call: Cell<bool>,
 }
 
 impl Drop for Pvm {
@@ -187,22 +294,41 @@ fn memory_options(env: RawEnv, options: Option<Unknown>) -> Res<bool> {
 }
 
 impl Pvm {
-    pub(crate) fn new(env: RawEnv, inst: Instance) -> Pvm {
+    pub(crate) fn new(
+        env: RawEnv,
+        inst: Instance,
+        program_bytes: Rc<[u8]>,
+        args_write: Option<(u32, Vec<u8>)>,
+    ) -> Pvm {
         Pvm {
             core: Rc::new(Core {
                 inst: UnsafeCell::new(Some(Box::new(inst))),
             }),
             env,
-            in_callback: Cell::new(false),
+            callback: Cell::new(Callback::None),
             state: Cell::new(State::Running),
             views: RefCell::new(Views::default()),
             copies_only: Cell::new(false),
+            host_call_open: Cell::new(None),
+            builtin_done: Cell::new(false),
+            builtins: Cell::new(false),
+            inner: RefCell::new(None),
+            trace_steps: Cell::new(0),
+            program_bytes,
+            args_write,
+            jip6: RefCell::new(None),
+            jip6_active: Cell::new(false),
+            recording_call: Cell::new(false),
         }
+    }
+
+    pub(crate) fn set_builtins_default(&self, on: bool) {
+        self.builtins.set(on);
     }
 
     /// Runs `f` with the instance borrowed mutably. `f` must not call JavaScript (which could
     /// re-enter and borrow again), and callers never nest `with`.
-    fn with<R>(&self, f: impl FnOnce(&mut Instance) -> R) -> Res<R> {
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Instance) -> R) -> Res<R> {
         // SAFETY: single-threaded (a napi class lives on its env's thread). The only mutable
         // borrows of the instance are made here, last for the duration of `f`, and `f` never
         // calls JavaScript or `with`, so no two borrows overlap. External views write the same
@@ -215,17 +341,21 @@ impl Pvm {
     }
 
     fn not_in_callback(&self, what: &str) -> Res<()> {
-        if self.in_callback.get() {
-            return Err(Fail::new(
+        match self.callback.get() {
+            Callback::None => Ok(()),
+            Callback::Handler => Err(Fail::new(
                 Code::ReentrantCall,
                 format!(
                     "vm.{what}() was called from inside this VM's host-call handler; return from the \
                      handler instead (the guest continues at the next instruction, or ends the run \
                      if the handler returns 'halt', 'panic' or 'oog')"
                 ),
-            ));
+            )),
+            Callback::Trace => Err(Fail::new(
+                Code::ReentrantCall,
+                format!("vm.{what}() was called from inside this VM's trace sink"),
+            )),
         }
-        Ok(())
     }
 
     /// The `Exit` object for the current state.
@@ -250,7 +380,13 @@ impl Pvm {
         }
     }
 
-    fn run_impl(&self, env: RawEnv, this: Val, handler: Option<Val>) -> Res<Val> {
+    fn run_impl(
+        &self,
+        env: RawEnv,
+        this: Val,
+        handler: Option<Val>,
+        options: Option<Val>,
+    ) -> Res<Val> {
         self.not_in_callback("run")?;
         let handler = match handler.filter(|h| !js::is_nullish(env, *h)) {
             Some(h) if js::is_function(env, h) => Some(h),
@@ -262,31 +398,71 @@ impl Pvm {
             }
             None => None,
         };
+        // Options may run JavaScript (getters): read them before touching any state.
+        let opts = RunOpts::parse(env, options)?;
+        self.with(|_| ())?;
+        let builtins = opts.builtins.unwrap_or(self.builtins.get());
+        self.jip6_begin_run(opts.jip6)?;
+        // Running completes (or, after a pc change, abandons) the host call the VM stopped at.
+        self.host_call_open.set(None);
         loop {
-            let exit = self.with(|i| i.run())?;
-            self.state.set(State::Exited(exit));
-            let (Exit::HostCall(id), Some(h)) = (exit, handler) else {
-                return self.exit_object(env, Some(exit));
+            // Untraced, the engine runs to the next exit in one borrow; traced, it steps.
+            let exit = match opts.trace {
+                None => self.with(|i| i.run())?,
+                Some(sink) => self.traced_run(env, this, sink, opts.hash_every)?,
             };
-            if let Some(outcome) = self.call_handler(env, h, this, id)? {
-                // The run ends inside the host call (GP Ψ_H): the pc stays at the `ecalli` and
-                // the next run does not continue past it.
-                let end = self.with(|i| i.finish_host_call(outcome))?.unwrap_or(exit);
-                self.state.set(State::Exited(end));
-                return self.exit_object(env, Some(end));
+            self.state.set(State::Exited(exit));
+            let Exit::HostCall(id) = exit else {
+                return self.conclude(env, this, &opts, exit);
+            };
+            self.host_call_open.set(Some(id));
+            self.builtin_done.set(false);
+            self.jip6_open_call(id)?;
+            let builtin = if builtins {
+                self.perform_own_builtin(id)?
+            } else {
+                None
+            };
+            let outcome = match (builtin, handler) {
+                (Some(o), _) => o,
+                (None, Some(h)) => self.call_handler(env, h, this, id)?,
+                // Stop at the ecalli (status 'host'); the host call stays open.
+                (None, None) => return self.conclude(env, this, &opts, exit),
+            };
+            self.jip6_close_call()?;
+            self.host_call_open.set(None);
+            if outcome == HostOutcome::Continue {
+                if let Some(sink) = opts.trace {
+                    let line = self.ecalli_line(id, opts.hash_every)?;
+                    self.emit(env, this, sink, &line)?;
+                }
+                continue;
             }
+            // The run ends inside the host call (GP Ψ_H): the pc stays at the `ecalli` and the
+            // next run does not continue past it.
+            let end = self.with(|i| i.finish_host_call(outcome))?.unwrap_or(exit);
+            return self.conclude(env, this, &opts, end);
         }
     }
 
+    /// Ends a run with `exit`: the JIP-6 termination (final exits), the trace's `EXIT` line, and
+    /// the `Exit` object.
+    fn conclude(&self, env: RawEnv, this: Val, opts: &RunOpts, exit: Exit) -> Res<Val> {
+        self.state.set(State::Exited(exit));
+        if !matches!(exit, Exit::HostCall(_)) {
+            self.host_call_open.set(None);
+            self.jip6_on_exit(exit)?;
+        }
+        if let Some(sink) = opts.trace {
+            let line = self.exit_line(exit)?;
+            self.emit(env, this, sink, &line)?;
+        }
+        self.exit_object(env, Some(exit))
+    }
+
     /// One host-call round trip: `handler.call(vm, id, vm)` in its own handle scope. Returns the
-    /// outcome that ends the run ('halt', 'panic', 'oog'), or None to continue.
-    fn call_handler(
-        &self,
-        env: RawEnv,
-        handler: Val,
-        this: Val,
-        id: u32,
-    ) -> Res<Option<HostOutcome>> {
+    /// handler's outcome (`Continue` for `undefined`, `null` or `'continue'`).
+    fn call_handler(&self, env: RawEnv, handler: Val, this: Val, id: u32) -> Res<HostOutcome> {
         let mut scope = ptr::null_mut();
         // SAFETY: scopes are opened and closed in pairs on this thread.
         js::check(
@@ -294,29 +470,30 @@ impl Pvm {
             unsafe { sys::napi_open_handle_scope(env, &mut scope) },
             "open scope",
         )?;
-        self.in_callback.set(true);
+        self.callback.set(Callback::Handler);
         let result = (|| {
             let args = [js::uint32(env, id)?, this];
             let mut ret = ptr::null_mut();
             // SAFETY: all values are live in this env; no Rust borrow of the instance is held.
             let status =
                 unsafe { sys::napi_call_function(env, this, handler, 2, args.as_ptr(), &mut ret) };
-            self.in_callback.set(false);
+            self.callback.set(Callback::None);
             js::check(env, status, "calling the host-call handler")?;
             if js::is_nullish(env, ret) {
-                return Ok(None);
+                return Ok(HostOutcome::Continue);
             }
             let mut buf = [0u8; 16];
             match js::short_string(env, ret, &mut buf) {
-                Some("halt") => Ok(Some(HostOutcome::Halt)),
-                Some("panic") => Ok(Some(HostOutcome::Panic)),
-                Some("oog") => Ok(Some(HostOutcome::OutOfGas)),
+                Some("continue") => Ok(HostOutcome::Continue),
+                Some("halt") => Ok(HostOutcome::Halt),
+                Some("panic") => Ok(HostOutcome::Panic),
+                Some("oog") => Ok(HostOutcome::OutOfGas),
                 _ => Err(Fail::new(
                     Code::InvalidArgument,
                     format!(
                         "the host-call handler (ecalli {id}) returned {}; expected undefined, \
-                         'halt', 'panic' or 'oog' (handlers are synchronous: a Promise is not \
-                         awaited; the VM stays at the ecalli, status 'host')",
+                         'continue', 'halt', 'panic' or 'oog' (handlers are synchronous: a Promise \
+                         is not awaited; the VM stays at the ecalli, status 'host')",
                         match js::short_string(env, ret, &mut [0u8; 16]) {
                             Some(s) => format!("'{s}'"),
                             None => js::describe(env, ret).to_string(),
@@ -325,7 +502,7 @@ impl Pvm {
                 )),
             }
         })();
-        self.in_callback.set(false);
+        self.callback.set(Callback::None);
         // SAFETY: closes the scope opened above; the results are plain Rust values.
         unsafe { sys::napi_close_handle_scope(env, scope) };
         result
@@ -333,6 +510,12 @@ impl Pvm {
 
     fn step_impl(&self, env: RawEnv, count: u32) -> Res<Val> {
         self.not_in_callback("step")?;
+        self.with(|_| ())?;
+        if count > 0 {
+            // Steps are not recorded: a JIP-6 recording in progress ends here.
+            self.jip6_begin_run(false)?;
+            self.host_call_open.set(None);
+        }
         let exit = self.with(|i| {
             for _ in 0..count {
                 if let Some(e) = i.step() {
@@ -342,7 +525,13 @@ impl Pvm {
             None
         })?;
         match exit {
-            Some(e) => self.state.set(State::Exited(e)),
+            Some(e) => {
+                self.state.set(State::Exited(e));
+                if let Exit::HostCall(id) = e {
+                    self.host_call_open.set(Some(id));
+                    self.builtin_done.set(false);
+                }
+            }
             None if count > 0 => self.state.set(State::Running),
             None => {}
         }
@@ -485,6 +674,11 @@ impl Pvm {
         // just been detached.
         let inst = unsafe { (*self.core.inst.get()).take() };
         drop(inst);
+        // The inner machines go too (they are not borrowed: no host call is being handled).
+        if let Ok(mut inner) = self.inner.try_borrow_mut() {
+            *inner = None;
+        }
+        self.host_call_open.set(None);
         Ok(())
     }
 
@@ -526,21 +720,39 @@ impl Pvm {
     /// Runs until the VM stops (GP Ψ, or Ψ_H with a handler).
     ///
     /// With `hostCall`, every `ecalli` calls `hostCall(id, vm)` synchronously (with `this` = `vm`).
-    /// The handler may read and write registers, gas and memory; when it returns `undefined` the
-    /// guest continues at the next instruction; `'halt'`, `'panic'` or `'oog'` end the run with
-    /// that status. If it throws, `run` throws the same error and the VM stays resumable at the
-    /// `ecalli` (status `'host'`; a later `run` continues after it).
+    /// The handler may read and write registers, gas and memory; when it returns `undefined` (or
+    /// `'continue'`) the guest continues at the next instruction; `'halt'`, `'panic'` or `'oog'`
+    /// end the run with that status. If it throws, `run` throws the same error and the VM stays
+    /// resumable at the `ecalli` (status `'host'`; a later `run` continues after it).
     ///
     /// Without `hostCall`, an `ecalli` stops the run with status `'host'` and `hostCallId`; the
     /// next `run()` continues after the `ecalli`.
+    ///
+    /// `options`: `builtins` answers the PVM-level host calls inside libpvm (default
+    /// `vm.builtins`), `trace` traces every instruction, `jip6` records the host calls (see
+    /// `RunOptions`).
     #[napi(
-        ts_args_type = "hostCall?: HostCallHandler | null",
+        ts_args_type = "hostCall?: HostCallHandler | null, options?: RunOptions | null",
         ts_return_type = "Exit"
     )]
-    pub fn run(&self, env: &Env, this: This, host_call: Option<Unknown>) -> Result<Val> {
+    pub fn run(
+        &self,
+        env: &Env,
+        this: This,
+        host_call: Option<Unknown>,
+        options: Option<Unknown>,
+    ) -> Result<Val> {
         let env = env.raw();
         let this = this.raw();
-        done(env, self.run_impl(env, this, host_call.map(|h| h.raw())))
+        done(
+            env,
+            self.run_impl(
+                env,
+                this,
+                host_call.map(|h| h.raw()),
+                options.map(|o| o.raw()),
+            ),
+        )
     }
 
     /// Executes up to `count` instructions (default 1). Returns status `'running'` if the VM did
@@ -596,7 +808,11 @@ impl Pvm {
             env,
             (|| {
                 let regs = js::to_registers(env, values.raw(), "registers")?;
-                self.with(|i| i.registers_mut()[..regs.len()].copy_from_slice(&regs))
+                self.with(|i| i.registers_mut()[..regs.len()].copy_from_slice(&regs))?;
+                for i in 0..regs.len() {
+                    self.jip6_record(|| Op::SetReg(i));
+                }
+                Ok(())
             })(),
         )
     }
@@ -624,7 +840,9 @@ impl Pvm {
             (|| {
                 let i = reg_index(env, &index)?;
                 let v = js::to_u64(env, value.raw(), "value")?;
-                self.with(|inst| inst.registers_mut()[i] = v)
+                self.with(|inst| inst.registers_mut()[i] = v)?;
+                self.jip6_record(|| Op::SetReg(i));
+                Ok(())
             })(),
         )
     }
@@ -646,7 +864,9 @@ impl Pvm {
             env,
             (|| {
                 let g = js::to_i64(env, value.raw(), "gas")?;
-                self.with(|i| i.set_gas(g))
+                self.with(|i| i.set_gas(g))?;
+                self.jip6_record(|| Op::SetGas);
+                Ok(())
             })(),
         )
     }
@@ -665,7 +885,10 @@ impl Pvm {
             env,
             (|| {
                 let pc = arg_u32(env, &value, "pc")?;
-                self.with(|i| i.set_pc(pc))
+                self.with(|i| i.set_pc(pc))?;
+                // The next run starts here: the host call the VM stopped at is abandoned.
+                self.host_call_open.set(None);
+                Ok(())
             })(),
         )
     }
@@ -724,6 +947,9 @@ impl Pvm {
                         i.memory().read(address, &mut buf)
                     }
                 })??;
+                if !unchecked && length > 0 {
+                    self.jip6_record(|| Op::Read(address, buf.clone()));
+                }
                 js::buffer_copy(env, &buf)
             })(),
         )
@@ -762,6 +988,9 @@ impl Pvm {
                         i.memory_mut().write(address, data)
                     }
                 })??;
+                if !unchecked && !data.is_empty() {
+                    self.jip6_record(|| Op::Write(address, data.to_vec()));
+                }
                 Ok(())
             })(),
         )
@@ -897,6 +1126,89 @@ impl Pvm {
     pub fn output(&self, env: &Env) -> Result<Val> {
         let env = env.raw();
         done(env, self.output_impl(env))
+    }
+
+    /// Performs host call `id` if it is one of the PVM-level host calls of the program's spec
+    /// (GP 0.8.0: 0 `gas`, 1 `grow_heap`, 9 `machine`, 10 `peek`, 11 `poke`, 12 `pages`,
+    /// 13 `invoke`, 14 `expunge`; GP 0.7.2: 0 `gas`, 8 `machine` … 13 `expunge`), with the VM's
+    /// own inner machines, which live as long as the VM. Returns `undefined` if `id` is not one of
+    /// them, else the outcome for the handler to return: `vm.run((id, vm) => vm.handleBuiltin(id)
+    /// ?? myHost(id, vm))`.
+    ///
+    /// Only while the VM is stopped at an `ecalli`: inside its host-call handler, or after `run()`
+    /// or `step()` stopped with status `'host'` (then a `'panic'` or `'oog'` outcome ends the run
+    /// at once: `vm.status` becomes `'panic'`/`'oog'`). At most once per `ecalli`. Otherwise
+    /// throws `INVALID_STATE`.
+    #[napi(ts_args_type = "id: number", ts_return_type = "BuiltinResult")]
+    pub fn handle_builtin(&self, env: &Env, id: Unknown) -> Result<Val> {
+        let env = env.raw();
+        done(
+            env,
+            (|| {
+                let id = arg_u32(env, &id, "id")?;
+                self.handle_builtin_js(env, id, None)
+            })(),
+        )
+    }
+
+    /// Whether runs answer the PVM-level host calls inside libpvm (without calling the handler)
+    /// unless `run`'s `builtins` option says otherwise. Set by `instantiate({ builtins })`.
+    #[napi(getter)]
+    pub fn builtins(&self) -> bool {
+        self.builtins.get()
+    }
+
+    #[napi(setter, ts_args_type = "value: boolean")]
+    pub fn set_builtins(&self, env: &Env, value: Unknown) -> Result<()> {
+        let env = env.raw();
+        done(
+            env,
+            js::to_bool(env, value.raw(), "builtins").map(|b| self.builtins.set(b)),
+        )
+    }
+
+    /// The number of live inner machines of the VM (made by `machine`, removed by `expunge`).
+    #[napi(getter)]
+    pub fn inner_machine_count(&self, env: &Env) -> Result<u32> {
+        done(
+            env.raw(),
+            self.with(|_| ()).and_then(|_| {
+                let slot = self
+                    .inner
+                    .try_borrow()
+                    .map_err(|_| Fail::new(Code::Internal, "the inner machines are in use"))?;
+                Ok(slot.as_ref().map_or(0, |i| i.len()) as u32)
+            }),
+        )
+    }
+
+    /// PVM hash v1 of the current state: blake2b-256 of E8(φ0..φ12) ⌢ E8(ϱ) ⌢ E4(page) ⌢ page
+    /// bytes for every readable page holding a non-zero byte, ascending (`pvm_core::trace`).
+    #[napi(ts_return_type = "Buffer")]
+    pub fn pvm_hash(&self, env: &Env) -> Result<Val> {
+        let env = env.raw();
+        done(
+            env,
+            self.with(|i| pvm_core::trace::pvm_hash(i))
+                .and_then(|h| js::buffer_copy(env, &h)),
+        )
+    }
+
+    /// The hash preimage as text: `regs+gas: <hex>` and one `page 0x…: <E4(index)> <bytes>` line
+    /// per hashed page. The hex after the colons, concatenated without spaces, is the exact
+    /// preimage of `pvmHash()`.
+    #[napi]
+    pub fn dump_state(&self, env: &Env) -> Result<String> {
+        done(env.raw(), self.with(|i| pvm_core::trace::dump_state(i)))
+    }
+
+    /// The JIP-6 PVM I/O log of the last run(s) made with `{ jip6: true }` (text, one record per
+    /// line): the prelude (`program`, the arguments as a `memwrite`, `start`), every host call with
+    /// what the host read and wrote, and the termination. A host call the VM is still stopped at
+    /// is included as it stands. Throws `INVALID_STATE` if no run was recorded.
+    #[napi]
+    pub fn jip6_log(&self, env: &Env) -> Result<String> {
+        done(env.raw(), self.jip6_text())
     }
 
     /// Frees the instance now (instead of at garbage collection). Detaches `registers` and every

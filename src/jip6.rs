@@ -1,0 +1,362 @@
+//! JIP-6 PVM I/O logs: recording a run's host calls through the JavaScript accessors, and
+//! `replayJip6`.
+//!
+//! A run with `{ jip6: true }` records. Each host call it stops at opens a [`PendingCall`] with
+//! the state at the `ecalli`; what the host then does through the VM's accessors until the host
+//! call completes is appended to it — checked `readMemory` / `writeMemory`, `setRegister`,
+//! `registers = …`, `gas = …` — and so are the effects of built-in host calls (recorded by
+//! pvm-core's recording `HostCallContext`). Register writes through the zero-copy `registers`
+//! array cannot be intercepted; [`CallRecorder::finish`] catches them (and any other register or
+//! gas change) by comparing the state before and after the call. The call is closed — turned into
+//! a log entry — when the handler returns, or, for a VM that stopped at the `ecalli` (no
+//! handler, or the handler threw), when the next recorded run starts. The accessors' effects are
+//! kept as a list of operations rather than in a `CallRecorder` so that `jip6Log()` can render a
+//! host call that is still open.
+//!
+//! One log covers one invocation: a recorded run continues the current log if the previous run
+//! was recorded too and stopped at a host call (status `'host'`); otherwise it starts a new one.
+//! An unrecorded run or step ends the recording (the log stays readable).
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use pvm_core::jip6::{self, CallRecorder, HostCallEntry, Jip6Error, Jip6Log, VmState};
+use pvm_core::{Exit, Instance, Spec};
+
+use crate::error::{throw, Code, Fail, Res};
+use crate::js::{self, RawEnv, Val};
+use crate::vm::Pvm;
+
+/// One effect of a host call, as the accessors see it.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    /// A successful checked read.
+    Read(u32, Vec<u8>),
+    /// A successful checked write.
+    Write(u32, Vec<u8>),
+    /// A register was set explicitly.
+    SetReg(usize),
+    /// The gas was set.
+    SetGas,
+}
+
+/// A host call whose record is still open.
+#[derive(Debug)]
+pub(crate) struct PendingCall {
+    index: u32,
+    before: VmState,
+    ops: Vec<Op>,
+}
+
+impl PendingCall {
+    /// The log entry of this call given the instance's current state.
+    fn entry(&self, inst: &Instance) -> HostCallEntry {
+        let mut rec = CallRecorder::default();
+        for op in &self.ops {
+            match op {
+                Op::Read(a, d) => rec.record_read(*a, d),
+                Op::Write(a, d) => rec.record_write(*a, d),
+                Op::SetReg(i) => rec.record_set_reg(*i),
+                Op::SetGas => rec.record_set_gas(),
+            }
+        }
+        rec.finish(self.index, self.before.clone(), inst)
+    }
+}
+
+/// A JIP-6 log under construction.
+#[derive(Debug)]
+pub(crate) struct Recording {
+    log: Jip6Log,
+    pending: Option<PendingCall>,
+}
+
+fn busy() -> Fail {
+    Fail::new(Code::Internal, "the JIP-6 log is in use")
+}
+
+impl Pvm {
+    fn new_log(&self) -> Jip6Log {
+        Jip6Log {
+            context: vec![format!(
+                "implementation libpvm {} (Node.js API)",
+                env!("CARGO_PKG_VERSION")
+            )],
+            program: self.program_bytes.to_vec(),
+            initial_writes: self.args_write.iter().cloned().collect(),
+            ..Jip6Log::default()
+        }
+    }
+
+    /// Closes the open host call of `r` (if any) with the instance's current state.
+    fn close_pending(&self, r: &mut Recording) -> Res<()> {
+        if let Some(p) = r.pending.take() {
+            let e = self.with(|inst| p.entry(inst))?;
+            r.log.entries.push(e);
+        }
+        self.recording_call.set(false);
+        Ok(())
+    }
+
+    /// A run (`record`) or an unrecorded run or step (`!record`) starts.
+    pub(crate) fn jip6_begin_run(&self, record: bool) -> Res<()> {
+        if !record && !self.jip6_active.get() {
+            return Ok(());
+        }
+        let mut slot = self.jip6.try_borrow_mut().map_err(|_| busy())?;
+        match slot.as_mut() {
+            // Continue the log: close the host call the VM stopped at.
+            Some(r) if self.jip6_active.get() => {
+                self.close_pending(r)?;
+                r.log.end = None;
+            }
+            _ if record => {
+                *slot = Some(Recording {
+                    log: self.new_log(),
+                    pending: None,
+                });
+            }
+            _ => {}
+        }
+        if !record {
+            self.jip6_active.set(false);
+            return Ok(());
+        }
+        self.jip6_active.set(true);
+        if let Some(r) = slot.as_mut() {
+            if r.log.start.is_none() {
+                r.log.start = Some(self.with(|inst| VmState {
+                    pc: inst.next_pc(),
+                    gas: inst.gas() as u64,
+                    regs: *inst.registers(),
+                })?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The run stopped at host call `id`: opens its record with the state at the `ecalli`.
+    pub(crate) fn jip6_open_call(&self, id: u32) -> Res<()> {
+        if !self.jip6_active.get() {
+            return Ok(());
+        }
+        let mut slot = self.jip6.try_borrow_mut().map_err(|_| busy())?;
+        if let Some(r) = slot.as_mut() {
+            self.close_pending(r)?;
+            r.pending = Some(PendingCall {
+                index: id,
+                before: self.with(|inst| jip6::state_of(inst))?,
+                ops: Vec::new(),
+            });
+            self.recording_call.set(true);
+        }
+        Ok(())
+    }
+
+    /// The host call is complete (continued, or it ends the run): closes its record.
+    pub(crate) fn jip6_close_call(&self) -> Res<()> {
+        if !self.jip6_active.get() {
+            return Ok(());
+        }
+        let mut slot = self.jip6.try_borrow_mut().map_err(|_| busy())?;
+        if let Some(r) = slot.as_mut() {
+            self.close_pending(r)?;
+        }
+        Ok(())
+    }
+
+    /// The run ended with a final exit (halt, panic, out-of-gas, page fault): logs the
+    /// termination; the next recorded run starts a new log.
+    pub(crate) fn jip6_on_exit(&self, exit: Exit) -> Res<()> {
+        if !self.jip6_active.get() {
+            return Ok(());
+        }
+        let mut slot = self.jip6.try_borrow_mut().map_err(|_| busy())?;
+        if let Some(r) = slot.as_mut() {
+            self.close_pending(r)?;
+            r.log.end = self.with(|inst| jip6::termination_of(exit, inst))?;
+        }
+        self.jip6_active.set(false);
+        Ok(())
+    }
+
+    /// Appends an accessor's effect to the open host call, if one is being recorded.
+    pub(crate) fn jip6_record(&self, op: impl FnOnce() -> Op) {
+        if !self.recording_call.get() {
+            return;
+        }
+        if let Ok(mut slot) = self.jip6.try_borrow_mut() {
+            if let Some(Recording {
+                pending: Some(p), ..
+            }) = slot.as_mut()
+            {
+                p.ops.push(op());
+            }
+        }
+    }
+
+    /// Appends the effects of a built-in host call (an entry built by `CallRecorder::finish`).
+    pub(crate) fn jip6_record_entry(&self, e: HostCallEntry) {
+        for (a, d) in e.reads {
+            self.jip6_record(|| Op::Read(a, d));
+        }
+        for (a, d) in e.writes {
+            self.jip6_record(|| Op::Write(a, d));
+        }
+        for (i, _) in e.set_regs {
+            self.jip6_record(|| Op::SetReg(i as usize));
+        }
+        if e.set_gas.is_some() {
+            self.jip6_record(|| Op::SetGas);
+        }
+    }
+
+    /// The log as text, with a host call that is still open rendered as it stands.
+    pub(crate) fn jip6_text(&self) -> Res<String> {
+        let slot = self.jip6.try_borrow().map_err(|_| busy())?;
+        let r = slot.as_ref().ok_or_else(|| {
+            Fail::new(
+                Code::InvalidState,
+                "no JIP-6 log: record one with vm.run(hostCall, { jip6: true })",
+            )
+        })?;
+        match &r.pending {
+            None => Ok(r.log.to_text()),
+            Some(p) => {
+                let mut log = r.log.clone();
+                log.entries.push(self.with(|inst| p.entry(inst))?);
+                Ok(log.to_text())
+            }
+        }
+    }
+}
+
+/// Options of `replayJip6`.
+#[napi(object, object_to_js = false)]
+#[allow(dead_code)] // declares a TypeScript type; the binding reads and builds these objects itself
+pub struct ReplayOptions {
+    /// Gray Paper version of the logged program (default `'0.8.0'`).
+    #[napi(ts_type = "SpecVersion")]
+    pub spec: Option<String>,
+    /// Check every `ecalli` line (index, pc, gas, registers), every logged memory read and the
+    /// termination against the replay (default true); the first difference throws `DIVERGENCE`.
+    pub verify: Option<bool>,
+    /// Initial gas if the log has no `start` line (default 2^63 − 1).
+    #[napi(ts_type = "bigint | number")]
+    pub gas: Option<i64>,
+}
+
+/// The result of `replayJip6`.
+#[napi(object, js_name = "ReplayResult", object_from_js = false)]
+#[allow(dead_code)] // declares a TypeScript type; the binding reads and builds these objects itself
+pub struct ReplayResultDecl {
+    /// Host calls answered from the log.
+    pub host_calls: u32,
+    /// How the replay ended (`'host'`: without `verify`, at a host call past the log's end).
+    #[napi(ts_type = "ExitStatus")]
+    pub status: String,
+    /// The final pc.
+    pub pc: u32,
+    /// The final gas (negative values shown as 0, as in the log's termination line).
+    #[napi(ts_type = "bigint")]
+    pub gas: i64,
+    /// The final registers.
+    #[napi(ts_type = "BigUint64Array")]
+    pub registers: Vec<i64>,
+    /// The faulting page's address (status `'fault'`).
+    pub fault_address: Option<u32>,
+    /// The `ecalli` immediate (status `'host'`).
+    pub host_call_id: Option<u32>,
+}
+
+// Only `replay_jip6` calls this (see there).
+#[cfg_attr(test, allow(dead_code))]
+fn jip6_fail(e: Jip6Error) -> Fail {
+    match e {
+        Jip6Error::Parse { line, .. } => {
+            Fail::new(Code::InvalidArgument, format!("JIP-6 log: {e}")).with(c"line", line as f64)
+        }
+        Jip6Error::Program(_) => Fail::new(Code::InvalidProgram, e.to_string()),
+        Jip6Error::Divergence { .. } => Fail::new(Code::Divergence, e.to_string()),
+    }
+}
+
+/// Re-executes a JIP-6 log statelessly (pvm-core's `jip6::replay`, as `pvm replay` does): loads
+/// the logged program (service blob, standard program or code blob), applies the prelude, runs,
+/// and answers each `ecalli` with the logged writes, register and gas changes. With `verify`
+/// (default true) every `ecalli` line, logged memory read and the termination must match, else
+/// it throws `PvmError` `DIVERGENCE` whose message names the first difference. A malformed log
+/// throws `INVALID_ARGUMENT` (`line`), an unloadable program `INVALID_PROGRAM`.
+#[napi(
+    js_name = "replayJip6",
+    ts_args_type = "log: string | Uint8Array, options?: ReplayOptions | null",
+    ts_return_type = "ReplayResult"
+)]
+// napi-derive exports free functions only outside `cfg(test)`, so the test build (clippy
+// --all-targets) sees no caller.
+#[cfg_attr(test, allow(dead_code))]
+pub fn replay_jip6(env: &Env, log: Unknown, options: Option<Unknown>) -> Result<Val> {
+    let env = env.raw();
+    replay_impl(env, log.raw(), options.map(|o| o.raw())).map_err(|e| throw(env, e))
+}
+
+// Only `replay_jip6` calls this (see there).
+#[cfg_attr(test, allow(dead_code))]
+fn replay_impl(env: RawEnv, log: Val, options: Option<Val>) -> Res<Val> {
+    let (mut spec, mut verify, mut gas) = (Spec::default(), true, i64::MAX);
+    if let Some(o) = options.filter(|o| !js::is_nullish(env, *o)) {
+        if js::type_of(env, o) != napi::sys::ValueType::napi_object {
+            return Err(Fail::new(
+                Code::InvalidArgument,
+                format!("options must be an object, got {}", js::describe(env, o)),
+            ));
+        }
+        if let Some(v) = js::get(env, o, c"spec")? {
+            let mut buf = [0u8; 16];
+            let s = js::to_short_string(env, v, &mut buf, "options.spec")?;
+            spec = Spec::parse(s).ok_or_else(|| {
+                Fail::new(
+                    Code::InvalidArgument,
+                    format!("options.spec must be '0.8.0' or '0.7.2', got '{s}'"),
+                )
+            })?;
+        }
+        if let Some(v) = js::get(env, o, c"verify")? {
+            verify = js::to_bool(env, v, "options.verify")?;
+        }
+        if let Some(v) = js::get(env, o, c"gas")? {
+            gas = js::to_i64(env, v, "options.gas")?;
+        }
+    }
+    // Last: nothing runs JavaScript while the bytes of a Uint8Array are borrowed.
+    let text = if js::type_of(env, log) == napi::sys::ValueType::napi_string {
+        js::to_string(env, log, "log")?
+    } else {
+        let bytes = js::to_bytes(env, log, "log")?;
+        String::from_utf8(bytes.to_vec())
+            .map_err(|e| Fail::new(Code::InvalidArgument, format!("log is not UTF-8 text: {e}")))?
+    };
+    let parsed = Jip6Log::parse(&text).map_err(jip6_fail)?;
+    let r = jip6::replay(&parsed, spec, gas, verify).map_err(jip6_fail)?;
+    let obj = js::object(env)?;
+    js::set(
+        env,
+        obj,
+        c"hostCalls",
+        js::uint32(env, r.host_calls as u32)?,
+    )?;
+    js::set(env, obj, c"status", js::string(env, r.exit.name())?)?;
+    js::set(env, obj, c"pc", js::uint32(env, r.end.pc)?)?;
+    js::set(env, obj, c"gas", js::bigint_u64(env, r.end.gas)?)?;
+    js::set(
+        env,
+        obj,
+        c"registers",
+        js::biguint64_array_copy(env, &r.end.regs)?,
+    )?;
+    match r.exit {
+        Exit::PageFault(a) => js::set(env, obj, c"faultAddress", js::uint32(env, a)?)?,
+        Exit::HostCall(id) => js::set(env, obj, c"hostCallId", js::uint32(env, id)?)?,
+        _ => {}
+    }
+    Ok(obj)
+}
