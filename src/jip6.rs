@@ -1,7 +1,7 @@
 //! JIP-6 PVM I/O logs: recording a run's host calls through the JavaScript accessors, and
 //! `replayJip6`.
 //!
-//! A run with `{ jip6: true }` records. Each host call it stops at opens a [`PendingCall`] with
+//! A run with `{ jip6: true }` records. Each host call it stops at opens a [`pvm_core::jip6::OpenCall`] with
 //! the state at the `ecalli`; what the host then does through the VM's accessors until the host
 //! call completes is appended to it — checked `readMemory` / `writeMemory`, `setRegister`,
 //! `registers = …`, `gas = …` — and so are the effects of built-in host calls (recorded by
@@ -9,9 +9,8 @@
 //! array cannot be intercepted; [`CallRecorder::finish`] catches them (and any other register or
 //! gas change) by comparing the state before and after the call. The call is closed — turned into
 //! a log entry — when the handler returns, or, for a VM that stopped at the `ecalli` (no
-//! handler, or the handler threw), when the next recorded run starts. The accessors' effects are
-//! kept as a list of operations rather than in a `CallRecorder` so that `jip6Log()` can render a
-//! host call that is still open.
+//! handler, or the handler threw), when the next recorded run starts. `OpenCall::entry` renders a
+//! host call that is still open for `jip6Log()`.
 //!
 //! One log covers one invocation: a recorded run continues the current log if the previous run
 //! was recorded too and stopped at a host call (status `'host'`); otherwise it starts a new one.
@@ -19,55 +18,18 @@
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use pvm_core::jip6::{self, CallRecorder, HostCallEntry, Jip6Error, Jip6Log, VmState};
-use pvm_core::{Exit, Instance, Spec};
+use pvm_core::jip6::{self, CallRecorder, HostCallEntry, Jip6Error, Jip6Log, OpenCall, VmState};
+use pvm_core::{Exit, Spec};
 
 use crate::error::{throw, Code, Fail, Res};
 use crate::js::{self, RawEnv, Val};
 use crate::vm::Pvm;
 
-/// One effect of a host call, as the accessors see it.
-#[derive(Debug, Clone)]
-pub(crate) enum Op {
-    /// A successful checked read.
-    Read(u32, Vec<u8>),
-    /// A successful checked write.
-    Write(u32, Vec<u8>),
-    /// A register was set explicitly.
-    SetReg(usize),
-    /// The gas was set.
-    SetGas,
-}
-
-/// A host call whose record is still open.
-#[derive(Debug)]
-pub(crate) struct PendingCall {
-    index: u32,
-    before: VmState,
-    ops: Vec<Op>,
-}
-
-impl PendingCall {
-    /// The log entry of this call given the instance's current state.
-    fn entry(&self, inst: &Instance) -> HostCallEntry {
-        let mut rec = CallRecorder::default();
-        for op in &self.ops {
-            match op {
-                Op::Read(a, d) => rec.record_read(*a, d),
-                Op::Write(a, d) => rec.record_write(*a, d),
-                Op::SetReg(i) => rec.record_set_reg(*i),
-                Op::SetGas => rec.record_set_gas(),
-            }
-        }
-        rec.finish(self.index, self.before.clone(), inst)
-    }
-}
-
 /// A JIP-6 log under construction.
 #[derive(Debug)]
 pub(crate) struct Recording {
     log: Jip6Log,
-    pending: Option<PendingCall>,
+    pending: Option<OpenCall>,
 }
 
 fn busy() -> Fail {
@@ -142,11 +104,7 @@ impl Pvm {
         let mut slot = self.jip6.try_borrow_mut().map_err(|_| busy())?;
         if let Some(r) = slot.as_mut() {
             self.close_pending(r)?;
-            r.pending = Some(PendingCall {
-                index: id,
-                before: self.with(|inst| jip6::state_of(inst))?,
-                ops: Vec::new(),
-            });
+            r.pending = Some(self.with(|inst| OpenCall::new(id, inst))?);
             self.recording_call.set(true);
         }
         Ok(())
@@ -180,7 +138,7 @@ impl Pvm {
     }
 
     /// Appends an accessor's effect to the open host call, if one is being recorded.
-    pub(crate) fn jip6_record(&self, op: impl FnOnce() -> Op) {
+    pub(crate) fn jip6_record(&self, effect: impl FnOnce(&mut CallRecorder)) {
         if !self.recording_call.get() {
             return;
         }
@@ -189,25 +147,14 @@ impl Pvm {
                 pending: Some(p), ..
             }) = slot.as_mut()
             {
-                p.ops.push(op());
+                effect(p.effects());
             }
         }
     }
 
     /// Appends the effects of a built-in host call (an entry built by `CallRecorder::finish`).
     pub(crate) fn jip6_record_entry(&self, e: HostCallEntry) {
-        for (a, d) in e.reads {
-            self.jip6_record(|| Op::Read(a, d));
-        }
-        for (a, d) in e.writes {
-            self.jip6_record(|| Op::Write(a, d));
-        }
-        for (i, _) in e.set_regs {
-            self.jip6_record(|| Op::SetReg(i as usize));
-        }
-        if e.set_gas.is_some() {
-            self.jip6_record(|| Op::SetGas);
-        }
+        self.jip6_record(|r| r.merge(&e));
     }
 
     /// The log as text, with a host call that is still open rendered as it stands.

@@ -14,7 +14,7 @@
 use std::ptr;
 
 use napi::sys;
-use pvm_core::trace::{hex, pvm_hash, trace_line};
+use pvm_core::trace::{self, pvm_hash, trace_line};
 use pvm_core::{Exit, Instance};
 
 use crate::error::Res;
@@ -63,31 +63,15 @@ impl Pvm {
     /// The line after a host call that continues.
     pub(crate) fn ecalli_line(&self, id: u32, every: u64) -> Res<String> {
         self.with(|inst| {
-            let hash = if every > 0 {
-                format!(" pvmHash=0x{}", hex(&pvm_hash(inst)))
-            } else {
-                String::new()
-            };
-            format!("ECALLI {id} g={}{hash}", inst.gas())
+            let hash = (every > 0).then(|| pvm_hash(inst));
+            trace::ecalli_line(id, inst.gas(), hash.as_ref())
         })
     }
 
     /// The line when a traced run returns.
     pub(crate) fn exit_line(&self, exit: Exit) -> Res<String> {
         let steps = self.trace_steps.get();
-        self.with(|inst| {
-            let what = match exit {
-                Exit::PageFault(a) => format!("fault={a:#x}"),
-                Exit::HostCall(id) => format!("host={id}"),
-                other => other.name().to_string(),
-            };
-            format!(
-                "EXIT {what} pc={} g={} pvmHash=0x{} steps={steps}",
-                inst.pc(),
-                inst.gas(),
-                hex(&pvm_hash(inst)),
-            )
-        })
+        self.with(|inst| trace::exit_line(exit, inst.pc(), inst.gas(), &pvm_hash(inst), steps))
     }
 
     /// Calls the trace sink with one line (`this` = the VM), in its own handle scope.

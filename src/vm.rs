@@ -33,7 +33,7 @@ use pvm_core::inner::InnerPvms;
 use pvm_core::{Access, Exit, HostOutcome, Instance, MemoryError, NUM_REGISTERS, PAGE_SIZE};
 
 use crate::error::{throw, Code, Fail, Res};
-use crate::jip6::{Op, Recording};
+use crate::jip6::Recording;
 use crate::js::{self, RawEnv, Val};
 
 /// Why a run or step stopped (`Exit.status`, `vm.status`).
@@ -810,7 +810,7 @@ impl Pvm {
                 let regs = js::to_registers(env, values.raw(), "registers")?;
                 self.with(|i| i.registers_mut()[..regs.len()].copy_from_slice(&regs))?;
                 for i in 0..regs.len() {
-                    self.jip6_record(|| Op::SetReg(i));
+                    self.jip6_record(|r| r.record_set_reg(i));
                 }
                 Ok(())
             })(),
@@ -841,7 +841,7 @@ impl Pvm {
                 let i = reg_index(env, &index)?;
                 let v = js::to_u64(env, value.raw(), "value")?;
                 self.with(|inst| inst.registers_mut()[i] = v)?;
-                self.jip6_record(|| Op::SetReg(i));
+                self.jip6_record(|r| r.record_set_reg(i));
                 Ok(())
             })(),
         )
@@ -865,7 +865,7 @@ impl Pvm {
             (|| {
                 let g = js::to_i64(env, value.raw(), "gas")?;
                 self.with(|i| i.set_gas(g))?;
-                self.jip6_record(|| Op::SetGas);
+                self.jip6_record(|r| r.record_set_gas());
                 Ok(())
             })(),
         )
@@ -948,7 +948,7 @@ impl Pvm {
                     }
                 })??;
                 if !unchecked && length > 0 {
-                    self.jip6_record(|| Op::Read(address, buf.clone()));
+                    self.jip6_record(|r| r.record_read(address, &buf));
                 }
                 js::buffer_copy(env, &buf)
             })(),
@@ -989,7 +989,7 @@ impl Pvm {
                     }
                 })??;
                 if !unchecked && !data.is_empty() {
-                    self.jip6_record(|| Op::Write(address, data.to_vec()));
+                    self.jip6_record(|r| r.record_write(address, data));
                 }
                 Ok(())
             })(),

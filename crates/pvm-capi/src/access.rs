@@ -7,7 +7,7 @@ use pvm_core::{Access, MemoryError, NUM_REGISTERS};
 
 use crate::create::gas_from_c;
 use crate::handle::{ffi, set_last_error, slice_in, slice_out, with_vm, VmHandle, STATE_READY};
-use crate::jip6::{self, Op};
+use crate::jip6;
 use crate::{
     pvm_host_callback_t, pvm_vm_t, PVM_ACCESS_NONE, PVM_ACCESS_READ, PVM_ACCESS_WRITE,
     PVM_MEM_ERROR, PVM_MEM_OK, PVM_MEM_OOB, PVM_OOB, PVM_SPEC_0_7_2, PVM_SPEC_0_8_0,
@@ -100,7 +100,7 @@ pub unsafe extern "C" fn pvm_set_gas(vm: *mut pvm_vm_t, gas: u64) {
     ffi((), || {
         with_vm(vm, |h| {
             h.inst_mut()?.set_gas(gas_from_c(gas));
-            jip6::record(h, Op::SetGas);
+            jip6::record(h, |r| r.record_set_gas());
             Ok(())
         })
     })
@@ -263,7 +263,7 @@ pub unsafe extern "C" fn pvm_set_register(vm: *mut pvm_vm_t, index: c_int, value
         with_vm(vm, |h| {
             let i = reg_index(index)?;
             h.inst_mut()?.registers_mut()[i] = value;
-            jip6::record(h, Op::SetReg(i));
+            jip6::record(h, |r| r.record_set_reg(i));
             Ok(())
         })
     })
@@ -507,7 +507,7 @@ fn write_checked(vm: *mut pvm_vm_t, addr: u32, data: &[u8], unchecked: bool) -> 
             };
             r.map_err(mem_err)?;
             if !unchecked {
-                jip6::record(h, Op::Write(addr, data.to_vec()));
+                jip6::record(h, |r| r.record_write(addr, data));
             }
             Ok(0)
         })
@@ -527,7 +527,7 @@ fn read_into(vm: *mut pvm_vm_t, addr: u32, buf: &mut [u8], unchecked: bool) -> R
             };
             match r {
                 Err(e) => fail = Some(MemFail::Oob(mem_err(e))),
-                Ok(()) if !unchecked => jip6::record(h, Op::Read(addr, buf.to_vec())),
+                Ok(()) if !unchecked => jip6::record(h, |r| r.record_read(addr, buf)),
                 Ok(()) => {}
             }
             Ok(true)

@@ -1,6 +1,6 @@
 //! JIP-6 host-call recording through the C accessors, the log text and replay.
 //!
-//! While recording is on, every host call the VM stops at opens a [`PendingCall`]. What the host
+//! While recording is on, every host call the VM stops at opens a [`pvm_core::jip6::OpenCall`]. What the host
 //! does through the C API until the VM runs again is appended to it: checked memory reads and
 //! writes (`pvm_read_ram_*` / `pvm_write_ram_*`), `pvm_set_register`, `pvm_set_gas`, and the
 //! effects of `pvm_handle_builtin_host_call` (recorded by pvm-core's recording
@@ -12,49 +12,12 @@
 
 use std::ffi::{c_char, c_int};
 
-use pvm_core::jip6::{self, CallRecorder, HostCallEntry, Jip6Error, Jip6Log, VmState};
-use pvm_core::{Exit, Instance};
+use pvm_core::jip6::{self, CallRecorder, HostCallEntry, Jip6Error, Jip6Log, OpenCall, VmState};
+use pvm_core::Exit;
 
 use crate::create::spec_from_c;
 use crate::handle::{ffi, slice_in, slice_out, with_vm, VmHandle};
 use crate::pvm_vm_t;
-
-/// One effect of a host call, as the C accessors see it.
-#[derive(Debug, Clone)]
-pub enum Op {
-    /// A successful checked read.
-    Read(u32, Vec<u8>),
-    /// A successful checked write.
-    Write(u32, Vec<u8>),
-    /// `pvm_set_register(i, …)`.
-    SetReg(usize),
-    /// `pvm_set_gas`.
-    SetGas,
-}
-
-/// A host call whose record is still open.
-#[derive(Debug)]
-pub struct PendingCall {
-    index: u32,
-    before: VmState,
-    ops: Vec<Op>,
-}
-
-impl PendingCall {
-    /// The log entry of this call given the instance's current state.
-    fn entry(&self, inst: &Instance) -> HostCallEntry {
-        let mut rec = CallRecorder::default();
-        for op in &self.ops {
-            match op {
-                Op::Read(a, d) => rec.record_read(*a, d),
-                Op::Write(a, d) => rec.record_write(*a, d),
-                Op::SetReg(i) => rec.record_set_reg(*i),
-                Op::SetGas => rec.record_set_gas(),
-            }
-        }
-        rec.finish(self.index, self.before.clone(), inst)
-    }
-}
 
 /// A JIP-6 log under construction.
 #[derive(Debug)]
@@ -62,7 +25,7 @@ pub struct Recording {
     /// The closed entries, the prelude and the termination.
     pub log: Jip6Log,
     /// The host call the VM is in or stopped at, if any.
-    pub pending: Option<PendingCall>,
+    pub pending: Option<OpenCall>,
 }
 
 fn new_log(h: &VmHandle) -> Jip6Log {
@@ -84,7 +47,7 @@ fn recording(h: &VmHandle) -> Result<std::cell::RefMut<'_, Option<Recording>>, S
 }
 
 /// Appends an accessor's effect to the open host call, if recording.
-pub fn record(h: &VmHandle, op: Op) {
+pub fn record(h: &VmHandle, effect: impl FnOnce(&mut CallRecorder)) {
     if !h.jip6_on.get() {
         return;
     }
@@ -93,7 +56,7 @@ pub fn record(h: &VmHandle, op: Op) {
             pending: Some(p), ..
         }) = slot.as_mut()
         {
-            p.ops.push(op);
+            effect(p.effects());
         }
     }
 }
@@ -109,18 +72,7 @@ pub fn is_recording_call(h: &VmHandle) -> bool {
 
 /// Appends the effects of a recorded sub-step (an entry built by `CallRecorder::finish`).
 pub fn record_entry(h: &VmHandle, e: HostCallEntry) {
-    for (a, d) in e.reads {
-        record(h, Op::Read(a, d));
-    }
-    for (a, d) in e.writes {
-        record(h, Op::Write(a, d));
-    }
-    for (i, _) in e.set_regs {
-        record(h, Op::SetReg(i as usize));
-    }
-    if e.set_gas.is_some() {
-        record(h, Op::SetGas);
-    }
+    record(h, |r| r.merge(&e));
 }
 
 /// `pvm_execute` starts a new run (not a continuation): a log that already holds something
@@ -176,11 +128,7 @@ pub fn open_call(h: &VmHandle, id: u32) -> Result<(), String> {
         if let Some(p) = r.pending.take() {
             r.log.entries.push(p.entry(&inst));
         }
-        r.pending = Some(PendingCall {
-            index: id,
-            before: jip6::state_of(&inst),
-            ops: Vec::new(),
-        });
+        r.pending = Some(OpenCall::new(id, &inst));
     }
     Ok(())
 }

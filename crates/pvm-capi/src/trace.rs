@@ -6,7 +6,7 @@
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::io::Write;
 
-use pvm_core::trace::{dump_state, hex, pvm_hash as core_hash, trace_line};
+use pvm_core::trace::{self, dump_state, pvm_hash as core_hash, trace_line};
 use pvm_core::{Exit, Instance};
 
 use crate::handle::{ffi, pvm_trace_sink_t, slice_out, with_vm, VmHandle};
@@ -80,12 +80,8 @@ pub fn traced_run(h: &VmHandle, single: bool) -> Result<Option<Exit>, String> {
 pub fn ecalli_line(h: &VmHandle, id: u32) -> Result<(), String> {
     let line = {
         let inst = h.inst()?;
-        let hash = if h.trace_hash_interval.get() > 0 {
-            format!(" pvmHash=0x{}", hex(&core_hash(&inst)))
-        } else {
-            String::new()
-        };
-        format!("ECALLI {id} g={}{hash}", inst.gas())
+        let hash = (h.trace_hash_interval.get() > 0).then(|| core_hash(&inst));
+        trace::ecalli_line(id, inst.gas(), hash.as_ref())
     };
     emit(h, &line)
 }
@@ -95,17 +91,12 @@ pub fn ecalli_line(h: &VmHandle, id: u32) -> Result<(), String> {
 pub fn exit_line(h: &VmHandle, exit: Exit) -> Result<(), String> {
     let line = {
         let inst = h.inst()?;
-        let what = match exit {
-            Exit::PageFault(a) => format!("fault={a:#x}"),
-            Exit::HostCall(id) => format!("host={id}"),
-            other => other.name().to_string(),
-        };
-        format!(
-            "EXIT {what} pc={} g={} pvmHash=0x{} steps={}",
+        trace::exit_line(
+            exit,
             inst.pc(),
             inst.gas(),
-            hex(&core_hash(&inst)),
-            h.trace_step.get()
+            &core_hash(&inst),
+            h.trace_step.get(),
         )
     };
     emit(h, &line)

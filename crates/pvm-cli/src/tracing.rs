@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use pvm_core::inner::InnerPvms;
 use pvm_core::jip6::{self, Jip6Log};
-use pvm_core::trace::{dump_state, hex, pvm_hash, trace_line};
+use pvm_core::trace::{dump_state, ecalli_line, exit_line, hex, pvm_hash, trace_line};
 use pvm_core::{Exit, HostCallContext, HostOutcome, Instance, Program, ProgramOptions, Spec};
 
 use crate::vectors::{initial_instance, ExpectedState};
@@ -174,12 +174,9 @@ pub fn trace(
                     None => break Exit::HostCall(id),
                     Some(HostOutcome::Continue) => {
                         if shown {
-                            let h = if opts.hash_every > 0 {
-                                format!(" pvmHash=0x{}", hex(&pvm_hash(vm)))
-                            } else {
-                                String::new()
-                            };
-                            writeln!(out, "ECALLI {id} g={}{h}", vm.gas()).map_err(io)?;
+                            let h = (opts.hash_every > 0).then(|| pvm_hash(vm));
+                            writeln!(out, "{}", ecalli_line(id, vm.gas(), h.as_ref()))
+                                .map_err(io)?;
                         }
                     }
                     Some(other) => break vm.finish_host_call(other).expect("not continue"),
@@ -189,15 +186,7 @@ pub fn trace(
         }
     };
     let h = pvm_hash(vm);
-    writeln!(
-        out,
-        "EXIT {} pc={} g={} pvmHash=0x{} steps={step}",
-        describe(exit),
-        vm.pc(),
-        vm.gas(),
-        hex(&h)
-    )
-    .map_err(io)?;
+    writeln!(out, "{}", exit_line(exit, vm.pc(), vm.gas(), &h, step)).map_err(io)?;
     Ok((exit, h))
 }
 

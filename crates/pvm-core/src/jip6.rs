@@ -398,7 +398,7 @@ fn vm_state(vm: &Instance, saturate: bool) -> VmState {
 /// What a handler did during one host call. [`HostCallContext::with_recorder`] fills it in;
 /// bindings whose host callbacks reach the VM through their own accessors record with the
 /// `record_*` methods, then build the log entry with [`CallRecorder::finish`].
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct CallRecorder {
     pub(crate) reads: Vec<(u32, Vec<u8>)>,
     pub(crate) writes: Vec<(u32, Vec<u8>)>,
@@ -433,6 +433,11 @@ impl CallRecorder {
     /// from [`state_of`]) and the instance after the handler ran: registers that were set or
     /// changed, the gas if set or changed, reads and writes in JIP-6 order.
     pub fn finish(self, index: u32, before: VmState, after: &Instance) -> HostCallEntry {
+        self.entry(index, before, after)
+    }
+
+    /// Like [`CallRecorder::finish`] without consuming the recorder (for a call still open).
+    pub fn entry(&self, index: u32, before: VmState, after: &Instance) -> HostCallEntry {
         let regs = after.registers();
         let set_regs = (0..13u8)
             .filter(|&i| {
@@ -445,11 +450,55 @@ impl CallRecorder {
         HostCallEntry {
             index,
             state: Some(before),
-            reads: sorted(self.reads),
-            writes: sorted(self.writes),
+            reads: sorted(self.reads.clone()),
+            writes: sorted(self.writes.clone()),
             set_regs,
             set_gas,
         }
+    }
+
+    /// Adds the effects of an entry recorded separately (e.g. a built-in host call run through
+    /// [`HostCallContext::with_recorder`] inside a binding's own host call).
+    pub fn merge(&mut self, e: &HostCallEntry) {
+        self.reads.extend(e.reads.iter().cloned());
+        self.writes.extend(e.writes.iter().cloned());
+        for (i, _) in &e.set_regs {
+            self.record_set_reg(*i as usize);
+        }
+        if e.set_gas.is_some() {
+            self.gas_set = true;
+        }
+    }
+}
+
+/// A host call whose log entry is still open: the state at its `ecalli` and what the host has
+/// done so far. Bindings keep one while their host callback runs (or while a run is stopped at a
+/// host call) and close it into a [`HostCallEntry`] when the VM moves on.
+#[derive(Clone, Debug)]
+pub struct OpenCall {
+    index: u32,
+    before: VmState,
+    effects: CallRecorder,
+}
+
+impl OpenCall {
+    /// Opens the record of host call `index` for a VM stopped at its `ecalli`.
+    pub fn new(index: u32, vm: &Instance) -> OpenCall {
+        OpenCall {
+            index,
+            before: state_of(vm),
+            effects: CallRecorder::default(),
+        }
+    }
+
+    /// Where the host's effects are recorded.
+    pub fn effects(&mut self) -> &mut CallRecorder {
+        &mut self.effects
+    }
+
+    /// The entry as it stands, given the VM's current state.
+    pub fn entry(&self, vm: &Instance) -> HostCallEntry {
+        self.effects.entry(self.index, self.before.clone(), vm)
     }
 }
 

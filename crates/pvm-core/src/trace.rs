@@ -113,3 +113,24 @@ pub fn trace_line(
         regs.join(" ")
     )
 }
+
+/// The line after a host call of a trace: `ECALLI id g=gas[ pvmHash=0x…]`.
+pub fn ecalli_line(id: u32, gas: i64, hash: Option<&[u8; 32]>) -> String {
+    let hash = hash
+        .map(|h| format!(" pvmHash=0x{}", hex(h)))
+        .unwrap_or_default();
+    format!("ECALLI {id} g={gas}{hash}")
+}
+
+/// The last line of a trace: `EXIT halt|panic|oog|fault=0x…|host=id pc= g= pvmHash=0x… steps=`.
+pub fn exit_line(exit: crate::Exit, pc: u32, gas: i64, hash: &[u8; 32], steps: u64) -> String {
+    let what = match exit {
+        crate::Exit::PageFault(a) => format!("fault={a:#x}"),
+        crate::Exit::HostCall(id) => format!("host={id}"),
+        other => other.name().to_string(),
+    };
+    format!(
+        "EXIT {what} pc={pc} g={gas} pvmHash=0x{} steps={steps}",
+        hex(hash)
+    )
+}
