@@ -28,6 +28,15 @@ pub struct Recording {
     pub pending: Option<OpenCall>,
 }
 
+impl Recording {
+    /// Turns the open host call, if any, into a log entry.
+    fn close_pending(&mut self, inst: &pvm_core::Instance) {
+        if let Some(p) = self.pending.take() {
+            self.log.entries.push(p.entry(inst));
+        }
+    }
+}
+
 fn new_log(h: &VmHandle) -> Jip6Log {
     Jip6Log {
         context: vec![format!(
@@ -102,9 +111,7 @@ pub fn on_run_start(h: &VmHandle) -> Result<(), String> {
     let inst = h.inst()?;
     let mut slot = recording(h)?;
     if let Some(r) = slot.as_mut() {
-        if let Some(p) = r.pending.take() {
-            r.log.entries.push(p.entry(&inst));
-        }
+        r.close_pending(&inst);
         if r.log.start.is_none() {
             r.log.start = Some(VmState {
                 pc: inst.next_pc(),
@@ -125,9 +132,7 @@ pub fn open_call(h: &VmHandle, id: u32) -> Result<(), String> {
     let inst = h.inst()?;
     let mut slot = recording(h)?;
     if let Some(r) = slot.as_mut() {
-        if let Some(p) = r.pending.take() {
-            r.log.entries.push(p.entry(&inst));
-        }
+        r.close_pending(&inst);
         r.pending = Some(OpenCall::new(id, &inst));
     }
     Ok(())
@@ -141,9 +146,7 @@ pub fn close_call(h: &VmHandle) -> Result<(), String> {
     let inst = h.inst()?;
     let mut slot = recording(h)?;
     if let Some(r) = slot.as_mut() {
-        if let Some(p) = r.pending.take() {
-            r.log.entries.push(p.entry(&inst));
-        }
+        r.close_pending(&inst);
     }
     Ok(())
 }
@@ -156,9 +159,7 @@ pub fn on_exit(h: &VmHandle, exit: Exit) -> Result<(), String> {
     let inst = h.inst()?;
     let mut slot = recording(h)?;
     if let Some(r) = slot.as_mut() {
-        if let Some(p) = r.pending.take() {
-            r.log.entries.push(p.entry(&inst));
-        }
+        r.close_pending(&inst);
         r.log.end = jip6::termination_of(exit, &inst);
     }
     Ok(())
