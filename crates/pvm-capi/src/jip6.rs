@@ -13,7 +13,7 @@
 use std::ffi::{c_char, c_int};
 
 use pvm_core::jip6::{self, CallRecorder, HostCallEntry, Jip6Error, Jip6Log, OpenCall, VmState};
-use pvm_core::Exit;
+use pvm_core::{Exit, Instance};
 
 use crate::create::spec_from_c;
 use crate::handle::{ffi, slice_in, slice_out, with_vm, VmHandle};
@@ -28,9 +28,23 @@ pub struct Recording {
     pub pending: Option<OpenCall>,
 }
 
+/// Runs `f` on the VM's recording and instance if JIP-6 recording is on (the common prologue of
+/// the run-loop hooks below).
+fn with_recording(h: &VmHandle, f: impl FnOnce(&mut Recording, &Instance)) -> Result<(), String> {
+    if !h.jip6_on.get() {
+        return Ok(());
+    }
+    let inst = h.inst()?;
+    let mut slot = recording(h)?;
+    if let Some(r) = slot.as_mut() {
+        f(r, &inst);
+    }
+    Ok(())
+}
+
 impl Recording {
     /// Turns the open host call, if any, into a log entry.
-    fn close_pending(&mut self, inst: &pvm_core::Instance) {
+    fn close_pending(&mut self, inst: &Instance) {
         if let Some(p) = self.pending.take() {
             self.log.entries.push(p.entry(inst));
         }
@@ -105,13 +119,8 @@ pub fn on_restart(h: &VmHandle) -> Result<(), String> {
 /// A run starts: closes the host call the VM was stopped at, logs the start state if this is
 /// the log's first run, and forgets an earlier termination (the run continues).
 pub fn on_run_start(h: &VmHandle) -> Result<(), String> {
-    if !h.jip6_on.get() {
-        return Ok(());
-    }
-    let inst = h.inst()?;
-    let mut slot = recording(h)?;
-    if let Some(r) = slot.as_mut() {
-        r.close_pending(&inst);
+    with_recording(h, |r, inst| {
+        r.close_pending(inst);
         if r.log.start.is_none() {
             r.log.start = Some(VmState {
                 pc: inst.next_pc(),
@@ -120,49 +129,28 @@ pub fn on_run_start(h: &VmHandle) -> Result<(), String> {
             });
         }
         r.log.end = None;
-    }
-    Ok(())
+    })
 }
 
 /// The run stopped at host call `id`: opens its record with the state at the `ecalli`.
 pub fn open_call(h: &VmHandle, id: u32) -> Result<(), String> {
-    if !h.jip6_on.get() {
-        return Ok(());
-    }
-    let inst = h.inst()?;
-    let mut slot = recording(h)?;
-    if let Some(r) = slot.as_mut() {
-        r.close_pending(&inst);
-        r.pending = Some(OpenCall::new(id, &inst));
-    }
-    Ok(())
+    with_recording(h, |r, inst| {
+        r.close_pending(inst);
+        r.pending = Some(OpenCall::new(id, inst));
+    })
 }
 
 /// The host call is over (continued, or it ended the run): closes its record.
 pub fn close_call(h: &VmHandle) -> Result<(), String> {
-    if !h.jip6_on.get() {
-        return Ok(());
-    }
-    let inst = h.inst()?;
-    let mut slot = recording(h)?;
-    if let Some(r) = slot.as_mut() {
-        r.close_pending(&inst);
-    }
-    Ok(())
+    with_recording(h, |r, inst| r.close_pending(inst))
 }
 
 /// The run ended with a final exit (halt, panic, out-of-gas, page fault): logs the termination.
 pub fn on_exit(h: &VmHandle, exit: Exit) -> Result<(), String> {
-    if !h.jip6_on.get() {
-        return Ok(());
-    }
-    let inst = h.inst()?;
-    let mut slot = recording(h)?;
-    if let Some(r) = slot.as_mut() {
-        r.close_pending(&inst);
-        r.log.end = jip6::termination_of(exit, &inst);
-    }
-    Ok(())
+    with_recording(h, |r, inst| {
+        r.close_pending(inst);
+        r.log.end = jip6::termination_of(exit, inst);
+    })
 }
 
 /// Copies `text` plus a NUL into `buf` if it fits (else an empty string if `len > 0`) and
