@@ -756,14 +756,14 @@ pub unsafe extern "C" fn pvm_block_gas_costs(
             if !pcs.is_null() {
                 // SAFETY: the caller guarantees `pcs` holds `cap` >= n values.
                 let pcs = unsafe { slice_out(pcs, n, "pcs") }?;
-                for (d, b) in pcs.iter_mut().zip(blocks) {
+                for (d, b) in pcs.iter_mut().zip(&blocks) {
                     *d = b.pc;
                 }
             }
             if !costs.is_null() {
                 // SAFETY: the caller guarantees `costs` holds `cap` >= n values.
                 let costs = unsafe { slice_out(costs, n, "costs") }?;
-                for (d, b) in costs.iter_mut().zip(blocks) {
+                for (d, b) in costs.iter_mut().zip(&blocks) {
                     *d = b.cost;
                 }
             }

@@ -12,7 +12,7 @@
 
 use crate::error::ProgramError;
 use crate::memory::{Access, Memory, Trap};
-use crate::program::{Op, Program, ProgramInner, K, NO_OP};
+use crate::program::{Op, Program, ProgramInner, INVALID_TARGET, K, UNCOMPILED};
 use crate::Spec;
 
 /// Number of PVM registers.
@@ -268,14 +268,13 @@ impl Instance {
         let code_len = program.blob.code.len() as u32;
         // 𝔳_inst(ı) (GP 0.8.0 A.1): entering anywhere but an instruction start is an immediate
         // panic with gas untouched. GP 0.7.2 executes such a position as `trap`.
-        let op_index = match program.pc_to_op.get(pc as usize) {
-            Some(&i) if i != NO_OP && (program.spec == Spec::Gp0_7_2 || pc < code_len) => {
-                i as usize
-            }
+        // This also compiles the block containing pc if it is not compiled yet.
+        let op_index = match program.op_for_pc(pc) {
+            Some(i) if program.spec == Spec::Gp0_7_2 || pc < code_len => i as usize,
             _ => return Some(Exit::Panic),
         };
         if !self.gas_charged {
-            let cost = self.program.block_cost_at(pc).unwrap_or(1) as i64;
+            let cost = program.cost_at(pc) as i64;
             if self.gas < cost {
                 return Some(Exit::OutOfGas);
             }
@@ -346,22 +345,28 @@ fn interpret<const STEP: bool>(
     st: &mut State<'_>,
     start: usize,
 ) -> (Option<Exit>, u32, bool) {
-    let ops = &p.ops[..];
+    let table = &p.table;
     // The loop walks the op array with a pointer (`ip`) rather than an index, which saves the
-    // index-to-address arithmetic on every dispatch. Invariant, established by `compile`: `ip`
-    // always points at an op of `ops`. Ops continue to the next op only when they are not the
-    // last one (the array always ends with a `Trap`), and every jump target is the index of an
-    // in-bounds `Charge` op that is followed by its block's first op.
-    assert!(start < ops.len());
-    let base = ops.as_ptr();
-    // SAFETY: `start < ops.len()` (asserted above), so the offset stays inside the array.
+    // index-to-address arithmetic on every dispatch. Invariant: `ip` points at an op of the table
+    // that belongs to a compiled block (`op_for_pc` compiled the entry's block). Ops continue to
+    // the next op only when they are not the last of their block, so sequential execution stays
+    // inside a compiled block; every other move goes through `goto_block`, which checks that the
+    // target block is compiled (see `program/lazy.rs`). The last slot is always a `Trap`.
+    assert!(start < table.len());
+    let base = table.base();
+    // SAFETY: `start < table.len()` (asserted above), so the offset stays inside the array.
     let mut ip: *const Op = unsafe { base.add(start) };
-    let jt = &p.jump_table_ops[..];
+    let jt = &table.jump_table[..];
     // A local copy keeps the register file addressable from the stack frame instead of through a
     // pointer that the dispatch loop would otherwise have to reload; written back at every exit.
     let mut regs: [u64; 16] = *st.regs;
     let mem = &mut *st.memory;
-    let mut gas = st.gas;
+    // Gas is kept non-negative inside the loop so that block costs can be compared as unsigned
+    // numbers, where an uncompiled block's cost (`u64::MAX`) is never affordable. A negative
+    // counter can pay for nothing, exactly like 0 (every block costs at least 1), so it is
+    // carried aside and added back on exit.
+    let deficit = st.gas.min(0);
+    let mut gas = st.gas.max(0);
 
     macro_rules! r {
         ($x:expr) => {
@@ -371,7 +376,7 @@ fn interpret<const STEP: bool>(
     macro_rules! leave {
         ($e:expr, $pc:expr, $charged:expr) => {{
             *st.regs = regs;
-            st.gas = gas;
+            st.gas = gas + deficit;
             return ($e, $pc, $charged);
         }};
     }
@@ -380,39 +385,46 @@ fn interpret<const STEP: bool>(
             leave!(Some($e), $pc, true)
         };
     }
-    // Enters the block whose `Charge` op is at index `t`. In run mode the block's gas is charged
-    // right here, so entering a block costs no extra dispatch; an unaffordable block is an
-    // out-of-gas exit at the block start with gas unchanged and χ = ⊥ (GP 0.8.0 A.4). In step
-    // mode the charge is left to the next step, as Ψ_1 does. A `Charge` of cost 0 is a trampoline
-    // for an invalid static target (GP 0.7.2): its `Trap` panics at the jumping instruction.
+    // Enters the block whose `Charge` slot `target` points at. In run mode the block's gas is
+    // charged right here, so entering a block costs no extra dispatch; an unaffordable block is an
+    // out-of-gas exit at the block start with gas unchanged and χ = ⊥ (GP 0.8.0 A.4). A block
+    // that is not compiled yet reads as unaffordable, and the slow path compiles it. In step mode
+    // the step ends here (pc = the block start, χ = ⊥): the charge is left to the next step, as
+    // Ψ_1 does. The invalid-target slot panics at the jumping instruction.
     macro_rules! goto_block {
         ($target:expr, $from_pc:expr) => {{
             let target: *const Op = $target;
-            // SAFETY: `target` points at a `Charge` op inside `ops` (see the invariant above),
-            // which is followed by at least its block's first op, so `target + 1` is in bounds.
+            // SAFETY: `target` points at a `Charge` slot inside the table (slots are produced by
+            // the scan); its cost is an atomic, its other fields are never written.
             let c = unsafe { &*target };
             debug_assert!(c.k == K::Charge);
-            if STEP {
-                if c.imm == 0 {
+            let mut cost = !c.imm.load(std::sync::atomic::Ordering::Acquire);
+            if STEP || (gas as u64) < cost {
+                // SAFETY: both pointers are into the same array.
+                let slot = unsafe { target.offset_from(base) } as u32;
+                cost = p.slot_cost_slow(slot);
+                if cost == INVALID_TARGET {
                     exit!(Exit::Panic, $from_pc);
                 }
-                ip = target;
-            } else {
-                let cost = c.imm as i64;
-                if gas < cost {
-                    leave!(Some(Exit::OutOfGas), c.pc, false);
+                debug_assert!(cost != UNCOMPILED);
+                if STEP {
+                    leave!(None, table.block_pc_of_slot(slot), false);
                 }
-                gas -= cost;
-                // SAFETY: see above: the block's first op follows its `Charge` op.
-                ip = unsafe { target.add(1) };
+                if (gas as u64) < cost {
+                    leave!(Some(Exit::OutOfGas), table.block_pc_of_slot(slot), false);
+                }
             }
+            gas -= cost as i64;
+            // SAFETY: the block is compiled and its first op follows its `Charge` slot.
+            ip = unsafe { target.add(1) };
         }};
     }
     macro_rules! op_at {
         ($t:expr) => {{
             let t: usize = $t;
-            debug_assert!(t < ops.len());
-            // SAFETY: `t` is a block target produced by `compile`, an in-bounds index.
+            debug_assert!(t < table.len());
+            // SAFETY: `t` is a slot produced by the scan (a `Charge` slot or the invalid-target
+            // slot), an in-bounds index.
             unsafe { base.add(t) }
         }};
     }
@@ -434,9 +446,6 @@ fn interpret<const STEP: bool>(
                 exit!(Exit::Panic, $pc);
             }
             let t = jt[(addr / 2 - 1) as usize];
-            if t == NO_OP {
-                exit!(Exit::Panic, $pc);
-            }
             goto_block!(op_at!(t as usize), $pc);
         }};
     }
@@ -444,15 +453,15 @@ fn interpret<const STEP: bool>(
     // In step mode the first op is the instruction itself (entry charging is done by the caller).
     let mut executed_one = false;
     loop {
-        // SAFETY: `ip` points at an op of `ops` (the invariant above).
+        // SAFETY: `ip` points at an op of a compiled block (the invariant above).
         let op = unsafe { &*ip };
-        if STEP && executed_one {
-            leave!(None, op.pc, op.k != K::Charge);
+        if STEP && executed_one && op.k != K::Charge {
+            leave!(None, op.pc, true);
         }
         // SAFETY: `op` is not the last op unless it is a `Trap`, which never continues, so the
         // next position is in bounds or one past the end (never dereferenced then).
         ip = unsafe { ip.add(1) };
-        executed_one = op.k != K::Charge;
+        executed_one = true;
         macro_rules! load {
             ($n:literal, $addr:expr, $dst:expr, $conv:expr) => {{
                 match mem.load::<$n>($addr) {
@@ -477,26 +486,25 @@ fn interpret<const STEP: bool>(
         // Fields are read where a handler needs them rather than all up front.
         macro_rules! imm {
             () => {
-                op.imm
+                op.imm()
             };
         }
         macro_rules! lo {
             () => {
-                sx32(op.imm)
+                sx32(op.imm())
             };
         }
         macro_rules! hi32 {
             () => {
-                (op.imm >> 32) as u32
+                (op.imm() >> 32) as u32
             };
         }
         match op.k {
+            // Execution ran into the next block's `Charge` slot (no instruction does this today:
+            // blocks end in terminators, which jump, branch or trap). Enter it like a jump would.
             K::Charge => {
-                let cost = imm!() as i64;
-                if gas < cost {
-                    leave!(Some(Exit::OutOfGas), op.pc, false);
-                }
-                gas -= cost;
+                // SAFETY: `ip` was advanced past this op, which is in the array.
+                goto_block!(unsafe { ip.sub(1) }, op.pc)
             }
             K::Trap => exit!(Exit::Panic, op.pc),
             K::Nop => {}

@@ -306,6 +306,65 @@ fn gp080_branch_checks_both_edges_gp072_only_the_taken_one() {
     assert_eq!(vm.registers()[7], 42);
 }
 
+/// A program whose first instruction (built by `first`) targets a pc one byte into the
+/// `load_imm r7, 42` that follows it: not an instruction start, so never in ϖ.
+fn first_targets_mid_instruction(
+    spec: Spec,
+    first: impl Fn(pvm_core::asm::Label) -> (O, Ops),
+) -> Program {
+    let mut a = Assembler::for_spec(spec);
+    let bad = a.label();
+    let (opcode, operands) = first(bad);
+    a.inst(opcode, operands);
+    a.bind(bad);
+    a.inst(O::LoadImm, Ops::reg_imm(7, 42));
+    a.inst(O::Trap, Ops::none());
+    let mut blob = a.finish_blob();
+    // The offset is the last 4 bytes of the first instruction (before the 3-byte load_imm and the trap).
+    let at = blob.code.len() - 1 - 3 - 4;
+    let off = i32::from_le_bytes(blob.code[at..at + 4].try_into().unwrap()) + 1;
+    blob.code[at..at + 4].copy_from_slice(&off.to_le_bytes());
+    Program::from_blob(blob, ProgramOptions { spec }).unwrap()
+}
+
+#[test]
+fn taking_a_static_edge_outside_varpi_panics_at_the_jumping_instruction() {
+    // load_imm_jump r1, 5 → invalid target: φ1 is written, then the jump panics (both versions).
+    // A taken GP 0.7.2 branch to an invalid target panics too (GP 0.8.0 rejects such a branch
+    // statically). Run and single-step must agree, and gas is the first block's cost.
+    for spec in [Spec::Gp0_7_2, Spec::Gp0_8_0] {
+        let lij = first_targets_mid_instruction(spec, |l| {
+            (
+                O::LoadImmJump,
+                Ops {
+                    ra: 1,
+                    imm1: 5,
+                    target: Some(l),
+                    ..Ops::none()
+                },
+            )
+        });
+        let branch =
+            first_targets_mid_instruction(spec, |l| (O::BranchEqImm, Ops::branch_imm(1, 0, l)));
+        for (p, r1) in [(lij, 5), (branch, 0)] {
+            let cost = p.block_gas_costs()[0].cost as i64;
+            let mut vm = instance(&p, 100);
+            assert_eq!(vm.run(), Exit::Panic, "{spec:?}");
+            assert_eq!((vm.pc(), vm.registers()[1], vm.registers()[7]), (0, r1, 0));
+            assert_eq!(vm.gas(), 100 - cost);
+            let mut vm = instance(&p, 100);
+            let mut exit = vm.step();
+            let mut steps = 1;
+            while exit.is_none() && steps < 10 {
+                exit = vm.step();
+                steps += 1;
+            }
+            assert_eq!((exit, steps), (Some(Exit::Panic), 1), "{spec:?}");
+            assert_eq!((vm.pc(), vm.registers()[1], vm.gas()), (0, r1, 100 - cost));
+        }
+    }
+}
+
 #[test]
 fn gp080_branch_or_fallthrough_at_the_end_of_code_panics() {
     // The fallthrough edge of a final branch is |c|, which is not in ϖ: panic even if taken.

@@ -1,0 +1,368 @@
+//! Lazy compilation to the interpreter's pre-decoded form.
+//!
+//! Loading a program does one pass over the code ([`scan`]): GP 0.8.0 prevalidation (𝔳_blob), the
+//! basic blocks (ϖ and the gas charge points) and the position of every block's ops in the op
+//! array. Nothing is decoded beyond the opcode byte and no gas cost is computed. A block is
+//! decoded, lowered and costed (A.9) the first time execution enters it, so preparation time
+//! grows with the code size only through that pass, and a run pays only for the blocks it uses.
+//!
+//! # Layout
+//! Slot 0 of the op array is the shared *invalid-target* slot. Then, in code order, every basic
+//! block has a `Charge` slot followed by one slot per instruction of the block (every position of
+//! the walk from 0 by 1 + skip, including the implicit `trap` at |c|). Slot positions are fixed by
+//! the scan, so a branch can name its target block's `Charge` slot before that block is compiled,
+//! and the ops of a compiled block never move.
+//!
+//! # Publication
+//! The array is allocated zeroed, and an all-zero op is a `Charge` slot whose stored value is 0.
+//! A `Charge` slot stores `!cost`, so a zero slot reads as cost `u64::MAX` = [`UNCOMPILED`], which
+//! no gas counter can pay: the interpreter's ordinary out-of-gas check sends it to the slow path,
+//! which compiles the block and retries. So the hot path of entering a block is unchanged: one
+//! load, one compare.
+//!
+//! Blocks are compiled under a mutex. The compiling thread writes the block's ops, then its
+//! entries of the pc→op map (`Release`), then the block's cost into its `Charge` slot
+//! (`Release`). A reader only executes a block's ops after an `Acquire` load of that block's cost
+//! (or of a pc→op entry) returned a compiled value, so it sees them complete; slots of blocks that
+//! are not yet compiled are never read except for the atomic cost, and compiled slots are never
+//! written again.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use super::lower::{lower, Op, Reg, K};
+use crate::error::{InvalidCodeReason, ProgramError};
+use crate::gas::simulator;
+use crate::isa::{Code, Opcode};
+use crate::Spec;
+
+/// The slot that every statically known invalid target points at (an out-of-ϖ target of a GP
+/// 0.7.2 branch or of a `load_imm_jump`, an invalid jump-table entry).
+pub(crate) const INVALID_SLOT: u32 = 0;
+/// The cost read from a `Charge` slot whose block is not compiled yet.
+pub(crate) const UNCOMPILED: u64 = u64::MAX;
+/// The cost read from the invalid-target slot.
+pub(crate) const INVALID_TARGET: u64 = u64::MAX - 1;
+
+/// One gas charge point (a basic-block start).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlockInfo {
+    /// The block's first instruction.
+    pub pc: u32,
+    /// Index of the block's `Charge` slot; its instructions follow it.
+    pub slot: u32,
+    /// Whether `pc ∈ ϖ`, i.e. a valid static or dynamic jump target. Charge points outside ϖ are
+    /// |c| after a final terminator and, in GP 0.7.2, positions after an instruction that executes
+    /// as `trap`.
+    pub varpi: bool,
+}
+
+/// The op array, the pc→op map and the block table of one program.
+pub(crate) struct OpTable {
+    ops: Box<[UnsafeCell<Op>]>,
+    /// For every pc in 0..=|c|: the slot of the instruction at pc once its block is compiled, or
+    /// 0 (never an instruction's slot).
+    pc_to_op: Box<[AtomicU32]>,
+    /// Charge points, sorted by pc (and so by slot).
+    pub blocks: Box<[BlockInfo]>,
+    /// For every jump-table entry: the target block's `Charge` slot, or [`INVALID_SLOT`].
+    pub jump_table: Box<[u32]>,
+    compile_lock: Mutex<()>,
+}
+
+// SAFETY: the only shared mutation of `ops` is the publication protocol described in the module
+// documentation: slots are written only under `compile_lock`, only while unreachable (their block
+// is not compiled), and a block becomes reachable through a `Release` store that readers pair with
+// an `Acquire` load; the `Charge` slots' costs are atomics. Everything else is immutable after
+// construction.
+unsafe impl Sync for OpTable {}
+
+impl std::fmt::Debug for OpTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpTable")
+            .field("slots", &self.ops.len())
+            .field("blocks", &self.blocks.len())
+            .field("jump_table", &self.jump_table.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A zero-initialised boxed slice of `n > 0` values of a type for which all-zero bytes are a valid
+/// value. The allocator zeroes the memory (for large sizes: fresh pages, which cost nothing until
+/// touched), which is what keeps loading cheap for large programs.
+///
+/// # Safety
+/// The all-zero bit pattern must be a valid `T`, and `T` must not be zero-sized.
+unsafe fn zeroed_slice<T>(n: usize) -> Box<[T]> {
+    assert!(n > 0 && std::mem::size_of::<T>() > 0);
+    let layout = std::alloc::Layout::array::<T>(n).expect("slice size fits in isize");
+    // SAFETY: the layout has a non-zero size (asserted above).
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut T;
+    if ptr.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `ptr` was allocated by the global allocator with the layout of `[T; n]`, which is
+    // what `Box<[T]>` frees it with; its `n` elements are zero bytes, a valid `T` (the caller's
+    // guarantee).
+    unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, n)) }
+}
+
+/// Per opcode byte: bit 0 = a valid opcode under the spec, bit 1 = a terminator.
+fn opcode_flags(spec: Spec) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    for (byte, f) in t.iter_mut().enumerate() {
+        if let Some(op) = Opcode::from_byte(byte as u8, spec) {
+            *f = 1 | ((op.is_terminator() as u8) << 1);
+        }
+    }
+    t
+}
+
+/// skip(i) (A.1) on an unpacked bitmask, with the implicit ones past the end.
+#[inline]
+fn skip(bitmask: &[bool], i: usize) -> usize {
+    let start = i + 1;
+    let end = (start + 24).min(bitmask.len());
+    if start >= end {
+        return 0;
+    }
+    bitmask[start..end]
+        .iter()
+        .position(|&b| b)
+        .unwrap_or(end - start)
+}
+
+/// The load-time pass: GP 0.8.0 𝔳_blob (A.1) and the block table. Walks the code from 0 by
+/// 1 + skip; under GP 0.8.0 every visited position must be a valid instruction, the walk must
+/// land exactly on |c| > 0, and the last instruction must be a terminator.
+pub(crate) fn scan(
+    code: &Code<'_>,
+    spec: Spec,
+    jump_table: &[u64],
+) -> Result<OpTable, ProgramError> {
+    let (bytes, bitmask) = (code.code, code.bitmask);
+    let len = bytes.len();
+    let gp080 = spec == Spec::Gp0_8_0;
+    if gp080 && len == 0 {
+        return Err(ProgramError::InvalidCode {
+            pc: 0,
+            reason: InvalidCodeReason::Empty,
+        });
+    }
+    let flags = opcode_flags(spec);
+    let mut blocks: Vec<BlockInfo> = Vec::with_capacity(len / 16 + 2);
+    let mut positions = 0usize; // walk positions before the current one
+    let mut charge = true; // the current position is a charge point (0 always is)
+    let mut after_terminator = true; // 0 is in ϖ if it is a valid instruction
+    let mut i = 0usize;
+    while i < len {
+        let k = bitmask[i];
+        let f = flags[bytes[i] as usize];
+        let valid = k && f & 1 != 0;
+        let next = i + 1 + skip(bitmask, i);
+        if gp080 && !valid {
+            let reason = if k {
+                InvalidCodeReason::UnknownOpcode(bytes[i])
+            } else {
+                InvalidCodeReason::NotInstructionStart
+            };
+            return Err(ProgramError::InvalidCode {
+                pc: i as u32,
+                reason,
+            });
+        }
+        let terminator = valid && f & 2 != 0;
+        if gp080 && next == len && !terminator {
+            let name = Opcode::from_byte(bytes[i], spec).map_or("?", Opcode::name);
+            return Err(ProgramError::InvalidCode {
+                pc: i as u32,
+                reason: InvalidCodeReason::NoTerminatorAtEnd(name),
+            });
+        }
+        if charge {
+            blocks.push(BlockInfo {
+                pc: i as u32,
+                slot: (1 + positions + blocks.len()) as u32,
+                varpi: valid && after_terminator,
+            });
+        }
+        // ϖ (A.3): after a terminator. Charge points: ϖ, plus (GP 0.7.2, where such positions
+        // execute as `trap`) the position after an invalid one.
+        charge = terminator || !valid;
+        after_terminator = terminator;
+        positions += 1;
+        i = next;
+    }
+    // |c|: the implicit trap of ζ, never in ϖ.
+    if charge {
+        blocks.push(BlockInfo {
+            pc: len as u32,
+            slot: (1 + positions + blocks.len()) as u32,
+            varpi: false,
+        });
+    }
+    positions += 1;
+    let slots = 1 + positions + blocks.len();
+
+    // SAFETY: an all-zero `Op` is valid: `K::Charge` and `Reg::R0` are discriminant 0, the other
+    // fields are integers and an atomic integer.
+    let mut ops: Box<[UnsafeCell<Op>]> = unsafe { zeroed_slice(slots) };
+    *ops[INVALID_SLOT as usize].get_mut() = Op {
+        k: K::Charge,
+        a: Reg::R0,
+        b: Reg::R0,
+        d: Reg::R0,
+        pc: 0,
+        imm: AtomicU64::new(!INVALID_TARGET),
+    };
+    // SAFETY: an all-zero `AtomicU32` is 0.
+    let pc_to_op: Box<[AtomicU32]> = unsafe { zeroed_slice(len + 1) };
+    let mut table = OpTable {
+        ops,
+        pc_to_op,
+        blocks: blocks.into_boxed_slice(),
+        jump_table: Box::new([]),
+        compile_lock: Mutex::new(()),
+    };
+    table.jump_table = jump_table
+        .iter()
+        .map(|&t| {
+            u32::try_from(t)
+                .ok()
+                .and_then(|t| table.target_slot(t))
+                .unwrap_or(INVALID_SLOT)
+        })
+        .collect();
+    Ok(table)
+}
+
+impl OpTable {
+    /// The first op; slots are `0..self.len()`.
+    #[inline(always)]
+    pub fn base(&self) -> *const Op {
+        // `UnsafeCell<Op>` has the same layout as `Op`.
+        self.ops.as_ptr() as *const Op
+    }
+
+    /// Number of slots.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// The cost stored in a `Charge` slot: the block's gas, [`UNCOMPILED`] or [`INVALID_TARGET`].
+    #[inline(always)]
+    pub fn slot_cost(&self, slot: u32) -> u64 {
+        // SAFETY: `imm` is an atomic; taking a reference to it is sound while other threads
+        // store to it. Other fields of a `Charge` slot are never written after construction.
+        !unsafe { &(*self.ops[slot as usize].get()).imm }.load(Ordering::Acquire)
+    }
+
+    /// The `Charge` slot of the block starting at `pc`, if `pc ∈ ϖ`.
+    pub fn target_slot(&self, pc: u32) -> Option<u32> {
+        let i = self.blocks.partition_point(|b| b.pc < pc);
+        self.blocks
+            .get(i)
+            .filter(|b| b.pc == pc && b.varpi)
+            .map(|b| b.slot)
+    }
+
+    /// The index of the block containing `pc` (the last charge point at or before it).
+    pub fn block_containing(&self, pc: u32) -> usize {
+        // Block 0 starts at pc 0.
+        self.blocks
+            .partition_point(|b| b.pc <= pc)
+            .saturating_sub(1)
+    }
+
+    /// The pc of the block whose `Charge` slot is `slot`.
+    pub fn block_pc_of_slot(&self, slot: u32) -> u32 {
+        let i = self.blocks.partition_point(|b| b.slot < slot);
+        debug_assert!(self.blocks[i].slot == slot);
+        self.blocks[i].pc
+    }
+
+    /// The slot of the instruction at `pc`, compiling its block if needed; `None` if `pc` is not
+    /// a position of the walk (not an instruction start, or beyond |c|).
+    pub fn op_for_pc(&self, code: &Code<'_>, spec: Spec, pc: u32) -> Option<u32> {
+        let entry = self.pc_to_op.get(pc as usize)?;
+        match entry.load(Ordering::Acquire) {
+            0 => {
+                self.ensure_compiled(code, spec, self.block_containing(pc));
+                Some(entry.load(Ordering::Acquire)).filter(|&s| s != 0)
+            }
+            slot => Some(slot),
+        }
+    }
+
+    /// The gas cost of block `b`, compiling it if needed.
+    pub fn block_cost(&self, code: &Code<'_>, spec: Spec, b: usize) -> u32 {
+        self.ensure_compiled(code, spec, b);
+        self.slot_cost(self.blocks[b].slot) as u32
+    }
+
+    /// Compiles block `b` unless it already is.
+    #[inline]
+    pub fn ensure_compiled(&self, code: &Code<'_>, spec: Spec, b: usize) {
+        if self.slot_cost(self.blocks[b].slot) == UNCOMPILED {
+            self.compile_block(code, spec, b);
+        }
+    }
+
+    /// Decodes, lowers and costs block `b`, then publishes it (see the module documentation).
+    #[cold]
+    #[inline(never)]
+    fn compile_block(&self, code: &Code<'_>, spec: Spec, b: usize) {
+        let _guard = self
+            .compile_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let block = self.blocks[b];
+        if self.slot_cost(block.slot) != UNCOMPILED {
+            return; // another thread was first
+        }
+        let len = code.code.len() as u32;
+        let end = self.blocks.get(b + 1).map_or(len + 1, |n| n.pc);
+        let resolve = |t: i64| u32::try_from(t).ok().and_then(|t| self.target_slot(t));
+        let (mut pc, mut slot, mut count) = (block.pc, block.slot + 1, 0u32);
+        loop {
+            let ins = code.decode(pc, spec);
+            let op = match ins.opcode {
+                Some(opcode) if pc < len && code.bitmask[pc as usize] => {
+                    lower(opcode, &ins, pc, spec, resolve, INVALID_SLOT)
+                }
+                _ => None,
+            };
+            let cell = &self.ops[slot as usize];
+            // SAFETY: the slot belongs to this block, which is not compiled: no other thread
+            // reads it (readers wait for the cost published below) and no other thread writes it
+            // (we hold the lock and re-checked that the block is uncompiled). The old value is an
+            // all-zero `Op`, which needs no drop.
+            unsafe { cell.get().write(op.unwrap_or_else(|| Op::trap(pc))) };
+            self.pc_to_op[pc as usize].store(slot, Ordering::Release);
+            slot += 1;
+            count += 1;
+            if pc >= len {
+                break;
+            }
+            pc = ins.next_pc(pc);
+            if pc >= end {
+                break;
+            }
+        }
+        debug_assert_eq!(
+            self.blocks
+                .get(b + 1)
+                .map_or(self.ops.len() as u32, |n| n.slot),
+            slot
+        );
+        let cost = match spec {
+            Spec::Gp0_8_0 => simulator::block_cost(code, block.pc),
+            Spec::Gp0_7_2 => count,
+        };
+        // SAFETY: as in `slot_cost`.
+        unsafe { &(*self.ops[block.slot as usize].get()).imm }
+            .store(!(cost as u64), Ordering::Release);
+    }
+}
