@@ -60,6 +60,9 @@ pub struct Instance {
     gas: i64,
     gas_charged: bool,
     resume_after_host: bool,
+    /// With `resume_after_host`: the slot of the instruction after the `ecalli`, so resuming
+    /// needs no lookup.
+    resume_slot: u32,
     memory: Memory,
     heap_top: u32,
     last_exit: Option<Exit>,
@@ -75,6 +78,7 @@ impl Instance {
             gas: 0,
             gas_charged: false,
             resume_after_host: false,
+            resume_slot: 0,
             memory: Memory::new(),
             heap_top: 0,
             last_exit: None,
@@ -248,11 +252,13 @@ impl Instance {
     }
 
     fn execute<const STEP: bool>(&mut self) -> Option<Exit> {
+        let mut resume = None;
         if self.resume_after_host {
             self.pc = self.program.next_pc(self.pc);
             self.resume_after_host = false;
+            resume = Some(self.resume_slot);
         }
-        let exit = self.execute_inner::<STEP>();
+        let exit = self.execute_inner::<STEP>(resume);
         if let Some(e) = exit {
             self.last_exit = Some(e);
             if let Exit::HostCall(_) = e {
@@ -262,14 +268,16 @@ impl Instance {
         exit
     }
 
-    fn execute_inner<const STEP: bool>(&mut self) -> Option<Exit> {
+    /// Runs from `self.pc`; `resume` is the slot of the instruction at the pc when it is known
+    /// (resuming after a host call).
+    fn execute_inner<const STEP: bool>(&mut self, resume: Option<u32>) -> Option<Exit> {
         let program = &*self.program.inner;
         let pc = self.pc;
         let code_len = program.blob.code.len() as u32;
         // 𝔳_inst(ı) (GP 0.8.0 A.1): entering anywhere but an instruction start is an immediate
-        // panic with gas untouched. GP 0.7.2 executes such a position as `trap`.
-        // This also compiles the block containing pc if it is not compiled yet.
-        let op_index = match program.op_for_pc(pc) {
+        // panic with gas untouched. GP 0.7.2 executes such a position as `trap`. Looking the pc
+        // up also compiles its block if it is not compiled yet.
+        let op_index = match resume.or_else(|| program.op_for_pc(pc)) {
             Some(i) if program.spec == Spec::Gp0_7_2 || pc < code_len => i as usize,
             _ => return Some(Exit::Panic),
         };
@@ -287,10 +295,11 @@ impl Instance {
             gas: self.gas,
             heap_top: &mut self.heap_top,
         };
-        let (exit, pc, charged) = interpret::<STEP>(program, &mut state, op_index);
+        let (exit, pc, charged, slot) = interpret::<STEP>(program, &mut state, op_index);
         self.gas = state.gas;
         self.pc = pc;
         self.gas_charged = charged;
+        self.resume_slot = slot;
         exit
     }
 
@@ -338,13 +347,14 @@ fn sx32(x: u64) -> u64 {
     x as u32 as i32 as i64 as u64
 }
 
-/// The dispatch loop. Returns the exit (None only in step mode), the pc to store and χ.
+/// The dispatch loop. Returns the exit (None only in step mode), the pc to store, χ, and the slot
+/// after the last op executed (after an `ecalli`: the next instruction's).
 #[inline(always)]
 fn interpret<const STEP: bool>(
     p: &ProgramInner,
     st: &mut State<'_>,
     start: usize,
-) -> (Option<Exit>, u32, bool) {
+) -> (Option<Exit>, u32, bool, u32) {
     let table = &p.table;
     // The loop walks the op array with a pointer (`ip`) rather than an index, which saves the
     // index-to-address arithmetic on every dispatch. Invariant: `ip` points at an op of the table
@@ -377,7 +387,10 @@ fn interpret<const STEP: bool>(
         ($e:expr, $pc:expr, $charged:expr) => {{
             *st.regs = regs;
             st.gas = gas + deficit;
-            return ($e, $pc, $charged);
+            // SAFETY: `ip` points into the table or one past an op in it, the same allocation
+            // as `base`.
+            let slot = unsafe { ip.offset_from(base) } as u32;
+            return ($e, $pc, $charged, slot);
         }};
     }
     macro_rules! exit {

@@ -13,7 +13,6 @@
 //! Pages below 2^16 can never be mapped: GP A.4 makes every access there a panic "regardless of
 //! the apparent (in)accessibility", and refusing to map them keeps that rule in one place.
 
-use std::collections::BTreeSet;
 use std::mem::ManuallyDrop;
 use thiserror::Error;
 
@@ -130,8 +129,24 @@ fn page_ptr(entry: usize) -> *mut Page {
 pub struct Memory {
     /// Dropped explicitly (returned to [`TABLE_POOL`]) in `Drop`.
     table: ManuallyDrop<Box<[usize; PAGE_COUNT]>>,
-    /// Pages with a table entry (mapped with any access; with storage of their own or lazy).
-    mapped: BTreeSet<u32>,
+    /// Which groups of 64 pages may hold mapped pages (a page is mapped iff its entry has a
+    /// pointer, to its storage or to the zero page): the table itself is the set of mapped pages,
+    /// this summary lets `pages()` and `drop` visit it without scanning 2^20 entries. A bit may
+    /// stay set after its group was unmapped again.
+    groups: Box<[u64; GROUP_WORDS]>,
+    /// Number of mapped pages.
+    count: usize,
+}
+
+/// Pages per summary bit.
+const GROUP: usize = 64;
+/// Words of the summary bitmap: one bit per group of 64 pages.
+const GROUP_WORDS: usize = PAGE_COUNT / GROUP / 64;
+
+/// Whether an entry maps its page (with any access).
+#[inline(always)]
+fn is_mapped(e: usize) -> bool {
+    e & !BITS != 0
 }
 
 impl Default for Memory {
@@ -143,7 +158,7 @@ impl Default for Memory {
 impl std::fmt::Debug for Memory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Memory")
-            .field("pages", &self.mapped.len())
+            .field("pages", &self.count)
             .finish()
     }
 }
@@ -151,36 +166,45 @@ impl std::fmt::Debug for Memory {
 impl Clone for Memory {
     fn clone(&self) -> Self {
         let mut m = Memory::new();
-        for &p in &self.mapped {
+        for p in self.mapped_pages() {
             let e = self.table[p as usize];
-            m.mapped.insert(p);
             if self.is_backed(e) {
+                // (`materialize` records the page as mapped.)
                 let new = m.materialize(p);
                 new.0
                     .copy_from_slice(self.page_bytes(p).expect("mapped page"));
                 m.table[p as usize] = (m.table[p as usize] & !BITS) | (e & BITS);
             } else {
+                m.note_mapped(p);
                 m.table[p as usize] = e;
             }
         }
+        debug_assert_eq!(m.count, self.count);
         m
     }
 }
 
 impl Drop for Memory {
     fn drop(&mut self) {
-        for &p in &self.mapped {
-            let e = self.table[p as usize];
-            if self.is_backed(e) {
-                // SAFETY: a backed entry holds the pointer produced by `Box::into_raw` in
-                // `materialize`, freed exactly once (here or in `unmap`, which also removes the
-                // page from `mapped`).
-                drop(unsafe { Box::from_raw(page_ptr(e)) });
+        for (w, &bits) in self.groups.iter().enumerate() {
+            let mut bits = bits;
+            while bits != 0 {
+                let group = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                for p in group * GROUP..(group + 1) * GROUP {
+                    let e = self.table[p];
+                    if self.is_backed(e) {
+                        // SAFETY: a backed entry holds the pointer produced by `Box::into_raw`
+                        // in `materialize`, freed exactly once (here or in `unmap`, which also
+                        // zeroes the entry).
+                        drop(unsafe { Box::from_raw(page_ptr(e)) });
+                    }
+                    self.table[p] = 0;
+                }
             }
-            self.table[p as usize] = 0;
         }
-        // Every entry is zero again (entries are only set for pages in `mapped`): keep the table
-        // for the next Memory instead of having the allocator zero 8 MiB again.
+        // Every entry is zero again (entries are only set in groups marked in `groups`): keep
+        // the table for the next Memory instead of having the allocator zero 8 MiB again.
         // SAFETY: `drop` runs once and `self.table` is not used after this line.
         let table = unsafe { ManuallyDrop::take(&mut self.table) };
         if let Ok(mut pool) = TABLE_POOL.lock() {
@@ -223,8 +247,38 @@ impl Memory {
             });
         Memory {
             table: ManuallyDrop::new(table),
-            mapped: BTreeSet::new(),
+            groups: Box::new([0; GROUP_WORDS]),
+            count: 0,
         }
+    }
+
+    /// Records that `page` is about to get a table entry (before the entry is written).
+    #[inline(always)]
+    fn note_mapped(&mut self, page: u32) {
+        if !is_mapped(self.table[page as usize]) {
+            self.count += 1;
+        }
+        let group = page as usize / GROUP;
+        self.groups[group / 64] |= 1 << (group % 64);
+    }
+
+    /// Mapped page indices, ascending.
+    fn mapped_pages(&self) -> impl Iterator<Item = u32> + '_ {
+        self.groups.iter().enumerate().flat_map(move |(w, &bits)| {
+            let mut bits = bits;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let group = w * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    group
+                })
+            })
+            .flat_map(move |g| {
+                (g * GROUP..(g + 1) * GROUP)
+                    .filter(move |&p| is_mapped(self.table[p]))
+                    .map(|p| p as u32)
+            })
+        })
     }
 
     /// Whether an entry points at storage of its own (not unmapped, not the zero page).
@@ -246,8 +300,8 @@ impl Memory {
                 e & (READ | WRITE)
             };
             let ptr = Box::into_raw(Box::new(Page([0; PAGE_SIZE as usize])));
+            self.note_mapped(page);
             self.table[page as usize] = ptr.expose_provenance() | bits;
-            self.mapped.insert(page);
             ptr
         };
         // SAFETY: `ptr` is a live page owned by this Memory (just allocated or found in the
@@ -281,12 +335,12 @@ impl Memory {
         let zero = zero_page_addr();
         for p in page_range(address, length)? {
             let e = self.table[p as usize];
+            self.note_mapped(p);
             self.table[p as usize] = if self.is_backed(e) {
                 (e & !BITS) | access.bits()
             } else {
                 zero | access.lazy_bits()
             };
-            self.mapped.insert(p);
         }
         Ok(())
     }
@@ -297,12 +351,13 @@ impl Memory {
             return Ok(());
         }
         for p in page_range(address as u64, length as u64)? {
-            if self.mapped.remove(&p) {
-                let e = self.table[p as usize];
+            let e = self.table[p as usize];
+            if is_mapped(e) {
                 self.table[p as usize] = 0;
+                self.count -= 1;
                 if self.is_backed(e) {
                     // SAFETY: a backed entry holds a pointer from `Box::into_raw` that has not
-                    // been freed; the page is now removed from the table and from `mapped`.
+                    // been freed; the page is now removed from the table.
                     drop(unsafe { Box::from_raw(page_ptr(e)) });
                 }
             }
@@ -372,14 +427,13 @@ impl Memory {
 
     /// Mapped page indices, ascending, with their access.
     pub fn pages(&self) -> impl Iterator<Item = (u32, Access)> + '_ {
-        self.mapped.iter().map(|&p| (p, self.access(p << 12)))
+        self.mapped_pages().map(|p| (p, self.access(p << 12)))
     }
 
     /// Number of pages with storage of their own (written at least once), for memory accounting.
     pub fn backed_pages(&self) -> usize {
-        self.mapped
-            .iter()
-            .filter(|&&p| self.is_backed(self.table[p as usize]))
+        self.mapped_pages()
+            .filter(|&p| self.is_backed(self.table[p as usize]))
             .count()
     }
 
@@ -711,6 +765,59 @@ mod tests {
             m.map(0x30000, 3 * 4096, Access::Write).unwrap();
             m.store::<1>(0x31000, [9]).unwrap();
             m.map(0x40000, 4096, Access::None).unwrap();
+        }
+    }
+
+    #[test]
+    fn page_set_matches_a_model_under_random_map_unmap_write_and_clone() {
+        use std::collections::BTreeMap;
+        // Pages near group boundaries (64 pages) and the ends of the address space.
+        let spots = [
+            18u32, 63, 64, 127, 128, 4095, 4096, 0x8000, 0xfffc0, 0xfffff,
+        ];
+        let mut rng = 0x2545f4914f6cdd1du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut m = Memory::new();
+        let mut model: BTreeMap<u32, Access> = BTreeMap::new();
+        let accesses = [Access::None, Access::Read, Access::Write];
+        for step in 0..3000 {
+            let first = spots[next() as usize % spots.len()] - (next() % 3) as u32;
+            let n = (1 + next() % 70) as u32;
+            let n = n.min(0x100000 - first);
+            match next() % 4 {
+                0 | 1 => {
+                    let access = accesses[next() as usize % 3];
+                    m.map(first << 12, n << 12, access).unwrap();
+                    for p in first..first + n {
+                        model.insert(p, access);
+                    }
+                }
+                2 => {
+                    m.unmap(first << 12, n << 12).unwrap();
+                    for p in first..first + n {
+                        model.remove(&p);
+                    }
+                }
+                _ => {
+                    if let Some(bytes) = m.page_bytes_mut(first) {
+                        bytes[7] = step as u8;
+                    }
+                }
+            }
+            let got: Vec<(u32, Access)> = m.pages().collect();
+            let want: Vec<(u32, Access)> = model.iter().map(|(&p, &a)| (p, a)).collect();
+            assert_eq!(got, want, "step {step}");
+            assert_eq!(m.count, model.len());
+            if step % 500 == 0 {
+                let c = m.clone();
+                assert_eq!(c.pages().collect::<Vec<_>>(), want);
+                assert_eq!((c.count, c.backed_pages()), (m.count, m.backed_pages()));
+            }
         }
     }
 }

@@ -199,11 +199,29 @@ impl Blob {
 /// Zero-width jump-table entries take no input bytes; this bounds their count.
 const MAX_ZERO_WIDTH_ENTRIES: u64 = 1 << 24;
 
+/// Every byte's bits, LSB first.
+static UNPACKED: [[bool; 8]; 256] = {
+    let mut t = [[false; 8]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let mut bit = 0;
+        while bit < 8 {
+            t[byte][bit] = (byte >> bit) & 1 == 1;
+            bit += 1;
+        }
+        byte += 1;
+    }
+    t
+};
+
 /// Unpacks a GP bitstring (LSB first) to `len` bools.
 pub fn unpack_bitmask(packed: &[u8], len: usize) -> Vec<bool> {
-    (0..len)
-        .map(|i| (packed[i / 8] >> (i % 8)) & 1 == 1)
-        .collect()
+    let mut out = Vec::with_capacity(len.next_multiple_of(8));
+    for &byte in packed.iter().take(len.div_ceil(8)) {
+        out.extend_from_slice(&UNPACKED[byte as usize]);
+    }
+    out.truncate(len);
+    out
 }
 
 /// Packs bools into a GP bitstring (LSB first, zero padding).

@@ -20,15 +20,15 @@
 //! which compiles the block and retries. So the hot path of entering a block is unchanged: one
 //! load, one compare.
 //!
-//! Blocks are compiled under a mutex. The compiling thread writes the block's ops, then its
-//! entries of the pc→op map (`Release`), then the block's cost into its `Charge` slot
-//! (`Release`). A reader only executes a block's ops after an `Acquire` load of that block's cost
-//! (or of a pc→op entry) returned a compiled value, so it sees them complete; slots of blocks that
-//! are not yet compiled are never read except for the atomic cost, and compiled slots are never
-//! written again.
+//! Blocks are compiled under a mutex. The compiling thread writes the block's ops, then the
+//! block's cost into its `Charge` slot (`Release`). A reader only reads a block's ops after an
+//! `Acquire` load of that block's cost returned a compiled value, so it sees them complete; slots
+//! of blocks that are not yet compiled are never read except for the atomic cost, and compiled
+//! slots are never written again. Entering at an arbitrary pc finds the block by binary search
+//! and the instruction among the block's compiled ops by their pc.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use super::lower::{lower, Op, Reg, K};
@@ -58,12 +58,9 @@ pub(crate) struct BlockInfo {
     pub varpi: bool,
 }
 
-/// The op array, the pc→op map and the block table of one program.
+/// The op array and the block table of one program.
 pub(crate) struct OpTable {
     ops: Box<[UnsafeCell<Op>]>,
-    /// For every pc in 0..=|c|: the slot of the instruction at pc once its block is compiled, or
-    /// 0 (never an instruction's slot).
-    pc_to_op: Box<[AtomicU32]>,
     /// Charge points, sorted by pc (and so by slot).
     pub blocks: Box<[BlockInfo]>,
     /// For every jump-table entry: the target block's `Charge` slot, or [`INVALID_SLOT`].
@@ -127,10 +124,21 @@ fn skip(bitmask: &[bool], i: usize) -> usize {
     if start >= end {
         return 0;
     }
-    bitmask[start..end]
+    // Eight positions at a time: bools are bytes 0/1, so the first set one is the lowest
+    // non-zero byte of the little-endian word.
+    let mut at = start;
+    while at + 8 <= end {
+        let chunk: [bool; 8] = bitmask[at..at + 8].try_into().expect("8 positions");
+        let word = u64::from_le_bytes(chunk.map(u8::from));
+        if word != 0 {
+            return at - start + (word.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    bitmask[at..end]
         .iter()
         .position(|&b| b)
-        .unwrap_or(end - start)
+        .map_or(end - start, |j| at - start + j)
 }
 
 /// The load-time pass: GP 0.8.0 𝔳_blob (A.1) and the block table. Walks the code from 0 by
@@ -216,11 +224,8 @@ pub(crate) fn scan(
         pc: 0,
         imm: AtomicU64::new(!INVALID_TARGET),
     };
-    // SAFETY: an all-zero `AtomicU32` is 0.
-    let pc_to_op: Box<[AtomicU32]> = unsafe { zeroed_slice(len + 1) };
     let mut table = OpTable {
         ops,
-        pc_to_op,
         blocks: blocks.into_boxed_slice(),
         jump_table: Box::new([]),
         compile_lock: Mutex::new(()),
@@ -286,14 +291,24 @@ impl OpTable {
     /// The slot of the instruction at `pc`, compiling its block if needed; `None` if `pc` is not
     /// a position of the walk (not an instruction start, or beyond |c|).
     pub fn op_for_pc(&self, code: &Code<'_>, spec: Spec, pc: u32) -> Option<u32> {
-        let entry = self.pc_to_op.get(pc as usize)?;
-        match entry.load(Ordering::Acquire) {
-            0 => {
-                self.ensure_compiled(code, spec, self.block_containing(pc));
-                Some(entry.load(Ordering::Acquire)).filter(|&s| s != 0)
-            }
-            slot => Some(slot),
+        if pc as usize > code.code.len() {
+            return None;
         }
+        let b = self.block_containing(pc);
+        self.ensure_compiled(code, spec, b);
+        let first = self.blocks[b].slot as usize + 1;
+        let end = self
+            .blocks
+            .get(b + 1)
+            .map_or(self.ops.len(), |n| n.slot as usize);
+        // SAFETY: the block is compiled (the `Acquire` load in `ensure_compiled` saw its cost, or
+        // this thread compiled it), and compiled slots are never written again.
+        let pc_of = |cell: &UnsafeCell<Op>| unsafe { (*cell.get()).pc };
+        let ops = &self.ops[first..end];
+        let i = ops.partition_point(|cell| pc_of(cell) < pc);
+        ops.get(i)
+            .filter(|&cell| pc_of(cell) == pc)
+            .map(|_| (first + i) as u32)
     }
 
     /// The gas cost of block `b`, compiling it if needed.
@@ -340,7 +355,6 @@ impl OpTable {
             // (we hold the lock and re-checked that the block is uncompiled). The old value is an
             // all-zero `Op`, which needs no drop.
             unsafe { cell.get().write(op.unwrap_or_else(|| Op::trap(pc))) };
-            self.pc_to_op[pc as usize].store(slot, Ordering::Release);
             slot += 1;
             count += 1;
             if pc >= len {
@@ -364,5 +378,49 @@ impl OpTable {
         // SAFETY: as in `slot_cost`.
         unsafe { &(*self.ops[block.slot as usize].get()).imm }
             .store(!(cost as u64), Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_at_a_time_skip_equals_the_definition() {
+        let mut rng = 0x9e3779b97f4a7c15u64;
+        for len in [0usize, 1, 7, 8, 9, 23, 24, 25, 40, 100] {
+            for density in [1u64, 3, 16, 64] {
+                let bitmask: Vec<bool> = (0..len)
+                    .map(|_| {
+                        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        (rng >> 33) % density == 0
+                    })
+                    .collect();
+                let code = vec![0u8; len];
+                let c = Code {
+                    code: &code,
+                    bitmask: &bitmask,
+                };
+                for i in 0..len {
+                    assert_eq!(
+                        skip(&bitmask, i) as u32,
+                        c.skip(i as u32),
+                        "len {len} i {i}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unpacking_the_bitmask_keeps_every_bit() {
+        let packed = [0b1010_0110u8, 0xff, 0x01, 0x80];
+        for len in 0..=32 {
+            let bits = crate::program::blob::unpack_bitmask(&packed, len);
+            let want: Vec<bool> = (0..len)
+                .map(|i| (packed[i / 8] >> (i % 8)) & 1 == 1)
+                .collect();
+            assert_eq!(bits, want);
+        }
     }
 }
