@@ -785,7 +785,8 @@ mod tests {
         let mut m = Memory::new();
         let mut model: BTreeMap<u32, Access> = BTreeMap::new();
         let accesses = [Access::None, Access::Read, Access::Write];
-        for step in 0..3000 {
+        let steps = if cfg!(miri) { 200 } else { 3000 };
+        for step in 0..steps {
             let first = spots[next() as usize % spots.len()] - (next() % 3) as u32;
             let n = (1 + next() % 70) as u32;
             let n = n.min(0x100000 - first);
