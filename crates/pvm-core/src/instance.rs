@@ -371,6 +371,9 @@ fn interpret<const STEP: bool>(
     // pointer that the dispatch loop would otherwise have to reload; written back at every exit.
     let mut regs: [u64; 16] = *st.regs;
     let mem = &mut *st.memory;
+    // The page table's base pointer as a local, so that it stays in a register (through `mem` it
+    // would be reloaded after every guest store).
+    let table_view = mem.guest_table();
     // Gas is kept non-negative inside the loop so that block costs can be compared as unsigned
     // numbers, where an uncompiled block's cost (`u64::MAX`) is never affordable. A negative
     // counter can pay for nothing, exactly like 0 (every block costs at least 1), so it is
@@ -477,7 +480,10 @@ fn interpret<const STEP: bool>(
         executed_one = true;
         macro_rules! load {
             ($n:literal, $addr:expr, $dst:expr, $conv:expr) => {{
-                match mem.load::<$n>($addr) {
+                let addr: u32 = $addr;
+                // SAFETY: `table_view` is the table of `mem`, borrowed for the whole loop.
+                let fast = unsafe { table_view.load::<$n>(addr) };
+                match fast.map_or_else(|| mem.load_slow::<$n>(addr), Ok) {
                     Ok(b) => r!($dst) = $conv(b),
                     Err(t) => trap!(t, op.pc),
                 }
@@ -485,8 +491,14 @@ fn interpret<const STEP: bool>(
         }
         macro_rules! store {
             ($n:literal, $addr:expr, $bytes:expr) => {{
-                if let Err(t) = mem.store::<$n>($addr, $bytes) {
-                    trap!(t, op.pc);
+                let (addr, bytes): (u32, [u8; $n]) = ($addr, $bytes);
+                // SAFETY: `table_view` is the table of `mem`, borrowed exclusively for the whole
+                // loop.
+                let fast = unsafe { table_view.store::<$n>(addr, bytes) };
+                if !fast {
+                    if let Err(t) = mem.store_slow(addr, &bytes) {
+                        trap!(t, op.pc);
+                    }
                 }
             }};
         }
