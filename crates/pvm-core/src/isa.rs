@@ -303,6 +303,31 @@ pub struct Code<'a> {
     pub bitmask: &'a [bool],
 }
 
+/// skip(i) = min(24, j : (k ⌢ [1,1,…])_{i+1+j} = 1) on an unpacked bitmask.
+#[inline]
+pub(crate) fn skip(bitmask: &[bool], i: usize) -> usize {
+    let start = i + 1;
+    let end = (start + 24).min(bitmask.len());
+    if start >= end {
+        return 0;
+    }
+    // Eight positions at a time: bools are bytes 0/1, so the first set one is the lowest
+    // non-zero byte of the little-endian word.
+    let mut at = start;
+    while at + 8 <= end {
+        let chunk: [bool; 8] = bitmask[at..at + 8].try_into().expect("8 positions");
+        let word = u64::from_le_bytes(chunk.map(u8::from));
+        if word != 0 {
+            return at - start + (word.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    bitmask[at..end]
+        .iter()
+        .position(|&b| b)
+        .map_or(end - start, |j| at - start + j)
+}
+
 impl<'a> Code<'a> {
     /// ζ_i: the code byte at `i`, or 0 past the end.
     #[inline]
@@ -314,25 +339,9 @@ impl<'a> Code<'a> {
         }
     }
 
-    /// k_i with the implicit trailing ones of the skip definition.
-    #[inline]
-    fn k(&self, i: u64) -> bool {
-        if i < self.bitmask.len() as u64 {
-            self.bitmask[i as usize]
-        } else {
-            true
-        }
-    }
-
     /// skip(i) = min(24, j : (k ⌢ [1,1,…])_{i+1+j} = 1).
     pub fn skip(&self, i: u32) -> u32 {
-        let i = i as u64;
-        for j in 0..24u64 {
-            if self.k(i + 1 + j) {
-                return j as u32;
-            }
-        }
-        24
+        skip(self.bitmask, i as usize) as u32
     }
 
     /// Whether position `i` is an instruction start holding a valid opcode (𝔳_inst without the
@@ -499,6 +508,33 @@ mod tests {
             for spec in [Spec::Gp0_8_0, Spec::Gp0_7_2] {
                 if let Some(b) = op.byte(spec) {
                     assert_eq!(Opcode::from_byte(b, spec), Some(*op));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn word_at_a_time_skip_equals_the_definition() {
+        let mut rng = 0x9e3779b97f4a7c15u64;
+        for len in [0usize, 1, 7, 8, 9, 23, 24, 25, 40, 100] {
+            for density in [1u64, 3, 16, 64] {
+                let bitmask: Vec<bool> = (0..len)
+                    .map(|_| {
+                        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        (rng >> 33) % density == 0
+                    })
+                    .collect();
+                let code = vec![0u8; len];
+                let c = Code {
+                    code: &code,
+                    bitmask: &bitmask,
+                };
+                for i in 0..len {
+                    assert_eq!(
+                        skip(&bitmask, i) as u32,
+                        c.skip(i as u32),
+                        "len {len} i {i}"
+                    );
                 }
             }
         }

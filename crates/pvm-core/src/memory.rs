@@ -239,6 +239,20 @@ const GROUP: usize = 64;
 /// Words of the summary bitmap: one bit per group of 64 pages.
 const GROUP_WORDS: usize = PAGE_COUNT / GROUP / 64;
 
+/// The groups marked in a summary bitmap, ascending.
+fn marked_groups(groups: &[u64; GROUP_WORDS]) -> impl Iterator<Item = usize> + '_ {
+    groups.iter().enumerate().flat_map(|(w, &bits)| {
+        let mut bits = bits;
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let group = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                group
+            })
+        })
+    })
+}
+
 /// Whether an entry maps its page (with any access).
 #[inline(always)]
 fn is_mapped(e: usize) -> bool {
@@ -282,21 +296,16 @@ impl Clone for Memory {
 
 impl Drop for Memory {
     fn drop(&mut self) {
-        for (w, &bits) in self.groups.iter().enumerate() {
-            let mut bits = bits;
-            while bits != 0 {
-                let group = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                for p in group * GROUP..(group + 1) * GROUP {
-                    let e = self.table[p];
-                    if self.is_backed(e) {
-                        // SAFETY: a backed entry holds the pointer produced by `Box::into_raw`
-                        // in `materialize`, freed exactly once (here or in `unmap`, which also
-                        // zeroes the entry).
-                        drop(unsafe { Box::from_raw(page_ptr(e)) });
-                    }
-                    self.table[p] = 0;
+        for group in marked_groups(&self.groups) {
+            for p in group * GROUP..(group + 1) * GROUP {
+                let e = self.table[p];
+                if self.is_backed(e) {
+                    // SAFETY: a backed entry holds the pointer produced by `Box::into_raw` in
+                    // `materialize`, freed exactly once (here or in `unmap`, which also zeroes
+                    // the entry).
+                    drop(unsafe { Box::from_raw(page_ptr(e)) });
                 }
+                self.table[p] = 0;
             }
         }
         // Every entry is zero again (entries are only set in groups marked in `groups`): keep
@@ -361,20 +370,10 @@ impl Memory {
 
     /// Mapped page indices, ascending.
     fn mapped_pages(&self) -> impl Iterator<Item = u32> + '_ {
-        self.groups.iter().enumerate().flat_map(move |(w, &bits)| {
-            let mut bits = bits;
-            std::iter::from_fn(move || {
-                (bits != 0).then(|| {
-                    let group = w * 64 + bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    group
-                })
-            })
-            .flat_map(move |g| {
-                (g * GROUP..(g + 1) * GROUP)
-                    .filter(move |&p| is_mapped(self.table[p]))
-                    .map(|p| p as u32)
-            })
+        marked_groups(&self.groups).flat_map(move |g| {
+            (g * GROUP..(g + 1) * GROUP)
+                .filter(move |&p| is_mapped(self.table[p]))
+                .map(|p| p as u32)
         })
     }
 

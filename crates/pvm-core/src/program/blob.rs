@@ -414,4 +414,16 @@ mod tests {
         let bytes = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0];
         assert!(Blob::parse(&bytes).is_err());
     }
+
+    #[test]
+    fn unpacking_the_bitmask_keeps_every_bit() {
+        let packed = [0b1010_0110u8, 0xff, 0x01, 0x80];
+        for len in 0..=32 {
+            let bits = unpack_bitmask(&packed, len);
+            let want: Vec<bool> = (0..len)
+                .map(|i| (packed[i / 8] >> (i % 8)) & 1 == 1)
+                .collect();
+            assert_eq!(bits, want);
+        }
+    }
 }

@@ -116,31 +116,6 @@ fn opcode_flags(spec: Spec) -> [u8; 256] {
     t
 }
 
-/// skip(i) (A.1) on an unpacked bitmask, with the implicit ones past the end.
-#[inline]
-fn skip(bitmask: &[bool], i: usize) -> usize {
-    let start = i + 1;
-    let end = (start + 24).min(bitmask.len());
-    if start >= end {
-        return 0;
-    }
-    // Eight positions at a time: bools are bytes 0/1, so the first set one is the lowest
-    // non-zero byte of the little-endian word.
-    let mut at = start;
-    while at + 8 <= end {
-        let chunk: [bool; 8] = bitmask[at..at + 8].try_into().expect("8 positions");
-        let word = u64::from_le_bytes(chunk.map(u8::from));
-        if word != 0 {
-            return at - start + (word.trailing_zeros() / 8) as usize;
-        }
-        at += 8;
-    }
-    bitmask[at..end]
-        .iter()
-        .position(|&b| b)
-        .map_or(end - start, |j| at - start + j)
-}
-
 /// The load-time pass: GP 0.8.0 𝔳_blob (A.1) and the block table. Walks the code from 0 by
 /// 1 + skip; under GP 0.8.0 every visited position must be a valid instruction, the walk must
 /// land exactly on |c| > 0, and the last instruction must be a terminator.
@@ -168,7 +143,7 @@ pub(crate) fn scan(
         let k = bitmask[i];
         let f = flags[bytes[i] as usize];
         let valid = k && f & 1 != 0;
-        let next = i + 1 + skip(bitmask, i);
+        let next = i + 1 + crate::isa::skip(bitmask, i);
         if gp080 && !valid {
             let reason = if k {
                 InvalidCodeReason::UnknownOpcode(bytes[i])
@@ -281,11 +256,16 @@ impl OpTable {
             .saturating_sub(1)
     }
 
-    /// The pc of the block whose `Charge` slot is `slot`.
-    pub fn block_pc_of_slot(&self, slot: u32) -> u32 {
+    /// The index of the block whose `Charge` slot is `slot`.
+    pub fn block_of_slot(&self, slot: u32) -> usize {
         let i = self.blocks.partition_point(|b| b.slot < slot);
         debug_assert!(self.blocks[i].slot == slot);
-        self.blocks[i].pc
+        i
+    }
+
+    /// The pc of the block whose `Charge` slot is `slot`.
+    pub fn block_pc_of_slot(&self, slot: u32) -> u32 {
+        self.blocks[self.block_of_slot(slot)].pc
     }
 
     /// The slot of the instruction at `pc`, compiling its block if needed; `None` if `pc` is not
@@ -378,49 +358,5 @@ impl OpTable {
         // SAFETY: as in `slot_cost`.
         unsafe { &(*self.ops[block.slot as usize].get()).imm }
             .store(!(cost as u64), Ordering::Release);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn word_at_a_time_skip_equals_the_definition() {
-        let mut rng = 0x9e3779b97f4a7c15u64;
-        for len in [0usize, 1, 7, 8, 9, 23, 24, 25, 40, 100] {
-            for density in [1u64, 3, 16, 64] {
-                let bitmask: Vec<bool> = (0..len)
-                    .map(|_| {
-                        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
-                        (rng >> 33) % density == 0
-                    })
-                    .collect();
-                let code = vec![0u8; len];
-                let c = Code {
-                    code: &code,
-                    bitmask: &bitmask,
-                };
-                for i in 0..len {
-                    assert_eq!(
-                        skip(&bitmask, i) as u32,
-                        c.skip(i as u32),
-                        "len {len} i {i}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn unpacking_the_bitmask_keeps_every_bit() {
-        let packed = [0b1010_0110u8, 0xff, 0x01, 0x80];
-        for len in 0..=32 {
-            let bits = crate::program::blob::unpack_bitmask(&packed, len);
-            let want: Vec<bool> = (0..len)
-                .map(|i| (packed[i / 8] >> (i % 8)) & 1 == 1)
-                .collect();
-            assert_eq!(bits, want);
-        }
     }
 }

@@ -128,7 +128,7 @@ impl ProgramInner {
         if cost != lazy::UNCOMPILED {
             return cost;
         }
-        let b = self.table.blocks.partition_point(|b| b.slot < slot);
+        let b = self.table.block_of_slot(slot);
         self.table.ensure_compiled(&self.code(), self.spec, b);
         self.table.slot_cost(slot)
     }
@@ -240,30 +240,17 @@ impl Program {
 
     /// Whether `pc` is the start of a valid instruction (𝔳_inst).
     pub fn is_instruction_start(&self, pc: u32) -> bool {
-        Code {
-            code: &self.inner.blob.code,
-            bitmask: &self.inner.blob.bitmask,
-        }
-        .is_valid_instruction(pc, self.inner.spec)
+        self.inner.code().is_valid_instruction(pc, self.inner.spec)
     }
 
     /// Decodes the instruction at `pc`.
     pub fn instruction_at(&self, pc: u32) -> Instruction {
-        Code {
-            code: &self.inner.blob.code,
-            bitmask: &self.inner.blob.bitmask,
-        }
-        .decode(pc, self.inner.spec)
+        self.inner.code().decode(pc, self.inner.spec)
     }
 
     /// The pc of the instruction after the one at `pc` (pc + 1 + skip(pc)).
     pub fn next_pc(&self, pc: u32) -> u32 {
-        pc + 1
-            + Code {
-                code: &self.inner.blob.code,
-                bitmask: &self.inner.blob.bitmask,
-            }
-            .skip(pc)
+        pc + 1 + self.inner.code().skip(pc)
     }
 
     /// Creates an instance. For a standard program this lays out memory and registers as GP A.7
