@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use pvm_cli::vectors::{collect_files, run_file, run_file_with, Mode};
+use pvm_cli::vectors::{collect_files, run_file, run_file_with, Mode, GP07_BLOCK_CHARGED_FAULTS};
 use pvm_core::Spec;
 
 fn vectors_dir(sub: &str) -> PathBuf {
@@ -57,9 +57,9 @@ fn gp_0_7_2_all_vectors_pass_when_single_stepped() {
 }
 
 /// The four files upstream removed (tests/vectors/README.md, "Discrepancies" 3): two expect the
-/// 0.7 page-fault gas artifact and pass; the two read-only-write tests expect `panic` where the GP
-/// (and gp-0.8) say page-fault. libpvm follows the GP there, so exactly those two must fail, with
-/// exactly that status difference.
+/// 0.7 page-fault gas artifact and pass with the runner's correction; the two read-only-write
+/// tests expect `panic` where the GP (and gp-0.8) say page-fault. libpvm follows the GP there, so
+/// exactly those two must fail, with exactly that status difference and the gas artifact.
 #[test]
 fn gp_0_7_excluded_vectors_behave_as_documented() {
     let files = collect_files(&[vectors_dir("gp-0.7/excluded-fluffylabs-only")]).unwrap();
@@ -68,15 +68,48 @@ fn gp_0_7_excluded_vectors_behave_as_documented() {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         let r = run_file(&f, Some(Spec::Gp0_7_2));
         if name.contains("read_only") {
+            // Also the whole-block gas artifact (2 gas for a fault on the first instruction),
+            // not corrected because the file's status is not a page fault.
             assert_eq!(
                 r.failures,
-                vec!["status: expected panic, got page-fault".to_string()],
+                vec![
+                    "status: expected panic, got page-fault".to_string(),
+                    "gas: expected 9998, got 9999".to_string()
+                ],
                 "{name}"
             );
         } else {
             assert!(r.failures.is_empty(), "{name}: {:?}", r.failures);
         }
     }
+}
+
+/// The GP 0.7.2 page-fault gas decision (README, "Where libpvm deviates"): the runner corrects
+/// the expected gas of exactly the 0.7 page-fault vectors, each of which faults on its first
+/// instruction and whose file expects a two-instruction block to be charged.
+#[test]
+fn gp_0_7_block_charged_fault_list_is_exactly_the_page_fault_vectors() {
+    let mut found = Vec::new();
+    for dir in ["gp-0.7/programs", "gp-0.7/excluded-fluffylabs-only"] {
+        for f in collect_files(&[vectors_dir(dir)]).unwrap() {
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+            if v["expected-status"] == "page-fault" {
+                assert_eq!(v["expected-pc"], v["initial-pc"], "{f:?}: faults first");
+                let consumed =
+                    v["initial-gas"].as_i64().unwrap() - v["expected-gas"].as_i64().unwrap();
+                assert_eq!(consumed, 2, "{f:?}");
+                found.push(v["name"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    found.sort();
+    let mut listed: Vec<String> = GP07_BLOCK_CHARGED_FAULTS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(found, listed);
 }
 
 /// A 0.8-format vector run under the wrong spec must fail: the runner can detect mismatches.

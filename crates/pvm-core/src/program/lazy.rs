@@ -105,12 +105,14 @@ unsafe fn zeroed_slice<T>(n: usize) -> Box<[T]> {
     unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, n)) }
 }
 
-/// Per opcode byte: bit 0 = a valid opcode under the spec, bit 1 = a terminator.
+/// Per opcode byte: bit 0 = a valid opcode under the spec, bit 1 = a terminator, bit 2 = ends a
+/// gas block without being a terminator (`ecalli` under GP 0.7.2, see [`scan`]).
 fn opcode_flags(spec: Spec) -> [u8; 256] {
     let mut t = [0u8; 256];
     for (byte, f) in t.iter_mut().enumerate() {
         if let Some(op) = Opcode::from_byte(byte as u8, spec) {
-            *f = 1 | ((op.is_terminator() as u8) << 1);
+            let gas_end = spec == Spec::Gp0_7_2 && op == Opcode::Ecalli;
+            *f = 1 | ((op.is_terminator() as u8) << 1) | ((gas_end as u8) << 2);
         }
     }
     t
@@ -171,8 +173,11 @@ pub(crate) fn scan(
             });
         }
         // ϖ (A.3): after a terminator. Charge points: ϖ, plus (GP 0.7.2, where such positions
-        // execute as `trap`) the position after an invalid one.
-        charge = terminator || !valid;
+        // execute as `trap`) the position after an invalid one, plus (GP 0.7.2) the position after
+        // an `ecalli`: GP 0.7.2 charges gas per instruction, and ending the pre-charged block at
+        // the host call makes the gas a host call sees exact without any refund (the
+        // instruction-exact accounting is in `instance.rs`). Such positions are not in ϖ.
+        charge = terminator || !valid || f & 4 != 0;
         after_terminator = terminator;
         positions += 1;
         i = next;
@@ -261,6 +266,24 @@ impl OpTable {
         let i = self.blocks.partition_point(|b| b.slot < slot);
         debug_assert!(self.blocks[i].slot == slot);
         i
+    }
+
+    /// One past the last op of the block that slot `slot` belongs to: the next block's `Charge`
+    /// slot, or the end of the array. (Ops of a block are contiguous, so the number of
+    /// instructions from slot `s` to the end of its block is `block_end_slot(s) - s`.)
+    #[inline]
+    pub fn block_end_slot(&self, slot: u32) -> u32 {
+        let i = self.blocks.partition_point(|b| b.slot <= slot);
+        self.blocks.get(i).map_or(self.ops.len() as u32, |b| b.slot)
+    }
+
+    /// Whether `slot` is a `Charge` slot (a block start or the invalid-target slot).
+    #[inline]
+    pub fn is_charge_slot(&self, slot: u32) -> bool {
+        slot == INVALID_SLOT || {
+            let i = self.blocks.partition_point(|b| b.slot < slot);
+            self.blocks.get(i).is_some_and(|b| b.slot == slot)
+        }
     }
 
     /// The pc of the block whose `Charge` slot is `slot`.
