@@ -306,30 +306,23 @@ fn check_exit(
 /// faulting one included, as anan-as, typeberry and the GP errata after 0.7.2 (commit `b318d1e`,
 /// "Charge gas for illegal memory access instruction") do: 1 gas. For exactly these files the
 /// runner expects one gas more than the file says; `tests/conformance.rs` checks that the list is
-/// exactly the set of 0.7 page-fault vectors.
-pub const GP07_BLOCK_CHARGED_FAULTS: &[&str] = &[
-    "inst_store_imm_indirect_u16_with_offset_nok",
-    "inst_store_imm_indirect_u32_with_offset_nok",
-    "inst_store_imm_indirect_u64_with_offset_nok",
-    "inst_store_imm_indirect_u8_with_offset_nok",
-    "inst_store_imm_u8_trap_inaccessible",
-    "inst_store_indirect_u16_with_offset_nok",
-    "inst_store_indirect_u32_with_offset_nok",
-    "inst_store_indirect_u64_with_offset_nok",
-    "inst_store_indirect_u8_with_offset_nok",
-    // tests/vectors/gp-0.7/excluded-fluffylabs-only
-    "inst_load_u8_nok",
-    "inst_store_u8_trap_inaccessible",
-];
+/// exactly the set of 0.7 page-fault vectors. The list is shared with the JS runner.
+pub fn gp07_block_charged_faults() -> Vec<&'static str> {
+    include_str!("../../../tests/vectors/gp-0.7/block-charged-faults.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
 
-/// A 0.7-format vector's `expected-gas`, corrected for [`GP07_BLOCK_CHARGED_FAULTS`] under GP
+/// A 0.7-format vector's `expected-gas`, corrected for [`gp07_block_charged_faults`] under GP
 /// 0.7.2.
 fn expected_gas_gp07(v: &Value, spec: Spec) -> i64 {
     let gas = v["expected-gas"].as_i64().unwrap_or(0);
     let name = v["name"].as_str().unwrap_or("");
     let corrected = spec == Spec::Gp0_7_2
         && v["expected-status"] == "page-fault"
-        && GP07_BLOCK_CHARGED_FAULTS.contains(&name);
+        && gp07_block_charged_faults().contains(&name);
     gas + corrected as i64
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use pvm_cli::vectors::{collect_files, run_file, run_file_with, Mode, GP07_BLOCK_CHARGED_FAULTS};
+use pvm_cli::vectors::{collect_files, gp07_block_charged_faults, run_file, run_file_with, Mode};
 use pvm_core::Spec;
 
 fn vectors_dir(sub: &str) -> PathBuf {
@@ -104,7 +104,7 @@ fn gp_0_7_block_charged_fault_list_is_exactly_the_page_fault_vectors() {
         }
     }
     found.sort();
-    let mut listed: Vec<String> = GP07_BLOCK_CHARGED_FAULTS
+    let mut listed: Vec<String> = gp07_block_charged_faults()
         .iter()
         .map(|s| s.to_string())
         .collect();
