@@ -372,7 +372,8 @@ fn jip7_grow_heap_pages_record_and_replay() {
     let wrong = text.replace("len=12288 access=write", "len=8192 access=write");
     let d = replay_text(&wrong, &verify);
     assert!(
-        d.iter().any(|d| d.contains("x-builtin grow_heap") && d.contains("x-pages")),
+        d.iter()
+            .any(|d| d.contains("x-builtin grow_heap") && d.contains("x-pages")),
         "{d:?}"
     );
 }
@@ -433,7 +434,10 @@ fn jip7_inner_pvms_record_and_replay_with_reexecution() {
     assert_eq!(exit, Exit::Halt, "{text}");
     assert!(text.contains(" r11=0x2a"), "the guest peeked 42:\n{text}");
     for b in ["machine", "pages", "invoke", "peek", "expunge"] {
-        assert!(text.contains(&format!("x-builtin {b}\n")), "no {b} in\n{text}");
+        assert!(
+            text.contains(&format!("x-builtin {b}\n")),
+            "no {b} in\n{text}"
+        );
     }
     let verify = ReplayOptions::default();
     assert_eq!(replay_text(&text, &verify), Vec::<String>::new(), "{text}");
@@ -441,10 +445,7 @@ fn jip7_inner_pvms_record_and_replay_with_reexecution() {
     // the outer log alone still replays without verification, but re-executing the inner PVM
     // reports the invoke entry.
     let lines: Vec<&str> = text.lines().collect();
-    let at = lines
-        .iter()
-        .position(|l| *l == "x-builtin invoke")
-        .unwrap();
+    let at = lines.iter().position(|l| *l == "x-builtin invoke").unwrap();
     let w = (at..lines.len())
         .find(|&i| lines[i].starts_with("memwrite 0x00030100 len=112"))
         .unwrap();
@@ -460,7 +461,8 @@ fn jip7_inner_pvms_record_and_replay_with_reexecution() {
     let tampered = text.replace(lines[w], &tampered_line);
     let d = replay_text(&tampered, &verify);
     assert!(
-        d.iter().any(|d| d.contains("x-builtin invoke") && d.contains("writes differ")),
+        d.iter()
+            .any(|d| d.contains("x-builtin invoke") && d.contains("writes differ")),
         "{d:?}"
     );
     let no_verify = ReplayOptions {
@@ -471,7 +473,9 @@ fn jip7_inner_pvms_record_and_replay_with_reexecution() {
 }
 
 fn count_lines(text: &str, prefix: &str) -> usize {
-    text.lines().filter(|l| l.trim_start().starts_with(prefix)).count()
+    text.lines()
+        .filter(|l| l.trim_start().starts_with(prefix))
+        .count()
 }
 
 #[test]
@@ -501,7 +505,11 @@ fn anan_as_jip7_corpus_parses() {
         assert_eq!(regs, count_lines(&text, "setreg "), "{name}");
         let gas = log.entries.iter().filter(|e| e.set_gas.is_some()).count();
         assert_eq!(gas, count_lines(&text, "setgas "), "{name}");
-        assert_eq!(log.start.is_some(), count_lines(&text, "start ") == 1, "{name}");
+        assert_eq!(
+            log.start.is_some(),
+            count_lines(&text, "start ") == 1,
+            "{name}"
+        );
         assert!(log.end.is_some(), "{name}: a termination line");
         assert!(!log.program.is_empty(), "{name}");
         // What libpvm writes reads back to the same log.
@@ -591,7 +599,10 @@ fn replay_cli_gas_bound() {
     let (code, out, err) = pvm(&["replay", "--gas", "5000", &f], None);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("exit oog"), "{out}");
-    let (code, out, _) = pvm(&["replay", "--gas", "5000", "-"], Some(b"program 0x000005280000000001"));
+    let (code, out, _) = pvm(
+        &["replay", "--gas", "5000", "-"],
+        Some(b"program 0x000005280000000001"),
+    );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("exit oog"), "{out}");
 }
@@ -602,7 +613,10 @@ fn replay_cli_all_no_verify_and_ignore_gas() {
     let ok = temp_file("ok.log", text.as_bytes());
     let (code, out, err) = pvm(&["replay", &ok], None);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("replayed 2 of 2 host calls; exit halt"), "{out}");
+    assert!(
+        out.contains("replayed 2 of 2 host calls; exit halt"),
+        "{out}"
+    );
     // Two corruptions: the gas of both ecalli lines, and a register of the termination.
     let mut bad = String::new();
     for l in text.lines() {
@@ -623,7 +637,10 @@ fn replay_cli_all_no_verify_and_ignore_gas() {
     let (code, out, _) = pvm(&["replay", &bad], None);
     assert_eq!(code, 1);
     assert_eq!(out.matches("divergence at").count(), 1, "first only: {out}");
-    assert!(out.contains("ecalli #1") && out.contains("gas: logged"), "{out}");
+    assert!(
+        out.contains("ecalli #1") && out.contains("gas: logged"),
+        "{out}"
+    );
     let (code, out, _) = pvm(&["replay", "--all", &bad], None);
     assert_eq!(code, 1);
     assert_eq!(out.matches("divergence at").count(), 3, "every one: {out}");
@@ -645,13 +662,25 @@ fn run_jip7_and_jip6_alias_record_the_same_log() {
     let guest = temp_file("grow.jam", &grow_heap_guest());
     let a = temp_file("a.log", b"");
     let b = temp_file("b.log", b"");
-    let (code, out, err) = pvm(&["run", "--inner", "--host", "continue", "--jip7", &a, &guest], None);
+    let (code, out, err) = pvm(
+        &["run", "--inner", "--host", "continue", "--jip7", &a, &guest],
+        None,
+    );
     assert_eq!(code, 0, "{out}{err}");
-    let (code, _, _) = pvm(&["run", "--inner", "--host", "continue", "--jip6", &b, &guest], None);
+    let (code, _, _) = pvm(
+        &["run", "--inner", "--host", "continue", "--jip6", &b, &guest],
+        None,
+    );
     assert_eq!(code, 0);
-    let (ta, tb) = (std::fs::read_to_string(&a).unwrap(), std::fs::read_to_string(&b).unwrap());
+    let (ta, tb) = (
+        std::fs::read_to_string(&a).unwrap(),
+        std::fs::read_to_string(&b).unwrap(),
+    );
     assert_eq!(ta, tb);
-    assert!(ta.contains("x-pages 0x00021000 len=12288 access=write"), "{ta}");
+    assert!(
+        ta.contains("x-pages 0x00021000 len=12288 access=write"),
+        "{ta}"
+    );
     let (code, out, _) = pvm(&["replay", &a], None);
     assert_eq!(code, 0, "{out}");
 }

@@ -425,10 +425,7 @@ impl Parser {
             }
             Kw::XBuiltin => {
                 let name = rest.get(1).ok_or("`x-builtin` needs a name")?;
-                if !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
+                if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                     return Err(format!("`x-builtin` name `{}` is invalid", shorten(name)));
                 }
                 let name = name.to_string();
@@ -521,10 +518,7 @@ fn parse_hex(t: &str) -> Result<Vec<u8>, String> {
         .ok_or_else(|| format!("`{}` is not 0x-prefixed hex", shorten(t)))?
         .as_bytes();
     if h.len() % 2 != 0 {
-        return Err(format!(
-            "hex `{}` has an odd number of digits",
-            shorten(t)
-        ));
+        return Err(format!("hex `{}` has an odd number of digits", shorten(t)));
     }
     fn digit(b: u8) -> Option<u8> {
         match b {
@@ -601,7 +595,9 @@ fn parse_pages(rest: &[&str]) -> Result<PageChange, String> {
     };
     let page = PAGE_SIZE as u64;
     if address as u64 % page != 0 || len == 0 || len % page != 0 {
-        return Err("`x-pages` needs a page-aligned address and a non-zero length in whole pages".into());
+        return Err(
+            "`x-pages` needs a page-aligned address and a non-zero length in whole pages".into(),
+        );
     }
     if address as u64 + len > 1 << 32 {
         return Err("`x-pages` range runs past the 32-bit address space".into());

@@ -331,7 +331,8 @@ pub fn replay_with(log: &Jip7Log, opts: &ReplayOptions) -> Result<ReplayReport, 
                 let before = state_of(&vm);
                 let pages = PageMap::of(vm.memory());
                 let mut rec = CallRecorder::default();
-                let outcome = inner.handle(id, &mut HostCallContext::with_recorder(&mut vm, &mut rec));
+                let outcome =
+                    inner.handle(id, &mut HostCallContext::with_recorder(&mut vm, &mut rec));
                 if let Some(outcome) = outcome {
                     let mut got = rec.finish(id, before, &vm);
                     got.page_changes = pages.changes_to(vm.memory());

@@ -35,13 +35,63 @@ HALT pc=42 gas=9920 r00=0x100 r02=0x4
 
 /// Pieces that random lines are built from: keywords, their fields, and hostile characters.
 const PIECES: &[&str] = &[
-    "program", "memwrite", "memread", "start", "ecalli=", "ecalli=7", "setreg", "setgas",
-    "HALT", "OOG", "PANIC=", "PANIC=3", "FAULT=0x", "comment", "#", "x-pages", "x-fault",
-    "x-builtin", "pc=", "pc=5", "gas=", "gas=10", "r07=0x1", "r13=0x1", "r99999999999999=1",
-    "len=", "len=2", "len=99999999999999999999", "<-", "->", "0x", "0xaé0", "0xé", "0x0g",
-    "0x00", "0x0001", "0x00010000", "0xffffffff", "access=write", "access=bogus", "é", "€",
-    "😀", "\u{0}", "\t", "r", "r00", "r12", "=", "0x1é", "18446744073709551616", "-1", "+1",
-    "invoke", "ecalli", "set_gas", "read_memory",
+    "program",
+    "memwrite",
+    "memread",
+    "start",
+    "ecalli=",
+    "ecalli=7",
+    "setreg",
+    "setgas",
+    "HALT",
+    "OOG",
+    "PANIC=",
+    "PANIC=3",
+    "FAULT=0x",
+    "comment",
+    "#",
+    "x-pages",
+    "x-fault",
+    "x-builtin",
+    "pc=",
+    "pc=5",
+    "gas=",
+    "gas=10",
+    "r07=0x1",
+    "r13=0x1",
+    "r99999999999999=1",
+    "len=",
+    "len=2",
+    "len=99999999999999999999",
+    "<-",
+    "->",
+    "0x",
+    "0xaé0",
+    "0xé",
+    "0x0g",
+    "0x00",
+    "0x0001",
+    "0x00010000",
+    "0xffffffff",
+    "access=write",
+    "access=bogus",
+    "é",
+    "€",
+    "😀",
+    "\u{0}",
+    "\t",
+    "r",
+    "r00",
+    "r12",
+    "=",
+    "0x1é",
+    "18446744073709551616",
+    "-1",
+    "+1",
+    "invoke",
+    "ecalli",
+    "set_gas",
+    "read_memory",
 ];
 
 fn random_line(rng: &mut Rng) -> String {
@@ -216,7 +266,10 @@ fn comments_prefixes_and_extension_records() {
         setreg r07 <- 0x32\n\
         OOG pc=0 gas=0\n";
     let log = Jip7Log::parse(text).unwrap();
-    assert_eq!(log.context, vec!["chain fluffy memwrite 0x00010000 len=1 <- 0x00"]);
+    assert_eq!(
+        log.context,
+        vec!["chain fluffy memwrite 0x00010000 len=1 <- 0x00"]
+    );
     assert!(log.initial_writes.is_empty());
     assert_eq!(log.entries.len(), 1);
     let e = &log.entries[0];
@@ -239,9 +292,18 @@ fn malformed_records_name_their_line() {
         ("program 0x00\nmemread 0x00010000 len=1 -> 0x00", 2),
         ("program 0x00\nstart pc=0 gas=1\nsetgas <- 5", 3),
         ("program 0x00\necalli=1 pc=0 gas=1\nsetreg r13 <- 0x1", 3),
-        ("program 0x00\necalli=1 pc=0 gas=1\nmemwrite 0x10000 len=2 <- 0x00", 3),
-        ("program 0x00\necalli=1 pc=0 gas=1\nx-pages 0x10001 len=4096 access=read", 3),
-        ("program 0x00\necalli=1 pc=0 gas=1\nx-pages 0x10000 len=4096 access=rw", 3),
+        (
+            "program 0x00\necalli=1 pc=0 gas=1\nmemwrite 0x10000 len=2 <- 0x00",
+            3,
+        ),
+        (
+            "program 0x00\necalli=1 pc=0 gas=1\nx-pages 0x10001 len=4096 access=read",
+            3,
+        ),
+        (
+            "program 0x00\necalli=1 pc=0 gas=1\nx-pages 0x10000 len=4096 access=rw",
+            3,
+        ),
         ("program 0x00\nprogram 0x00", 2),
         ("program 0x00\nHALT pc=0 gas=0\necalli=1 pc=0 gas=1", 3),
         ("program 0x00\nx-fault 0x10000\nHALT pc=0 gas=0", 3),
@@ -296,5 +358,10 @@ fn old_spelling_still_parses() {
     );
     assert_eq!(log.end.unwrap().0, Termination::Panic(None));
     // The replay wrapper keeps its old signature.
-    let _ = replay(&Jip7Log::parse("program 0x00").unwrap(), Spec::Gp0_8_0, 10, false);
+    let _ = replay(
+        &Jip7Log::parse("program 0x00").unwrap(),
+        Spec::Gp0_8_0,
+        10,
+        false,
+    );
 }
