@@ -88,9 +88,8 @@ impl Pvm {
         }
         self.jip6_active.set(true);
         if let Some(r) = slot.as_mut() {
-            if r.log.start.is_none() {
-                r.log.start = Some(self.with(|inst| jip7::start_state_of(inst))?);
-            }
+            // The start state, and the pages and memory the host set up before the first run.
+            self.with(|inst| jip7::record_prelude(&mut r.log, inst))?;
         }
         Ok(())
     }

@@ -133,9 +133,8 @@ pub fn on_restart(h: &VmHandle) -> Result<(), String> {
 pub fn on_run_start(h: &VmHandle) -> Result<(), String> {
     with_recording(h, |r, inst| {
         r.close_pending(inst);
-        if r.log.start.is_none() {
-            r.log.start = Some(jip7::start_state_of(inst));
-        }
+        // The start state, and the pages and memory the host set up before the first run.
+        jip7::record_prelude(&mut r.log, inst);
         r.log.end = None;
     })
 }

@@ -118,6 +118,9 @@ pub struct Jip7Log {
     pub context: Vec<String>,
     /// The program blob.
     pub program: Vec<u8>,
+    /// Page-map changes the host made before the run, relative to the program's own initial
+    /// layout (extension `x-pages` in the prelude; applied before the initial writes).
+    pub initial_pages: Vec<PageChange>,
     /// Initial memory writes.
     pub initial_writes: Vec<(u32, Vec<u8>)>,
     /// The initial state, if logged.
@@ -174,6 +177,16 @@ fn mem_line(s: &mut String, kw: &str, arrow: &str, a: u32, d: &[u8]) {
     let _ = writeln!(s, "{kw} {a:#010x} len={} {arrow} {}", d.len(), hex0x(d));
 }
 
+fn pages_line(s: &mut String, c: &PageChange) {
+    let _ = writeln!(
+        s,
+        "x-pages {:#010x} len={} access={}",
+        c.address,
+        c.len,
+        access_name(c.access)
+    );
+}
+
 impl Jip7Log {
     /// Renders the log as JIP-7 text: `comment` lines, the prelude, one block per host call
     /// (preceded by an empty line, as in the JIP-7 example) and the termination line. libpvm's
@@ -188,6 +201,9 @@ impl Jip7Log {
             }
         }
         let _ = writeln!(s, "program {}", hex0x(&self.program));
+        for c in &self.initial_pages {
+            pages_line(&mut s, c);
+        }
         for (a, d) in &self.initial_writes {
             mem_line(&mut s, "memwrite", "<-", *a, d);
         }
@@ -206,13 +222,7 @@ impl Jip7Log {
                 mem_line(&mut s, "memread", "->", *a, d);
             }
             for c in &e.page_changes {
-                let _ = writeln!(
-                    s,
-                    "x-pages {:#010x} len={} access={}",
-                    c.address,
-                    c.len,
-                    access_name(c.access)
-                );
+                pages_line(&mut s, c);
             }
             for (a, d) in &e.writes {
                 mem_line(&mut s, "memwrite", "<-", *a, d);
@@ -413,7 +423,11 @@ impl Parser {
             }
             Kw::XPages => {
                 let c = parse_pages(rest)?;
-                self.entry("x-pages")?.page_changes.push(c);
+                if self.log.entries.is_empty() && self.log.end.is_none() {
+                    self.log.initial_pages.push(c);
+                } else {
+                    self.entry("x-pages")?.page_changes.push(c);
+                }
             }
             Kw::XFault => {
                 if self.log.end.is_some() {

@@ -7,7 +7,9 @@
 //! ```text
 //! comment implementation libpvm <version> (<front end>)
 //! program 0x<program blob, with metadata if any>
-//! memwrite 0x<address, 8 digits> len=<n> <- 0x<bytes>      (initial writes: the arguments)
+//! x-pages 0x<address> len=<bytes> access=<…>                (extension: pages the host set up)
+//! memwrite 0x<address, 8 digits> len=<n> <- 0x<bytes>      (initial writes: the arguments,
+//!                                                             and memory the host set up)
 //! start pc=<pc> gas=<gas> <register dump>
 //!
 //! ecalli=<index> pc=<pc> gas=<gas> <register dump>
@@ -37,8 +39,8 @@ mod replay;
 
 pub use format::{AccessOrd, HostCallEntry, Jip7Error, Jip7Log, PageChange, Termination, VmState};
 pub use record::{
-    builtin_name, handle_builtin, run_recorded, run_recorded_with, start_state_of, state_of,
-    termination_of, CallRecorder, OpenCall, PageMap,
+    builtin_name, handle_builtin, record_prelude, run_recorded, run_recorded_with, start_state_of,
+    state_of, termination_of, CallRecorder, OpenCall, PageMap,
 };
 pub use replay::{
     apply_entry, apply_page_changes, load_program, replay, replay_with, Divergence, ReplayOptions,

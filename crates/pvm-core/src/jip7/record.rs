@@ -237,6 +237,49 @@ pub(crate) fn sorted(mut v: Vec<(u32, Vec<u8>)>) -> Vec<(u32, Vec<u8>)> {
     v
 }
 
+/// Fills in the prelude of a log for a run about to start on `vm` (the first run of the log):
+/// the `start` state and whatever the host set up beyond the program's own initial image —
+/// page-map differences (`x-pages`) and memory contents (`memwrite`), found by comparing `vm`
+/// with a fresh instance of its program given the logged arguments (the initial write at the
+/// argument address). Does nothing if the log already has a `start`. O(mapped pages), once.
+pub fn record_prelude(log: &mut Jip7Log, vm: &Instance) {
+    if log.start.is_some() {
+        return;
+    }
+    log.start = Some(start_state_of(vm));
+    let args_at = vm.program().standard_layout().map(|l| l.args_start());
+    let args = log
+        .initial_writes
+        .iter()
+        .find(|(a, _)| Some(*a) == args_at)
+        .map(|(_, d)| d.clone())
+        .unwrap_or_default();
+    let Ok(fresh) = vm.program().instantiate(&args) else {
+        return;
+    };
+    log.initial_pages = PageMap::of(fresh.memory()).changes_to(vm.memory());
+    let zero = [0u8; PAGE_SIZE as usize];
+    let mut writes = Vec::new();
+    for (p, _) in vm.memory().pages() {
+        let Some(now) = vm.memory().page_bytes(p) else {
+            continue;
+        };
+        let was = fresh.memory().page_bytes(p).unwrap_or(&zero);
+        let Some(first) = now.iter().zip(was).position(|(a, b)| a != b) else {
+            continue;
+        };
+        let last = now
+            .iter()
+            .zip(was)
+            .rposition(|(a, b)| a != b)
+            .unwrap_or(first);
+        writes.push(((p << 12) + first as u32, now[first..=last].to_vec()));
+    }
+    // Runs of differing bytes in adjacent pages could be merged; one write per page is simpler
+    // to read and still exact.
+    log.initial_writes.extend(writes);
+}
+
 /// The name of built-in host call `id` under the numbering `ids` (`None` if `id` is none of
 /// them): `gas`, `grow_heap`, `machine`, `peek`, `poke`, `pages`, `invoke` or `expunge`.
 pub fn builtin_name(ids: HostCallIds, id: u32) -> Option<&'static str> {
@@ -293,9 +336,7 @@ pub fn run_recorded_with<H>(
 where
     H: FnMut(u32, &mut HostCallContext<'_>) -> HostOutcome,
 {
-    if log.start.is_none() {
-        log.start = Some(start_state_of(instance));
-    }
+    record_prelude(log, instance);
     let exit = loop {
         let exit = instance.run();
         let Exit::HostCall(id) = exit else { break exit };

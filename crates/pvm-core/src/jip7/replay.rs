@@ -262,6 +262,8 @@ pub fn replay_with(log: &Jip7Log, opts: &ReplayOptions) -> Result<ReplayReport, 
     let mut vm = program
         .instantiate(&args)
         .map_err(|e| Jip7Error::Program(e.to_string()))?;
+    apply_page_changes(vm.memory_mut(), &log.initial_pages)
+        .map_err(|e| Jip7Error::Program(format!("initial page map: {e}")))?;
     for (a, d) in &log.initial_writes {
         if Some(*a) != args_at {
             vm.memory_mut()

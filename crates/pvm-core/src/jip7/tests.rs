@@ -365,3 +365,52 @@ fn old_spelling_still_parses() {
         false,
     );
 }
+
+#[test]
+fn host_set_up_pages_and_memory_are_logged_in_the_prelude() {
+    use crate::asm::{Assembler, Operands as Ops};
+    use crate::isa::Opcode as O;
+    use crate::{Access, HostOutcome, Program};
+    // r9 = μ[0x20000]; ecalli 3; halt — on a code blob, whose memory is all the host's doing.
+    let mut a = Assembler::new();
+    a.inst(O::LoadU64, Ops::reg_imm(9, 0x20000));
+    a.inst(O::Ecalli, Ops::imm(3));
+    a.inst(O::LoadImm, Ops::reg_imm(0, -65536));
+    a.inst(O::JumpInd, Ops::reg_imm(0, 0));
+    let blob = a.finish();
+    let program = Program::from_code(&blob, Default::default()).unwrap();
+    let mut vm = program.instantiate(&[]).unwrap();
+    vm.set_gas(10_000);
+    vm.memory_mut().map(0x20000, 4096, Access::Write).unwrap();
+    vm.memory_mut().map(0x40000, 8192, Access::Read).unwrap();
+    vm.memory_mut().write(0x20000, &[0x34, 0x12]).unwrap();
+    let mut log = Jip7Log {
+        program: blob.clone(),
+        ..Jip7Log::default()
+    };
+    let exit = run_recorded(&mut vm, &mut log, |_, _| HostOutcome::Continue);
+    assert_eq!(exit, crate::Exit::Halt);
+    assert_eq!(vm.registers()[9], 0x1234);
+    let text = log.to_text();
+    let prelude = format!(
+        "program 0x{}\n\
+         x-pages 0x00020000 len=4096 access=write\n\
+         x-pages 0x00040000 len=8192 access=read\n\
+         memwrite 0x00020000 len=2 <- 0x3412\n\
+         start pc=0 gas=10000\n",
+        crate::trace::hex(&blob)
+    );
+    assert!(text.starts_with(&prelude), "{text}");
+    let parsed = Jip7Log::parse(&text).unwrap();
+    assert_eq!(parsed, log);
+    let r = replay_with(&parsed, &ReplayOptions::default()).unwrap();
+    assert!(r.divergences.is_empty(), "{:?}", r.divergences);
+    assert_eq!(r.end.regs[9], 0x1234);
+    // Without the page records the initial write has nowhere to go.
+    let stripped = text.replace("x-pages 0x00020000 len=4096 access=write\n", "");
+    let err = replay_with(
+        &Jip7Log::parse(&stripped).unwrap(),
+        &ReplayOptions::default(),
+    );
+    assert!(matches!(err, Err(Jip7Error::Program(_))), "{err:?}");
+}
