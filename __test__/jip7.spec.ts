@@ -297,6 +297,24 @@ describe('JIP-7 extension records', () => {
   })
 })
 
+it('records pages a host maps before the run and in a host call (prelude and entry x-pages)', () => {
+  // r9 = μ[0x20000]; ecalli 3 (the host maps 0x40000 and writes there); r10 = μ[0x40000]; halt.
+  const vm = Program.fromCode(codeBlob([I.loadU64(9, 0x20000), I.ecalli(3), I.loadU64(10, 0x40000), ...I.halt(0)])).instantiate({ gas: 10_000n })
+  vm.mapPages(0x20000, 4096, 'write')
+  vm.writeMemory(0x20000, Uint8Array.from([0x34, 0x12]))
+  const exit = vm.run((_id, v) => {
+    v.mapPages(0x40000, 4096, 'write')
+    v.writeMemory(0x40000, Uint8Array.from([7]))
+  }, { jip7: true })
+  expect(exit.status).toBe('halt')
+  const log = vm.jip7Log()
+  expect(log).toMatch(/\nx-pages 0x00020000 len=4096 access=write\nmemwrite 0x00020000 len=2 <- 0x3412\nstart pc=0 /)
+  expect(log).toMatch(/\necalli=3 [^\n]*\nx-pages 0x00040000 len=4096 access=write\nmemwrite 0x00040000 len=1 <- 0x07\n/)
+  const r = replayJip7(log)
+  expect(r.status).toBe('halt')
+  expect([r.registers[9], r.registers[10]]).toEqual([0x1234n, 7n])
+})
+
 describe('JIP-6 aliases', () => {
   it('{ jip6: true }, vm.jip6Log() and replayJip6 are the JIP-7 API under its earlier names', () => {
     const a = hostcalls()
