@@ -362,6 +362,11 @@ fn cmd_run(args: &[String]) -> Result<ExitCode, String> {
         .then(|| pvm_core::inner::InnerPvms::new(t.vm.program().spec()));
     let exit = match &o.jip7 {
         Some(out) => {
+            if o.file.ends_with(".json") {
+                // A vector's program is its code blob; its memory and registers go into the
+                // prelude (x-pages, memwrite, start), which the recorder derives from the VM.
+                t.bytes = load_code(&o.file)?;
+            }
             let (exit, log) = pvm_cli::tracing::record(&mut t, &mut o.host, inner.as_mut())?;
             write_out(out, &log.to_text())?;
             exit

@@ -684,3 +684,21 @@ fn run_jip7_and_jip6_alias_record_the_same_log() {
     let (code, out, _) = pvm(&["replay", &a], None);
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn run_jip7_records_a_vector_with_its_program_and_memory() {
+    // Issue #12: `pvm run --jip6` on a vector .json used to record an empty program.
+    let out = temp_file("vector.log", b"");
+    let v = path("tests/vectors/gp-0.8/programs/inst_store_u8.json");
+    let (_, stdout, err) = pvm(&["run", "--jip7", &out, &v], None);
+    assert!(stdout.starts_with("exit: "), "{stdout}{err}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let log = Jip7Log::parse(&text).unwrap();
+    assert!(!log.program.is_empty(), "{text}");
+    assert!(
+        text.contains("\nx-pages 0x00020000 len=4096 access=write\n"),
+        "the vector's page is in the prelude:\n{text}"
+    );
+    let (code, stdout, _) = pvm(&["replay", &out], None);
+    assert_eq!(code, 0, "{stdout}");
+}
