@@ -414,3 +414,107 @@ fn host_set_up_pages_and_memory_are_logged_in_the_prelude() {
     );
     assert!(matches!(err, Err(Jip7Error::Program(_))), "{err:?}");
 }
+
+#[test]
+fn replaying_random_logs_never_panics() {
+    // Programs: a jump-to-self loop, ecalli 1 + trap, and a standard program (hostcalls-like
+    // layout from the assembler) so that memory records land on real pages.
+    let std_prog = {
+        use crate::asm::{standard_program, Assembler, Operands as Ops};
+        use crate::isa::Opcode as O;
+        let mut a = Assembler::new();
+        a.inst(O::Ecalli, Ops::imm(1));
+        a.inst(O::LoadU64, Ops::reg_imm(9, 0x20000));
+        a.inst(O::Ecalli, Ops::imm(2));
+        a.inst(O::Trap, Ops::none());
+        crate::trace::hex(&standard_program(None, &[1, 2], &[3], 1, 4096, &a.finish()))
+    };
+    let programs = [
+        "000005280000000001".to_string(),
+        "00000a0a0100000000000021".to_string(),
+        std_prog,
+    ];
+    let addrs = [
+        "0x00000000",
+        "0x00010000",
+        "0x00020000",
+        "0x00021000",
+        "0xfffff000",
+        "0xfeff0000",
+    ];
+    let (mut replayed, mut loaded) = (0, 0);
+    for seed in 1..=300u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut t = format!("program 0x{}\n", programs[rng.below(programs.len())]);
+        if rng.below(3) == 0 {
+            t += &format!(
+                "x-pages {} len=4096 access=write\n",
+                addrs[rng.below(addrs.len())]
+            );
+        }
+        if rng.below(2) == 0 {
+            t += &format!(
+                "start pc={} gas={} r07=0x{:x}\n",
+                rng.below(12),
+                [0u64, 5, 1000, u64::MAX][rng.below(4)],
+                rng.next()
+            );
+        }
+        for _ in 0..rng.below(5) {
+            t += &format!(
+                "ecalli={} pc={} gas={}\n",
+                rng.below(3),
+                rng.below(12),
+                rng.below(2000)
+            );
+            for _ in 0..rng.below(4) {
+                let a = addrs[rng.below(addrs.len())];
+                t += &match rng.below(6) {
+                    0 => format!("memread {a} len=2 -> 0x0102\n"),
+                    1 => format!("memwrite {a} len=1 <- 0x07\n"),
+                    2 => format!(
+                        "x-pages {a} len=8192 access={}\n",
+                        ["unmapped", "none", "read", "write"][rng.below(4)]
+                    ),
+                    3 => format!("setreg r{:02} <- 0x{:x}\n", rng.below(13), rng.next()),
+                    4 => format!(
+                        "x-builtin {}\n",
+                        ["gas", "grow_heap", "invoke", "nonsense"][rng.below(4)]
+                    ),
+                    _ => format!("setgas <- {}\n", rng.next()),
+                };
+            }
+        }
+        if rng.below(2) == 0 {
+            if rng.below(3) == 0 {
+                t += &format!("x-fault {}\n", addrs[rng.below(addrs.len())]);
+                t += "PANIC=1 pc=3 gas=0\n";
+            } else {
+                t += &format!(
+                    "{} pc={} gas=0 r09=0x1\n",
+                    ["HALT", "OOG", "PANIC=0"][rng.below(3)],
+                    rng.below(12)
+                );
+            }
+        }
+        let Ok(log) = Jip7Log::parse(&t) else {
+            continue;
+        };
+        for spec in [Spec::Gp0_8_0, Spec::Gp0_7_2] {
+            let opts = ReplayOptions {
+                spec,
+                gas: Some(5000),
+                all: rng.below(2) == 0,
+                ..ReplayOptions::default()
+            };
+            let r = std::panic::catch_unwind(|| replay_with(&log, &opts));
+            let r = r.unwrap_or_else(|_| panic!("seed {seed}: replay panicked on\n{t}"));
+            replayed += 1;
+            loaded += r.is_ok() as usize;
+        }
+    }
+    assert!(
+        replayed > 300 && loaded > 200,
+        "{replayed} replays, {loaded} loaded"
+    );
+}
