@@ -237,6 +237,22 @@ pub unsafe extern "C" fn pvm_set_jip6_recording(vm: *mut pvm_vm_t, on: c_int) {
 /// `vm` as for every function; `buf` must be NULL or valid for writes of `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn pvm_jip7_log(vm: *mut pvm_vm_t, buf: *mut c_char, len: usize) -> usize {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        log_text(
+            vm,
+            buf,
+            len,
+            "pvm_jip7_log: no JIP-7 log (enable it with pvm_set_jip7_recording)",
+        )
+    }
+}
+
+/// `pvm_jip7_log` and its alias, which differ only in the message when nothing was recorded.
+///
+/// # Safety
+/// As for [`pvm_jip7_log`].
+unsafe fn log_text(vm: *mut pvm_vm_t, buf: *mut c_char, len: usize, none: &str) -> usize {
     ffi(0, || {
         with_vm(vm, |h| {
             let text = {
@@ -244,9 +260,7 @@ pub unsafe extern "C" fn pvm_jip7_log(vm: *mut pvm_vm_t, buf: *mut c_char, len: 
                     .jip6
                     .try_borrow()
                     .map_err(|_| "internal error: the JIP-7 log is busy".to_string())?;
-                let r = slot.as_ref().ok_or_else(|| {
-                    "pvm_jip7_log: no JIP-7 log (enable it with pvm_set_jip7_recording)".to_string()
-                })?;
+                let r = slot.as_ref().ok_or_else(|| none.to_string())?;
                 match &r.pending {
                     None => r.log.to_text(),
                     Some(p) => {
@@ -268,8 +282,10 @@ pub unsafe extern "C" fn pvm_jip7_log(vm: *mut pvm_vm_t, buf: *mut c_char, len: 
 /// As for [`pvm_jip7_log`].
 #[no_mangle]
 pub unsafe extern "C" fn pvm_jip6_log(vm: *mut pvm_vm_t, buf: *mut c_char, len: usize) -> usize {
-    // SAFETY: forwarded caller guarantee.
-    unsafe { pvm_jip7_log(vm, buf, len) }
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        log_text(vm, buf, len, "pvm_jip6_log: no JIP-6 log (enable it with pvm_set_jip6_recording; now called JIP-7: pvm_jip7_log)")
+    }
 }
 
 /// Replays a JIP-7 log: 0 if it replays (and, with `verify`, matches every `ecalli` line, every

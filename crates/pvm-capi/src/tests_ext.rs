@@ -635,7 +635,7 @@ fn jip6_record_and_replay() {
     // SAFETY: `vm` is live until destroyed at the end.
     unsafe {
         assert_eq!(pvm_jip6_log(vm, null_mut(), 0), 0);
-        assert!(last_error().contains("no JIP-7 log"));
+        assert!(last_error().contains("no JIP-6 log"));
         pvm_set_jip6_recording(vm, 1);
         pvm_set_host_callback(vm, Some(hello_callback));
         assert_eq!(pvm_execute(vm, 0, 0), PVM_RESULT_OK);
