@@ -114,6 +114,15 @@ export declare class Program {
 /** A PVM instance: registers, pc, gas and memory. Made by `Program.instantiate`. */
 export declare class Pvm {
   /**
+   * The JIP-7 log of the last run(s) made with `{ jip7: true }` (text, one record per line):
+   * `comment` lines, the prelude (`program`, the arguments as a `memwrite`, `start`), every
+   * host call with what the host read and wrote (plus libpvm's `x-builtin` and `x-pages`
+   * extension records), and the termination. A host call the VM is still stopped at is
+   * included as it stands. Throws `INVALID_STATE` if no run was recorded. (`jip6Log()` is the
+   * earlier name.)
+   */
+  jip7Log(): string
+  /**
    * Runs until the VM stops (GP Ψ, or Ψ_H with a handler).
    *
    * With `hostCall`, every `ecalli` calls `hostCall(id, vm)` synchronously (with `this` = `vm`).
@@ -238,10 +247,8 @@ export declare class Pvm {
    */
   dumpState(): string
   /**
-   * The JIP-6 PVM I/O log of the last run(s) made with `{ jip6: true }` (text, one record per
-   * line): the prelude (`program`, the arguments as a `memwrite`, `start`), every host call with
-   * what the host read and wrote, and the termination. A host call the VM is still stopped at
-   * is included as it stands. Throws `INVALID_STATE` if no run was recorded.
+   * The earlier name of `jip7Log()` (the JIP-7 log of the last recorded run(s)), kept for one
+   * release.
    */
   jip6Log(): string
   /**
@@ -399,30 +406,39 @@ export declare enum PvmErrorCode {
   Internal = 'INTERNAL',
 }
 
-/**
- * Re-executes a JIP-6 log statelessly (pvm-core's `jip6::replay`, as `pvm replay` does): loads
- * the logged program (service blob, standard program or code blob), applies the prelude, runs,
- * and answers each `ecalli` with the logged writes, register and gas changes. With `verify`
- * (default true) every `ecalli` line, logged memory read and the termination must match, else
- * it throws `PvmError` `DIVERGENCE` whose message names the first difference. A malformed log
- * throws `INVALID_ARGUMENT` (`line`), an unloadable program `INVALID_PROGRAM`.
- */
+/** The earlier name of `replayJip7` (same arguments and result), kept for one release. */
 export declare function replayJip6(log: string | Uint8Array, options?: ReplayOptions | null): ReplayResult
 
-/** Options of `replayJip6`. */
+/**
+ * Re-executes a JIP-7 log statelessly (pvm-core's `jip7::replay_with`, as `pvm replay` does):
+ * loads the logged program (service blob, standard program or code blob), applies the prelude,
+ * runs, and answers each `ecalli` with the logged writes, page-map changes, register and gas
+ * changes. With `verify` (default true) every `ecalli` line, logged memory read, `x-builtin`
+ * call and the termination must match, else it throws `PvmError` `DIVERGENCE` whose message
+ * names the first difference. A malformed log throws `INVALID_ARGUMENT` (`line`), an
+ * unloadable program `INVALID_PROGRAM`. A log without a `start` line runs with `gas` (default
+ * 10^9).
+ */
+export declare function replayJip7(log: string | Uint8Array, options?: ReplayOptions | null): ReplayResult
+
+/** Options of `replayJip7`. */
 export interface ReplayOptions {
   /** Gray Paper version of the logged program (default `'0.8.0'`). */
   spec?: SpecVersion
   /**
-   * Check every `ecalli` line (index, pc, gas, registers), every logged memory read and the
-   * termination against the replay (default true); the first difference throws `DIVERGENCE`.
+   * Check every `ecalli` line (index, pc, gas, registers), every logged memory read, every
+   * `x-builtin` host call (re-executed with libpvm's built-ins) and the termination against
+   * the replay (default true); the first difference throws `DIVERGENCE`.
    */
   verify?: boolean
-  /** Initial gas if the log has no `start` line (default 2^63 − 1). */
+  /**
+   * Initial gas if the log has no `start` line (default 10^9, a bound so that a looping
+   * program stops; at most 2^63 − 1).
+   */
   gas?: bigint | number
 }
 
-/** The result of `replayJip6`. */
+/** The result of `replayJip7`. */
 export interface ReplayResult {
   /** Host calls answered from the log. */
   hostCalls: number
@@ -454,7 +470,9 @@ export interface RunOptions {
    * trace; 0 (default): never. `pvm trace` hashes every line (its `--hash-every` is 1).
    */
   traceHashEvery?: number
-  /** Record the run's host calls as a JIP-6 PVM I/O log (`vm.jip6Log()`). */
+  /** Record the run's host calls as a JIP-7 log (`vm.jip7Log()`). */
+  jip7?: boolean
+  /** The earlier name of `jip7` (`jip7` wins if both are given). */
   jip6?: boolean
   /** Answer the PVM-level host calls inside libpvm for this run (default: `vm.builtins`). */
   builtins?: boolean

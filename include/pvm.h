@@ -284,7 +284,7 @@ int pvm_hash(pvm_vm_t* vm, uint8_t out[32]);
 size_t pvm_dump_state(pvm_vm_t* vm, char* buf, size_t len);
 
 /* ------------------------------------------------------------------------------------------ */
-/* JIP-6 host-call I/O logs                                                                    */
+/* JIP-7 host-call logs ("PVM Ecalli Trace"; called JIP-6 in earlier releases)                 */
 /* ------------------------------------------------------------------------------------------ */
 
 /* [ext] Non-zero starts recording into a new, empty log; 0 stops (the log is kept). The prelude
@@ -294,21 +294,35 @@ size_t pvm_dump_state(pvm_vm_t* vm, char* buf, size_t len);
  * its ecalli line (state at the ecalli) plus what the host did until the VM continued: checked
  * memory reads and writes (pvm_read_ram_bytes*, pvm_write_ram_bytes*; the _unchecked variants are
  * not logged), pvm_set_register, pvm_set_gas, and everything pvm_handle_builtin_host_call or the
- * automatic built-in host calls did. A run's final exit adds the termination line. A host call
- * the VM stopped at (PVM_RESULT_HOST_CALL) stays open until the VM runs again. A pvm_execute that
- * starts a new run (not a continuation) starts a new log. Page maps (pvm_map_pages, ...) are not
- * part of JIP-6: a log replays when the memory the program needs comes from its own layout. */
-void pvm_set_jip6_recording(pvm_vm_t* vm, int on);
-/* [ext] The log as JIP-6 text (including an open host call). Like pvm_dump_state: writes it
+ * automatic built-in host calls did (marked "x-builtin <name>"). Page-map changes made during a
+ * host call (grow_heap, pvm_map_pages, ...) are logged as "x-pages" extension records
+ * (docs/JIP-7-EXTENSIONS.md). A run's final exit adds the termination line. A host call the VM
+ * stopped at (PVM_RESULT_HOST_CALL) stays open until the VM runs again. A pvm_execute that
+ * starts a new run (not a continuation) starts a new log. */
+void pvm_set_jip7_recording(pvm_vm_t* vm, int on);
+/* [ext] The log as JIP-7 text (including an open host call). Like pvm_dump_state: writes it
  * NUL-terminated if len exceeds its length, returns its length; 0 if no log was recorded. */
+size_t pvm_jip7_log(pvm_vm_t* vm, char* buf, size_t len);
+/* [ext] Replays a JIP-7 log (len bytes of UTF-8 text) statelessly under spec, answering each
+ * ecalli from the log. With verify != 0 every ecalli line (index, pc, gas, registers), every
+ * logged memory read, every x-builtin host call (re-executed with libpvm's built-ins, inner PVMs
+ * included) and the termination must match. gas is the initial gas when the log has no start
+ * line: 0 selects the default bound, 10^9 (values above 2^63 - 1 are an error). Returns 0
+ * (replayed cleanly), 1 (divergence: report names the first entry that differs and the logged
+ * vs replayed values) or -1 (malformed log: the message names the line; or its program cannot
+ * be loaded; also in pvm_last_error). report (may be NULL) gets a one-line summary, truncated to
+ * report_len - 1 bytes and NUL-terminated. */
+int pvm_jip7_replay_ex(const char* log, size_t len, int spec, int verify, uint64_t gas,
+                       char* report, size_t report_len);
+/* [ext] pvm_jip7_replay_ex with gas = 0 (the default bound). */
+int pvm_jip7_replay(const char* log, size_t len, int spec, int verify, char* report,
+                    size_t report_len);
+
+/* [ext] Earlier names, kept for one release: pvm_set_jip6_recording = pvm_set_jip7_recording,
+ * pvm_jip6_log = pvm_jip7_log, pvm_jip6_replay = pvm_jip7_replay (a log without a start line
+ * now replays with the default gas bound, no longer with 2^63 - 1). */
+void pvm_set_jip6_recording(pvm_vm_t* vm, int on);
 size_t pvm_jip6_log(pvm_vm_t* vm, char* buf, size_t len);
-/* [ext] Replays a JIP-6 log (len bytes of text) statelessly under spec, answering each ecalli
- * from the log. With verify != 0 every ecalli line (index, pc, gas, registers), every logged
- * memory read and the termination must match. Returns 0 (replayed cleanly), 1 (divergence:
- * report names the first entry that differs and the logged vs replayed values) or -1 (malformed
- * log, or its program cannot be loaded; also in pvm_last_error). report (may be NULL) gets a
- * one-line summary, truncated to report_len - 1 bytes and NUL-terminated. A log without a start
- * line is replayed with gas 2^63 - 1. */
 int pvm_jip6_replay(const char* log, size_t len, int spec, int verify, char* report,
                     size_t report_len);
 

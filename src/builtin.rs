@@ -18,7 +18,7 @@ use std::cell::RefCell;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use pvm_core::inner::{HostCallIds, InnerPvms as CoreInnerPvms};
-use pvm_core::jip6::{state_of, CallRecorder};
+use pvm_core::jip7::{state_of, CallRecorder};
 use pvm_core::{HostCallContext, HostOutcome, Spec};
 
 use crate::error::{throw, Code, Fail, Res};

@@ -9,8 +9,8 @@
 //! - [`builtin`]: the PVM-level host calls (inner PVMs) answered by libpvm (`vm.handleBuiltin`,
 //!   `InnerPvms`, `builtins: true`).
 //! - [`trace`]: traced runs (`run(hostCall, { trace })`), `vm.pvmHash()`, `vm.dumpState()`.
-//! - [`jip6`]: JIP-6 host-call recording (`run(hostCall, { jip6: true })`, `vm.jip6Log()`) and
-//!   `replayJip6`.
+//! - [`jip7`]: JIP-7 host-call recording (`run(hostCall, { jip7: true })`, `vm.jip7Log()`) and
+//!   `replayJip7` (the `jip6` names are aliases).
 //!
 //! The JavaScript API is documented in `docs/NODE-API.md`; the generated `index.d.ts` is the
 //! reference for the types.
@@ -19,7 +19,9 @@
 
 mod builtin;
 mod error;
-mod jip6;
+mod jip7;
+/// The earlier name of [`jip7`], for the other modules.
+use jip7 as jip6;
 mod js;
 mod program;
 mod trace;

@@ -87,7 +87,9 @@ pub struct RunOptions {
     /// Include `pvmHash=0x…` in every N-th instruction line (and in the `ECALLI` lines) of the
     /// trace; 0 (default): never. `pvm trace` hashes every line (its `--hash-every` is 1).
     pub trace_hash_every: Option<u32>,
-    /// Record the run's host calls as a JIP-6 PVM I/O log (`vm.jip6Log()`).
+    /// Record the run's host calls as a JIP-7 log (`vm.jip7Log()`).
+    pub jip7: Option<bool>,
+    /// The earlier name of `jip7` (`jip7` wins if both are given).
     pub jip6: Option<bool>,
     /// Answer the PVM-level host calls inside libpvm for this run (default: `vm.builtins`).
     pub builtins: Option<bool>,
@@ -136,6 +138,9 @@ impl RunOpts {
         }
         if let Some(v) = js::get(env, opts, c"jip6")? {
             o.jip6 = js::to_bool(env, v, "options.jip6")?;
+        }
+        if let Some(v) = js::get(env, opts, c"jip7")? {
+            o.jip6 = js::to_bool(env, v, "options.jip7")?;
         }
         if let Some(v) = js::get(env, opts, c"builtins")? {
             o.builtins = Some(js::to_bool(env, v, "options.builtins")?);
@@ -1202,10 +1207,8 @@ impl Pvm {
         done(env.raw(), self.with(|i| pvm_core::trace::dump_state(i)))
     }
 
-    /// The JIP-6 PVM I/O log of the last run(s) made with `{ jip6: true }` (text, one record per
-    /// line): the prelude (`program`, the arguments as a `memwrite`, `start`), every host call with
-    /// what the host read and wrote, and the termination. A host call the VM is still stopped at
-    /// is included as it stands. Throws `INVALID_STATE` if no run was recorded.
+    /// The earlier name of `jip7Log()` (the JIP-7 log of the last recorded run(s)), kept for one
+    /// release.
     #[napi]
     pub fn jip6_log(&self, env: &Env) -> Result<String> {
         done(env.raw(), self.jip6_text())

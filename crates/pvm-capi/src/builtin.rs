@@ -11,7 +11,7 @@
 use std::ffi::c_int;
 
 use pvm_core::inner::InnerPvms;
-use pvm_core::jip6::{state_of, CallRecorder};
+use pvm_core::jip7::{state_of, CallRecorder};
 use pvm_core::{HostCallContext, HostOutcome};
 
 use crate::handle::{ffi, with_vm, VmHandle};

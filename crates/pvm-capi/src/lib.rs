@@ -21,7 +21,9 @@ pub mod access;
 pub mod builtin;
 pub mod create;
 pub mod handle;
-pub mod jip6;
+pub mod jip7;
+/// The earlier name of [`jip7`], for the other modules.
+pub(crate) use jip7 as jip6;
 pub mod names;
 pub mod run;
 pub mod trace;
@@ -37,7 +39,10 @@ pub use access::*;
 pub use builtin::*;
 pub use create::*;
 pub use handle::{pvm_host_callback_t, pvm_trace_sink_t, pvm_vm_t};
-pub use jip6::{pvm_jip6_log, pvm_jip6_replay, pvm_set_jip6_recording};
+pub use jip7::{
+    pvm_jip6_log, pvm_jip6_replay, pvm_jip7_log, pvm_jip7_replay, pvm_jip7_replay_ex,
+    pvm_set_jip6_recording, pvm_set_jip7_recording,
+};
 pub use names::*;
 pub use run::*;
 pub use trace::*;

@@ -6,27 +6,98 @@ use std::process::ExitCode;
 use pvm_cli::vectors;
 use pvm_core::Spec;
 
-const USAGE: &str = "usage: pvm <command> [options]
+const USAGE: &str = "usage: pvm <command> [options]     (pvm <command> --help: that command's usage)
 
 commands:
   test-vectors [--spec 0.8.0|0.7.2] [--verbose] DIR_OR_FILES...   run conformance vectors
   block-gas [--spec 0.8.0|0.7.2] FILE                             print `PC COST` per basic block
-  run [RUN OPTIONS] [--jip6 OUT.log] FILE       run; with --jip6, record the host calls (JIP-6)
+  run [RUN OPTIONS] [--jip7 OUT.log] FILE       run; with --jip7, record the host calls (JIP-7)
   trace [RUN OPTIONS] [--hash-every N] [--from STEP] [--limit N] FILE
                                                 one line per instruction with gas, pvmHash, registers
   dump [RUN OPTIONS] [--at STEP] FILE           the PVM-hash preimage (state dump) at a step
   trace-diff A B                                first step where two traces differ
   disasm [--spec ..] FILE                       the program as assembly
-  replay [--spec ..] [--no-verify] LOG          re-execute a JIP-6 log and verify it
+  replay [--spec ..] [--gas N] [--all] [--no-verify] [--ignore-gas] LOG
+                                                re-execute a JIP-7 log and verify it
   bench [--runs N] [--scale X] [--arg-hex HEX] [STANDARD_PROGRAMS...]  interpreter throughput
 
 RUN OPTIONS: --spec 0.8.0|0.7.2  --gas N  --pc N  --args HEX  --metadata|--no-metadata
   --host stop|continue (default stop)  --inner (answer machine/peek/poke/pages/invoke/expunge/
-  gas/grow_heap with libpvm's inner PVMs)  --replay LOG (answer host calls from a JIP-6 log)
+  gas/grow_heap with libpvm's inner PVMs)  --replay LOG (answer host calls from a JIP-7 log)
 FILE: a GP A.7 standard program or JAM service blob (metadata prefix detected), a code blob, or a
 conformance-vector .json (trace/dump: initial state from the vector; the trace checks its final
 pvmHash against the vector's expected state).
 ";
+
+const RUN_OPTIONS: &str = "RUN OPTIONS:
+  --spec 0.8.0|0.7.2   Gray Paper version (default 0.8.0; vectors carry their own)
+  --gas N              initial gas (default 1000000000)
+  --pc N               initial pc (default 0)
+  --args HEX           argument data (standard programs)
+  --metadata | --no-metadata   whether FILE starts with a metadata prefix (default: detect)
+  --host stop|continue how to answer host calls (default stop)
+  --inner              answer gas/grow_heap/machine/peek/poke/pages/invoke/expunge with
+                       libpvm's built-in (inner-PVM) host calls
+  --replay LOG         answer host calls from a JIP-7 log, in order
+FILE: a GP A.7 standard program or JAM service blob (metadata prefix detected), a code blob, or a
+conformance-vector .json.
+";
+
+/// The usage of one subcommand (`pvm <command> --help`).
+fn command_usage(cmd: &str) -> Option<String> {
+    let text = match cmd {
+        "test-vectors" => "usage: pvm test-vectors [--spec 0.8.0|0.7.2] [--verbose|-v] DIR_OR_FILES...\n\
+            Runs conformance vectors (JSON files, or every .json under a directory) and prints\n\
+            one line per failure and a summary. Exit status 1 if any vector fails.\n"
+            .to_string(),
+        "block-gas" => "usage: pvm block-gas [--spec 0.8.0|0.7.2] FILE\n\
+            Prints `PC COST` for every basic block of a code blob (or of the `program` byte\n\
+            array of a JSON vector).\n"
+            .to_string(),
+        "run" => format!(
+            "usage: pvm run [RUN OPTIONS] [--jip7 OUT.log] FILE\n\
+            Runs FILE and prints the exit, pc, gas and registers (and the output of a halt).\n\
+            --jip7 OUT.log       record the host calls as a JIP-7 log (`-`: standard output);\n\
+            \x20                    --jip6 is an alias\n{RUN_OPTIONS}"
+        ),
+        "trace" => format!(
+            "usage: pvm trace [RUN OPTIONS] [--hash-every N] [--from STEP] [--limit N] FILE\n\
+            One line per instruction: step, pc, instruction, gas, pvmHash, registers.\n\
+            --hash-every N       compute the PVM hash every N steps (0: never; default 1)\n\
+            --from STEP          first step to print (default 1)\n\
+            --limit N            print at most N steps (default: all)\n{RUN_OPTIONS}"
+        ),
+        "dump" => format!(
+            "usage: pvm dump [RUN OPTIONS] [--at STEP] FILE\n\
+            Prints the PVM-hash preimage (registers, gas, non-zero readable pages) after STEP\n\
+            steps (default: at the end).\n{RUN_OPTIONS}"
+        ),
+        "trace-diff" => "usage: pvm trace-diff A B\n\
+            Reports the first step where two traces differ (pc, instruction, gas, registers or\n\
+            pvmHash). Exit status 1 if they differ.\n"
+            .to_string(),
+        "disasm" => "usage: pvm disasm [--spec 0.8.0|0.7.2] [--metadata|--no-metadata] FILE\n\
+            Prints the program as assembly.\n"
+            .to_string(),
+        "replay" => format!(
+            "usage: pvm replay [--spec 0.8.0|0.7.2] [--gas N] [--all] [--no-verify] [--ignore-gas] LOG\n\
+            Re-executes a JIP-7 log statelessly, answering every ecalli from the log, and checks\n\
+            pc, gas and registers at every host call, every logged memory read, built-in host\n\
+            calls (x-builtin, re-executed) and the termination. Exit status 1 on a divergence.\n\
+            --spec V             Gray Paper version of the logged program (default 0.8.0)\n\
+            --gas N              initial gas if the log has no `start` line (default {})\n\
+            --all                report every divergence, not only the first\n\
+            --no-verify          do not check the host calls; the termination is still compared\n\
+            --ignore-gas         leave gas out of every comparison\n",
+            pvm_core::jip7::DEFAULT_REPLAY_GAS
+        ),
+        "bench" => "usage: pvm bench [--runs N] [--scale X] [--arg-hex HEX] [STANDARD_PROGRAMS...]\n\
+            Measures interpreter throughput on the built-in suite and the given programs.\n"
+            .to_string(),
+        _ => return None,
+    };
+    Some(text)
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,6 +106,12 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let rest = &args[1..];
+    if rest.iter().any(|a| a == "--help" || a == "-h") {
+        if let Some(u) = command_usage(cmd) {
+            print!("{u}");
+            return ExitCode::SUCCESS;
+        }
+    }
     let result = match cmd.as_str() {
         "test-vectors" => cmd_test_vectors(rest),
         "block-gas" => cmd_block_gas(rest),
@@ -118,13 +195,19 @@ fn parse_num(flag: &str, v: Option<&String>) -> Result<u64, String> {
 }
 
 fn parse_hex(v: &str) -> Result<Vec<u8>, String> {
-    let v = v.strip_prefix("0x").unwrap_or(v);
-    if v.len() % 2 != 0 {
+    let digits = v.strip_prefix("0x").unwrap_or(v).as_bytes();
+    if digits.len() % 2 != 0 {
         return Err(format!("hex `{v}` has an odd number of digits"));
     }
-    (0..v.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&v[i..i + 2], 16).map_err(|_| format!("`{v}` is not hex")))
+    digits
+        .chunks_exact(2)
+        .map(|pair| {
+            std::str::from_utf8(pair)
+                .ok()
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+                .filter(|_| pair.iter().all(u8::is_ascii_hexdigit))
+                .ok_or_else(|| format!("`{v}` is not hex"))
+        })
         .collect()
 }
 
@@ -183,7 +266,7 @@ struct RunOptions {
     metadata: Option<bool>,
     host: pvm_cli::tracing::HostMode,
     inner: bool,
-    jip6: Option<String>,
+    jip7: Option<String>,
     hash_every: u64,
     from: u64,
     limit: u64,
@@ -201,7 +284,7 @@ fn parse_run_options(args: &[String]) -> Result<RunOptions, String> {
         metadata: None,
         host: HostMode::Stop,
         inner: false,
-        jip6: None,
+        jip7: None,
         hash_every: 1,
         from: 1,
         limit: 0,
@@ -230,17 +313,17 @@ fn parse_run_options(args: &[String]) -> Result<RunOptions, String> {
                 }
             }
             "--replay" => {
-                let f = it.next().ok_or("--replay needs a JIP-6 log")?;
-                let text =
-                    std::fs::read_to_string(f).map_err(|e| format!("cannot read {f}: {e}"))?;
-                let log = pvm_core::jip6::Jip6Log::parse(&text).map_err(|e| format!("{f}: {e}"))?;
+                let f = it.next().ok_or("--replay needs a JIP-7 log")?;
+                let bytes = std::fs::read(f).map_err(|e| format!("cannot read {f}: {e}"))?;
+                let log = pvm_core::jip7::Jip7Log::parse_bytes(&bytes)
+                    .map_err(|e| format!("{f}: {e}"))?;
                 o.host = HostMode::Replay(Box::new(log), 0);
             }
             "--inner" => o.inner = true,
-            "--jip6" => {
-                o.jip6 = Some(
+            "--jip7" | "--jip6" => {
+                o.jip7 = Some(
                     it.next()
-                        .ok_or("--jip6 needs an output file (or -)")?
+                        .ok_or_else(|| format!("{a} needs an output file (or -)"))?
                         .clone(),
                 )
             }
@@ -277,8 +360,13 @@ fn cmd_run(args: &[String]) -> Result<ExitCode, String> {
     let mut inner = o
         .inner
         .then(|| pvm_core::inner::InnerPvms::new(t.vm.program().spec()));
-    let exit = match &o.jip6 {
+    let exit = match &o.jip7 {
         Some(out) => {
+            if o.file.ends_with(".json") {
+                // A vector's program is its code blob; its memory and registers go into the
+                // prelude (x-pages, memwrite, start), which the recorder derives from the VM.
+                t.bytes = load_code(&o.file)?;
+            }
             let (exit, log) = pvm_cli::tracing::record(&mut t, &mut o.host, inner.as_mut())?;
             write_out(out, &log.to_text())?;
             exit
@@ -399,39 +487,67 @@ fn cmd_disasm(args: &[String]) -> Result<ExitCode, String> {
 }
 
 fn cmd_replay(args: &[String]) -> Result<ExitCode, String> {
-    let (mut spec, mut verify, mut file) = (Spec::Gp0_8_0, true, None);
+    let mut opts = pvm_core::jip7::ReplayOptions::default();
+    let mut file = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--spec" => spec = parse_spec(it.next().ok_or("--spec needs a value")?)?,
-            "--no-verify" => verify = false,
-            f => file = Some(f.to_string()),
-        }
-    }
-    let file = file.ok_or("replay needs a JIP-6 log file")?;
-    let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {file}: {e}"))?;
-    let log = pvm_core::jip6::Jip6Log::parse(&text).map_err(|e| format!("{file}: {e}"))?;
-    match pvm_core::jip6::replay(&log, spec, i64::MAX, verify) {
-        Ok(r) => {
-            println!(
-                "replayed {} host calls; exit {} pc={} gas={}{}",
-                r.host_calls,
-                describe(r.exit),
-                r.end.pc,
-                r.end.gas,
-                if verify {
-                    "; every ecalli and the termination match the log"
-                } else {
-                    ""
+            "--spec" => opts.spec = parse_spec(it.next().ok_or("--spec needs a value")?)?,
+            "--gas" => {
+                let g = parse_num("--gas", it.next())?;
+                opts.gas = Some(i64::try_from(g).map_err(|_| "--gas must be below 2^63")?);
+            }
+            "--no-verify" => opts.verify = false,
+            "--all" => opts.all = true,
+            "--ignore-gas" => opts.ignore_gas = true,
+            f if !f.starts_with('-') || f == "-" => {
+                if file.replace(f.to_string()).is_some() {
+                    return Err("replay takes one LOG file".into());
                 }
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            println!("{file}: {e}");
-            Ok(ExitCode::FAILURE)
+            }
+            other => return Err(format!("replay: unknown option {other}")),
         }
     }
+    let file = file.ok_or("replay needs a JIP-7 log file (pvm replay --help)")?;
+    let bytes = if file == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        b
+    } else {
+        std::fs::read(&file).map_err(|e| format!("cannot read {file}: {e}"))?
+    };
+    let log = pvm_core::jip7::Jip7Log::parse_bytes(&bytes).map_err(|e| format!("{file}: {e}"))?;
+    let r = pvm_core::jip7::replay_with(&log, &opts).map_err(|e| format!("{file}: {e}"))?;
+    for d in &r.divergences {
+        println!("{file}: {d}");
+    }
+    let checked = match (opts.verify, opts.ignore_gas) {
+        (true, false) => "every ecalli and the termination match the log",
+        (true, true) => "every ecalli and the termination match the log (gas not compared)",
+        (false, false) => "the termination matches the log (host calls not checked)",
+        (false, true) => {
+            "the termination matches the log (host calls not checked, gas not compared)"
+        }
+    };
+    println!(
+        "replayed {} of {} host calls; exit {} pc={} gas={}; {}",
+        r.host_calls,
+        log.entries.len(),
+        describe(r.exit),
+        r.end.pc,
+        r.end.gas,
+        if r.divergences.is_empty() {
+            checked.to_string()
+        } else {
+            format!("{} divergence(s)", r.divergences.len())
+        }
+    );
+    Ok(if r.divergences.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn describe(e: pvm_core::Exit) -> String {

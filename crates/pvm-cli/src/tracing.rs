@@ -1,9 +1,9 @@
-//! `pvm trace`, `pvm dump`, `pvm trace-diff`, `pvm disasm`, `pvm replay` and JIP-6 recording.
+//! `pvm trace`, `pvm dump`, `pvm trace-diff`, `pvm disasm`, `pvm replay` and JIP-7 recording.
 
 use std::fmt::Write as _;
 
 use pvm_core::inner::InnerPvms;
-use pvm_core::jip6::{self, Jip6Log};
+use pvm_core::jip7::{self, Jip7Log};
 use pvm_core::trace::{dump_state, ecalli_line, exit_line, hex, pvm_hash, trace_line};
 use pvm_core::{Exit, HostCallContext, HostOutcome, Instance, Program, ProgramOptions, Spec};
 
@@ -15,8 +15,8 @@ pub enum HostMode {
     Stop,
     /// Continue with registers unchanged.
     Continue,
-    /// Answer from a JIP-6 log, in order.
-    Replay(Box<Jip6Log>, usize),
+    /// Answer from a JIP-7 log, in order.
+    Replay(Box<Jip7Log>, usize),
 }
 
 /// Everything a traced run needs.
@@ -25,7 +25,7 @@ pub struct Target {
     pub vm: Instance,
     /// For a conformance vector: its expected final state.
     pub expected: Option<ExpectedState>,
-    /// The bytes given (for JIP-6 `program`).
+    /// The bytes given (for JIP-7 `program`).
     pub bytes: Vec<u8>,
     /// The argument data.
     pub args: Vec<u8>,
@@ -106,7 +106,7 @@ impl HostMode {
                         e.index
                     ));
                 }
-                jip6::apply_entry(vm, e, false)?;
+                jip7::apply_entry(vm, e, false)?;
                 *n += 1;
                 Ok(Some(HostOutcome::Continue))
             }
@@ -352,16 +352,16 @@ pub fn trace_diff(a: &str, b: &str) -> Option<String> {
     None
 }
 
-/// Runs with JIP-6 recording: the `program` line holds the bytes given and the arguments are
+/// Runs with JIP-7 recording: the `program` line holds the bytes given and the arguments are
 /// logged as an initial write at the argument address.
 pub fn record(
     target: &mut Target,
     host: &mut HostMode,
-    mut inner: Option<&mut InnerPvms>,
-) -> Result<(Exit, Jip6Log), String> {
-    let mut log = Jip6Log {
+    inner: Option<&mut InnerPvms>,
+) -> Result<(Exit, Jip7Log), String> {
+    let mut log = Jip7Log {
         context: vec![format!(
-            "implementation libpvm {}",
+            "implementation libpvm {} (pvm CLI)",
             env!("CARGO_PKG_VERSION")
         )],
         program: target.bytes.clone(),
@@ -374,9 +374,10 @@ pub fn record(
         }
     }
     let mut failure = None;
-    let exit = jip6::run_recorded(&mut target.vm, &mut log, |id, ctx| {
+    // Built-in host calls are offered first (and logged with `x-builtin`), then the host mode.
+    let exit = jip7::run_recorded_with(&mut target.vm, &mut log, inner, |id, ctx| {
         // Everything goes through the recording context, so all memory access is logged.
-        match host_through_ctx(host, inner.as_deref_mut(), id, ctx) {
+        match host_through_ctx(host, None, id, ctx) {
             Ok(Some(o)) => o,
             Ok(None) => HostOutcome::Panic,
             Err(e) => {
@@ -419,6 +420,7 @@ fn host_through_ctx(
                 ctx.read_memory(*a, &mut buf)
                     .map_err(|err| err.to_string())?;
             }
+            jip7::apply_page_changes(ctx.memory_mut(), &e.page_changes)?;
             for (a, d) in &e.writes {
                 ctx.write_memory(*a, d).map_err(|err| err.to_string())?;
             }

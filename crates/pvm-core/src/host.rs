@@ -3,7 +3,7 @@
 
 use crate::error::ProgramError;
 use crate::instance::{Exit, Instance, NUM_REGISTERS};
-use crate::jip6::CallRecorder;
+use crate::jip7::CallRecorder;
 use crate::memory::{Memory, MemoryError};
 use crate::program::Program;
 

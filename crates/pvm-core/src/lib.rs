@@ -26,7 +26,14 @@ pub mod host;
 pub mod inner;
 pub mod instance;
 pub mod isa;
-pub mod jip6;
+pub mod jip7;
+/// The earlier name of [`jip7`] (the host-call trace format is now JIP-7; JIP-6 is "Program
+/// metadata"). Kept for one release.
+#[deprecated(note = "renamed to pvm_core::jip7 (the format is JIP-7)")]
+pub mod jip6 {
+    #[allow(deprecated)]
+    pub use crate::jip7::*;
+}
 pub mod memory;
 pub mod program;
 pub mod trace;

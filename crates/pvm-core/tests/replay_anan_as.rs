@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use pvm_core::jip6::{replay, Jip6Log};
+use pvm_core::jip7::{replay, Jip7Log};
 use pvm_core::{Exit, Spec};
 
 #[test]
@@ -21,7 +21,7 @@ fn every_anan_as_trace_replays_with_full_verification() {
     let (mut halts, mut oogs, mut calls) = (0, 0, 0);
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
-        let log = Jip6Log::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let log = Jip7Log::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         let r = replay(&log, Spec::Gp0_7_2, i64::MAX, true)
             .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         assert_eq!(r.host_calls, log.entries.len(), "{}", f.display());

@@ -1,7 +1,8 @@
-//! JIP-6 PVM I/O logs: recording a run's host calls through the JavaScript accessors, and
-//! `replayJip6`.
+//! JIP-7 "PVM Ecalli Trace" logs (called JIP-6 in earlier releases): recording a run's host
+//! calls through the JavaScript accessors, `vm.jip7Log()`, and `replayJip7`. The earlier names
+//! `{ jip6: true }`, `vm.jip6Log()` and `replayJip6` remain as aliases for one release.
 //!
-//! A run with `{ jip6: true }` records. Each host call it stops at opens a [`pvm_core::jip6::OpenCall`] with
+//! A run with `{ jip7: true }` records. Each host call it stops at opens a [`pvm_core::jip7::OpenCall`] with
 //! the state at the `ecalli`; what the host then does through the VM's accessors until the host
 //! call completes is appended to it — checked `readMemory` / `writeMemory`, `setRegister`,
 //! `registers = …`, `gas = …` — and so are the effects of built-in host calls (recorded by
@@ -10,7 +11,8 @@
 //! gas change) by comparing the state before and after the call. The call is closed — turned into
 //! a log entry — when the handler returns, or, for a VM that stopped at the `ecalli` (no
 //! handler, or the handler threw), when the next recorded run starts. `OpenCall::entry` renders a
-//! host call that is still open for `jip6Log()`.
+//! host call that is still open for `jip7Log()`; it also adds the page-map changes (`x-pages`)
+//! since the `ecalli`. Built-in host calls are marked `x-builtin <name>`.
 //!
 //! One log covers one invocation: a recorded run continues the current log if the previous run
 //! was recorded too and stopped at a host call (status `'host'`); otherwise it starts a new one.
@@ -18,34 +20,35 @@
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use pvm_core::jip6::{self, CallRecorder, HostCallEntry, Jip6Error, Jip6Log, OpenCall, VmState};
+use pvm_core::inner::HostCallIds;
+use pvm_core::jip7::{self, CallRecorder, HostCallEntry, Jip7Error, Jip7Log, OpenCall};
 use pvm_core::{Exit, Spec};
 
 use crate::error::{throw, Code, Fail, Res};
 use crate::js::{self, RawEnv, Val};
 use crate::vm::Pvm;
 
-/// A JIP-6 log under construction.
+/// A JIP-7 log under construction.
 #[derive(Debug)]
 pub(crate) struct Recording {
-    log: Jip6Log,
+    log: Jip7Log,
     pending: Option<OpenCall>,
 }
 
 fn busy() -> Fail {
-    Fail::new(Code::Internal, "the JIP-6 log is in use")
+    Fail::new(Code::Internal, "the JIP-7 log is in use")
 }
 
 impl Pvm {
-    fn new_log(&self) -> Jip6Log {
-        Jip6Log {
+    fn new_log(&self) -> Jip7Log {
+        Jip7Log {
             context: vec![format!(
                 "implementation libpvm {} (Node.js API)",
                 env!("CARGO_PKG_VERSION")
             )],
             program: self.program_bytes.to_vec(),
             initial_writes: self.args_write.iter().cloned().collect(),
-            ..Jip6Log::default()
+            ..Jip7Log::default()
         }
     }
 
@@ -85,13 +88,8 @@ impl Pvm {
         }
         self.jip6_active.set(true);
         if let Some(r) = slot.as_mut() {
-            if r.log.start.is_none() {
-                r.log.start = Some(self.with(|inst| VmState {
-                    pc: inst.next_pc(),
-                    gas: inst.gas() as u64,
-                    regs: *inst.registers(),
-                })?);
-            }
+            // The start state, and the pages and memory the host set up before the first run.
+            self.with(|inst| jip7::record_prelude(&mut r.log, inst))?;
         }
         Ok(())
     }
@@ -131,7 +129,7 @@ impl Pvm {
         let mut slot = self.jip6.try_borrow_mut().map_err(|_| busy())?;
         if let Some(r) = slot.as_mut() {
             self.close_pending(r)?;
-            r.log.end = self.with(|inst| jip6::termination_of(exit, inst))?;
+            r.log.end = self.with(|inst| jip7::termination_of(exit, inst))?;
         }
         self.jip6_active.set(false);
         Ok(())
@@ -152,8 +150,14 @@ impl Pvm {
         }
     }
 
-    /// Appends the effects of a built-in host call (an entry built by `CallRecorder::finish`).
-    pub(crate) fn jip6_record_entry(&self, e: HostCallEntry) {
+    /// Appends the effects of a built-in host call (an entry built by `CallRecorder::finish`),
+    /// marked with the built-in's name (`x-builtin`).
+    pub(crate) fn jip6_record_entry(&self, mut e: HostCallEntry) {
+        if e.builtin.is_none() {
+            if let Ok(ids) = self.with(|inst| HostCallIds::of(inst.program().spec())) {
+                e.builtin = jip7::builtin_name(ids, e.index).map(str::to_string);
+            }
+        }
         self.jip6_record(|r| r.merge(&e));
     }
 
@@ -163,7 +167,7 @@ impl Pvm {
         let r = slot.as_ref().ok_or_else(|| {
             Fail::new(
                 Code::InvalidState,
-                "no JIP-6 log: record one with vm.run(hostCall, { jip6: true })",
+                "no JIP-7 log: record one with vm.run(hostCall, { jip7: true })",
             )
         })?;
         match &r.pending {
@@ -177,22 +181,24 @@ impl Pvm {
     }
 }
 
-/// Options of `replayJip6`.
+/// Options of `replayJip7`.
 #[napi(object, object_to_js = false)]
 #[allow(dead_code)] // declares a TypeScript type; the binding reads and builds these objects itself
 pub struct ReplayOptions {
     /// Gray Paper version of the logged program (default `'0.8.0'`).
     #[napi(ts_type = "SpecVersion")]
     pub spec: Option<String>,
-    /// Check every `ecalli` line (index, pc, gas, registers), every logged memory read and the
-    /// termination against the replay (default true); the first difference throws `DIVERGENCE`.
+    /// Check every `ecalli` line (index, pc, gas, registers), every logged memory read, every
+    /// `x-builtin` host call (re-executed with libpvm's built-ins) and the termination against
+    /// the replay (default true); the first difference throws `DIVERGENCE`.
     pub verify: Option<bool>,
-    /// Initial gas if the log has no `start` line (default 2^63 − 1).
+    /// Initial gas if the log has no `start` line (default 10^9, a bound so that a looping
+    /// program stops; at most 2^63 − 1).
     #[napi(ts_type = "bigint | number")]
     pub gas: Option<i64>,
 }
 
-/// The result of `replayJip6`.
+/// The result of `replayJip7`.
 #[napi(object, js_name = "ReplayResult", object_from_js = false)]
 #[allow(dead_code)] // declares a TypeScript type; the binding reads and builds these objects itself
 pub struct ReplayResultDecl {
@@ -215,41 +221,70 @@ pub struct ReplayResultDecl {
     pub host_call_id: Option<u32>,
 }
 
-// Only `replay_jip6` calls this (see there).
+// Only `replay_jip7` calls this (see there).
 #[cfg_attr(test, allow(dead_code))]
-fn jip6_fail(e: Jip6Error) -> Fail {
+fn jip7_fail(e: Jip7Error) -> Fail {
     match e {
-        Jip6Error::Parse { line, .. } => {
-            Fail::new(Code::InvalidArgument, format!("JIP-6 log: {e}")).with(c"line", line as f64)
+        Jip7Error::Parse { line, .. } => {
+            Fail::new(Code::InvalidArgument, format!("JIP-7 log: {e}")).with(c"line", line as f64)
         }
-        Jip6Error::Program(_) => Fail::new(Code::InvalidProgram, e.to_string()),
-        Jip6Error::Divergence { .. } => Fail::new(Code::Divergence, e.to_string()),
+        Jip7Error::Program(_) => Fail::new(Code::InvalidProgram, e.to_string()),
+        Jip7Error::Divergence { .. } => Fail::new(Code::Divergence, e.to_string()),
     }
 }
 
-/// Re-executes a JIP-6 log statelessly (pvm-core's `jip6::replay`, as `pvm replay` does): loads
-/// the logged program (service blob, standard program or code blob), applies the prelude, runs,
-/// and answers each `ecalli` with the logged writes, register and gas changes. With `verify`
-/// (default true) every `ecalli` line, logged memory read and the termination must match, else
-/// it throws `PvmError` `DIVERGENCE` whose message names the first difference. A malformed log
-/// throws `INVALID_ARGUMENT` (`line`), an unloadable program `INVALID_PROGRAM`.
+#[napi]
+impl Pvm {
+    /// The JIP-7 log of the last run(s) made with `{ jip7: true }` (text, one record per line):
+    /// `comment` lines, the prelude (`program`, the arguments as a `memwrite`, `start`), every
+    /// host call with what the host read and wrote (plus libpvm's `x-builtin` and `x-pages`
+    /// extension records), and the termination. A host call the VM is still stopped at is
+    /// included as it stands. Throws `INVALID_STATE` if no run was recorded. (`jip6Log()` is the
+    /// earlier name.)
+    #[napi]
+    pub fn jip7_log(&self, env: &Env) -> Result<String> {
+        let env = env.raw();
+        self.jip6_text().map_err(|e| throw(env, e))
+    }
+}
+
+/// Re-executes a JIP-7 log statelessly (pvm-core's `jip7::replay_with`, as `pvm replay` does):
+/// loads the logged program (service blob, standard program or code blob), applies the prelude,
+/// runs, and answers each `ecalli` with the logged writes, page-map changes, register and gas
+/// changes. With `verify` (default true) every `ecalli` line, logged memory read, `x-builtin`
+/// call and the termination must match, else it throws `PvmError` `DIVERGENCE` whose message
+/// names the first difference. A malformed log throws `INVALID_ARGUMENT` (`line`), an
+/// unloadable program `INVALID_PROGRAM`. A log without a `start` line runs with `gas` (default
+/// 10^9).
 #[napi(
-    js_name = "replayJip6",
+    js_name = "replayJip7",
     ts_args_type = "log: string | Uint8Array, options?: ReplayOptions | null",
     ts_return_type = "ReplayResult"
 )]
 // napi-derive exports free functions only outside `cfg(test)`, so the test build (clippy
 // --all-targets) sees no caller.
 #[cfg_attr(test, allow(dead_code))]
+pub fn replay_jip7(env: &Env, log: Unknown, options: Option<Unknown>) -> Result<Val> {
+    let env = env.raw();
+    replay_impl(env, log.raw(), options.map(|o| o.raw())).map_err(|e| throw(env, e))
+}
+
+/// The earlier name of `replayJip7` (same arguments and result), kept for one release.
+#[napi(
+    js_name = "replayJip6",
+    ts_args_type = "log: string | Uint8Array, options?: ReplayOptions | null",
+    ts_return_type = "ReplayResult"
+)]
+#[cfg_attr(test, allow(dead_code))]
 pub fn replay_jip6(env: &Env, log: Unknown, options: Option<Unknown>) -> Result<Val> {
     let env = env.raw();
     replay_impl(env, log.raw(), options.map(|o| o.raw())).map_err(|e| throw(env, e))
 }
 
-// Only `replay_jip6` calls this (see there).
+// Only `replay_jip7` calls this (see there).
 #[cfg_attr(test, allow(dead_code))]
 fn replay_impl(env: RawEnv, log: Val, options: Option<Val>) -> Res<Val> {
-    let (mut spec, mut verify, mut gas) = (Spec::default(), true, i64::MAX);
+    let mut opts = jip7::ReplayOptions::default();
     if let Some(o) = options.filter(|o| !js::is_nullish(env, *o)) {
         if js::type_of(env, o) != napi::sys::ValueType::napi_object {
             return Err(Fail::new(
@@ -260,7 +295,7 @@ fn replay_impl(env: RawEnv, log: Val, options: Option<Val>) -> Res<Val> {
         if let Some(v) = js::get(env, o, c"spec")? {
             let mut buf = [0u8; 16];
             let s = js::to_short_string(env, v, &mut buf, "options.spec")?;
-            spec = Spec::parse(s).ok_or_else(|| {
+            opts.spec = Spec::parse(s).ok_or_else(|| {
                 Fail::new(
                     Code::InvalidArgument,
                     format!("options.spec must be '0.8.0' or '0.7.2', got '{s}'"),
@@ -268,22 +303,31 @@ fn replay_impl(env: RawEnv, log: Val, options: Option<Val>) -> Res<Val> {
             })?;
         }
         if let Some(v) = js::get(env, o, c"verify")? {
-            verify = js::to_bool(env, v, "options.verify")?;
+            opts.verify = js::to_bool(env, v, "options.verify")?;
+            opts.verify_end = opts.verify;
         }
         if let Some(v) = js::get(env, o, c"gas")? {
-            gas = js::to_i64(env, v, "options.gas")?;
+            let g = js::to_i64(env, v, "options.gas")?;
+            if g < 0 {
+                return Err(Fail::new(
+                    Code::InvalidArgument,
+                    format!("options.gas must not be negative, got {g}"),
+                ));
+            }
+            opts.gas = Some(g);
         }
     }
     // Last: nothing runs JavaScript while the bytes of a Uint8Array are borrowed.
-    let text = if js::type_of(env, log) == napi::sys::ValueType::napi_string {
-        js::to_string(env, log, "log")?
+    let parsed = if js::type_of(env, log) == napi::sys::ValueType::napi_string {
+        Jip7Log::parse(&js::to_string(env, log, "log")?)
     } else {
-        let bytes = js::to_bytes(env, log, "log")?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|e| Fail::new(Code::InvalidArgument, format!("log is not UTF-8 text: {e}")))?
-    };
-    let parsed = Jip6Log::parse(&text).map_err(jip6_fail)?;
-    let r = jip6::replay(&parsed, spec, gas, verify).map_err(jip6_fail)?;
+        Jip7Log::parse_bytes(js::to_bytes(env, log, "log")?)
+    }
+    .map_err(jip7_fail)?;
+    let r = jip7::replay_with(&parsed, &opts).map_err(jip7_fail)?;
+    if let Some(d) = r.divergences.into_iter().next() {
+        return Err(jip7_fail(d.into()));
+    }
     let obj = js::object(env)?;
     js::set(
         env,

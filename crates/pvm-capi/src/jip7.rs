@@ -1,6 +1,8 @@
-//! JIP-6 host-call recording through the C accessors, the log text and replay.
+//! JIP-7 ("PVM Ecalli Trace") host-call recording through the C accessors, the log text and
+//! replay. The `pvm_*jip7*` functions are the API; the `pvm_*jip6*` ones are their earlier names,
+//! kept as aliases for one release.
 //!
-//! While recording is on, every host call the VM stops at opens a [`pvm_core::jip6::OpenCall`]. What the host
+//! While recording is on, every host call the VM stops at opens a [`pvm_core::jip7::OpenCall`]. What the host
 //! does through the C API until the VM runs again is appended to it: checked memory reads and
 //! writes (`pvm_read_ram_*` / `pvm_write_ram_*`), `pvm_set_register`, `pvm_set_gas`, and the
 //! effects of `pvm_handle_builtin_host_call` (recorded by pvm-core's recording
@@ -8,27 +10,30 @@
 //! with [`CallRecorder::finish`] — when the callback continues, when the host call ends the run,
 //! or, for a VM that stopped at the `ecalli` (no callback, or `PVM_HOST_TERMINATE`), when it runs
 //! again. The accessors' effects are kept as a list of operations rather than in a
-//! `CallRecorder` so that `pvm_jip6_log` can render a host call that is still open.
+//! `CallRecorder` so that `pvm_jip7_log` can render a host call that is still open. Page-map
+//! changes (`x-pages`) come from `OpenCall`'s snapshot of the page map at the `ecalli`, and the
+//! effects of built-in host calls are marked `x-builtin <name>`.
 
 use std::ffi::{c_char, c_int};
 
-use pvm_core::jip6::{self, CallRecorder, HostCallEntry, Jip6Error, Jip6Log, OpenCall, VmState};
+use pvm_core::inner::HostCallIds;
+use pvm_core::jip7::{self, CallRecorder, HostCallEntry, Jip7Error, Jip7Log, OpenCall};
 use pvm_core::{Exit, Instance};
 
 use crate::create::spec_from_c;
 use crate::handle::{ffi, slice_in, slice_out, with_vm, VmHandle};
 use crate::pvm_vm_t;
 
-/// A JIP-6 log under construction.
+/// A JIP-7 log under construction.
 #[derive(Debug)]
 pub struct Recording {
     /// The closed entries, the prelude and the termination.
-    pub log: Jip6Log,
+    pub log: Jip7Log,
     /// The host call the VM is in or stopped at, if any.
     pub pending: Option<OpenCall>,
 }
 
-/// Runs `f` on the VM's recording and instance if JIP-6 recording is on (the common prologue of
+/// Runs `f` on the VM's recording and instance if JIP-7 recording is on (the common prologue of
 /// the run-loop hooks below).
 fn with_recording(h: &VmHandle, f: impl FnOnce(&mut Recording, &Instance)) -> Result<(), String> {
     if !h.jip6_on.get() {
@@ -51,22 +56,22 @@ impl Recording {
     }
 }
 
-fn new_log(h: &VmHandle) -> Jip6Log {
-    Jip6Log {
+fn new_log(h: &VmHandle) -> Jip7Log {
+    Jip7Log {
         context: vec![format!(
             "implementation libpvm {} (C API)",
             env!("CARGO_PKG_VERSION")
         )],
         program: h.program_bytes.clone(),
         initial_writes: h.args_write.iter().cloned().collect(),
-        ..Jip6Log::default()
+        ..Jip7Log::default()
     }
 }
 
 fn recording(h: &VmHandle) -> Result<std::cell::RefMut<'_, Option<Recording>>, String> {
     h.jip6
         .try_borrow_mut()
-        .map_err(|_| "internal error: the JIP-6 log is busy".to_string())
+        .map_err(|_| "internal error: the JIP-7 log is busy".to_string())
 }
 
 /// Appends an accessor's effect to the open host call, if recording.
@@ -93,8 +98,15 @@ pub fn is_recording_call(h: &VmHandle) -> bool {
             .is_ok_and(|r| r.as_ref().is_some_and(|r| r.pending.is_some()))
 }
 
-/// Appends the effects of a recorded sub-step (an entry built by `CallRecorder::finish`).
-pub fn record_entry(h: &VmHandle, e: HostCallEntry) {
+/// Appends the effects of a built-in host call (an entry built by `CallRecorder::finish`),
+/// marked with the built-in's name (`x-builtin`).
+pub fn record_entry(h: &VmHandle, mut e: HostCallEntry) {
+    if e.builtin.is_none() {
+        if let Ok(inst) = h.inst() {
+            let ids = HostCallIds::of(inst.program().spec());
+            e.builtin = jip7::builtin_name(ids, e.index).map(str::to_string);
+        }
+    }
     record(h, |r| r.merge(&e));
 }
 
@@ -121,13 +133,8 @@ pub fn on_restart(h: &VmHandle) -> Result<(), String> {
 pub fn on_run_start(h: &VmHandle) -> Result<(), String> {
     with_recording(h, |r, inst| {
         r.close_pending(inst);
-        if r.log.start.is_none() {
-            r.log.start = Some(VmState {
-                pc: inst.next_pc(),
-                gas: inst.gas() as u64,
-                regs: *inst.registers(),
-            });
-        }
+        // The start state, and the pages and memory the host set up before the first run.
+        jip7::record_prelude(&mut r.log, inst);
         r.log.end = None;
     })
 }
@@ -149,7 +156,7 @@ pub fn close_call(h: &VmHandle) -> Result<(), String> {
 pub fn on_exit(h: &VmHandle, exit: Exit) -> Result<(), String> {
     with_recording(h, |r, inst| {
         r.close_pending(inst);
-        r.log.end = jip6::termination_of(exit, inst);
+        r.log.end = jip7::termination_of(exit, inst);
     })
 }
 
@@ -189,13 +196,13 @@ unsafe fn copy_out_truncated(text: &str, buf: *mut c_char, len: usize) {
     }
 }
 
-/// Starts (non-zero: a new, empty log) or stops JIP-6 recording of the VM's host calls. Stopping
-/// closes an open host call and keeps the log for `pvm_jip6_log`.
+/// Starts (non-zero: a new, empty log) or stops JIP-7 recording of the VM's host calls. Stopping
+/// closes an open host call and keeps the log for `pvm_jip7_log`.
 ///
 /// # Safety
 /// `vm` must be NULL or a pointer returned by a `pvm_create*` function.
 #[no_mangle]
-pub unsafe extern "C" fn pvm_set_jip6_recording(vm: *mut pvm_vm_t, on: c_int) {
+pub unsafe extern "C" fn pvm_set_jip7_recording(vm: *mut pvm_vm_t, on: c_int) {
     ffi((), || {
         with_vm(vm, |h| {
             if on != 0 {
@@ -213,23 +220,47 @@ pub unsafe extern "C" fn pvm_set_jip6_recording(vm: *mut pvm_vm_t, on: c_int) {
     })
 }
 
-/// The JIP-6 log as text: copied with a NUL into `buf` if it fits, and its length (excluding
+/// The earlier name of [`pvm_set_jip7_recording`].
+///
+/// # Safety
+/// As for [`pvm_set_jip7_recording`].
+#[no_mangle]
+pub unsafe extern "C" fn pvm_set_jip6_recording(vm: *mut pvm_vm_t, on: c_int) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { pvm_set_jip7_recording(vm, on) }
+}
+
+/// The JIP-7 log as text: copied with a NUL into `buf` if it fits, and its length (excluding
 /// the NUL) returned. 0 (and `pvm_last_error`) if nothing has been recorded.
 ///
 /// # Safety
 /// `vm` as for every function; `buf` must be NULL or valid for writes of `len` bytes.
 #[no_mangle]
-pub unsafe extern "C" fn pvm_jip6_log(vm: *mut pvm_vm_t, buf: *mut c_char, len: usize) -> usize {
+pub unsafe extern "C" fn pvm_jip7_log(vm: *mut pvm_vm_t, buf: *mut c_char, len: usize) -> usize {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        log_text(
+            vm,
+            buf,
+            len,
+            "pvm_jip7_log: no JIP-7 log (enable it with pvm_set_jip7_recording)",
+        )
+    }
+}
+
+/// `pvm_jip7_log` and its alias, which differ only in the message when nothing was recorded.
+///
+/// # Safety
+/// As for [`pvm_jip7_log`].
+unsafe fn log_text(vm: *mut pvm_vm_t, buf: *mut c_char, len: usize, none: &str) -> usize {
     ffi(0, || {
         with_vm(vm, |h| {
             let text = {
                 let slot = h
                     .jip6
                     .try_borrow()
-                    .map_err(|_| "internal error: the JIP-6 log is busy".to_string())?;
-                let r = slot.as_ref().ok_or_else(|| {
-                    "pvm_jip6_log: no JIP-6 log (enable it with pvm_set_jip6_recording)".to_string()
-                })?;
+                    .map_err(|_| "internal error: the JIP-7 log is busy".to_string())?;
+                let r = slot.as_ref().ok_or_else(|| none.to_string())?;
                 match &r.pending {
                     None => r.log.to_text(),
                     Some(p) => {
@@ -245,18 +276,34 @@ pub unsafe extern "C" fn pvm_jip6_log(vm: *mut pvm_vm_t, buf: *mut c_char, len: 
     })
 }
 
-/// Replays a JIP-6 log: 0 if it replays (and, with `verify`, matches every `ecalli` line and the
-/// termination), 1 on a divergence, -1 on malformed input. `report` gets a one-line summary.
+/// The earlier name of [`pvm_jip7_log`].
+///
+/// # Safety
+/// As for [`pvm_jip7_log`].
+#[no_mangle]
+pub unsafe extern "C" fn pvm_jip6_log(vm: *mut pvm_vm_t, buf: *mut c_char, len: usize) -> usize {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        log_text(vm, buf, len, "pvm_jip6_log: no JIP-6 log (enable it with pvm_set_jip6_recording; now called JIP-7: pvm_jip7_log)")
+    }
+}
+
+/// Replays a JIP-7 log: 0 if it replays (and, with `verify`, matches every `ecalli` line, every
+/// logged memory read, every re-executed built-in and the termination), 1 on a divergence, -1 on
+/// malformed input (the message names the line). `gas` is the initial gas when the log has no
+/// `start` line (0: `DEFAULT_REPLAY_GAS`, 10^9; at most 2^63 − 1). `report` gets a one-line
+/// summary.
 ///
 /// # Safety
 /// `log` must be NULL or valid for reads of `len` bytes; `report` must be NULL or valid for
 /// writes of `report_len` bytes.
 #[no_mangle]
-pub unsafe extern "C" fn pvm_jip6_replay(
+pub unsafe extern "C" fn pvm_jip7_replay_ex(
     log: *const c_char,
     len: usize,
     spec: c_int,
     verify: c_int,
+    gas: u64,
     report: *mut c_char,
     report_len: usize,
 ) -> c_int {
@@ -266,14 +313,22 @@ pub unsafe extern "C" fn pvm_jip6_replay(
         if log.is_null() {
             return Err("log is NULL".into());
         }
+        let gas = match gas {
+            0 => None,
+            g => Some(i64::try_from(g).map_err(|_| format!("gas {g} is above 2^63 - 1"))?),
+        };
         // SAFETY: the caller guarantees `log` is valid for `len` bytes.
         let bytes = unsafe { slice_in(log as *const u8, len, "log") }?;
-        let text =
-            std::str::from_utf8(bytes).map_err(|e| format!("the log is not UTF-8 text: {e}"))?;
-        let parsed = Jip6Log::parse(text).map_err(|e| e.to_string())?;
-        // A log without a `start` line gives no initial gas: replay with the maximum.
-        match jip6::replay(&parsed, spec, i64::MAX, verify != 0) {
-            Ok(r) => {
+        let parsed = Jip7Log::parse_bytes(bytes).map_err(|e| format!("JIP-7 log: {e}"))?;
+        let opts = jip7::ReplayOptions {
+            spec,
+            gas,
+            verify: verify != 0,
+            verify_end: verify != 0,
+            ..jip7::ReplayOptions::default()
+        };
+        match jip7::replay_with(&parsed, &opts) {
+            Ok(r) if r.divergences.is_empty() => {
                 message = format!(
                     "ok: {} host calls replayed, exit {} at pc {}, gas {}",
                     r.host_calls,
@@ -283,7 +338,11 @@ pub unsafe extern "C" fn pvm_jip6_replay(
                 );
                 Ok(0)
             }
-            Err(e @ Jip6Error::Divergence { .. }) => {
+            Ok(r) => {
+                message = r.divergences[0].to_string();
+                Ok(1)
+            }
+            Err(e @ Jip7Error::Divergence { .. }) => {
                 message = e.to_string();
                 Ok(1)
             }
@@ -303,4 +362,113 @@ pub unsafe extern "C" fn pvm_jip6_replay(
     // SAFETY: forwarded caller guarantee on `report`.
     unsafe { copy_out_truncated(&message, report, report_len) };
     code
+}
+
+/// [`pvm_jip7_replay_ex`] with the default gas bound for a log without a `start` line.
+///
+/// # Safety
+/// As for [`pvm_jip7_replay_ex`].
+#[no_mangle]
+pub unsafe extern "C" fn pvm_jip7_replay(
+    log: *const c_char,
+    len: usize,
+    spec: c_int,
+    verify: c_int,
+    report: *mut c_char,
+    report_len: usize,
+) -> c_int {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { pvm_jip7_replay_ex(log, len, spec, verify, 0, report, report_len) }
+}
+
+/// The earlier name of [`pvm_jip7_replay`] (a log without a `start` line now replays with the
+/// default gas bound, not 2^63 − 1).
+///
+/// # Safety
+/// As for [`pvm_jip7_replay_ex`].
+#[no_mangle]
+pub unsafe extern "C" fn pvm_jip6_replay(
+    log: *const c_char,
+    len: usize,
+    spec: c_int,
+    verify: c_int,
+    report: *mut c_char,
+    report_len: usize,
+) -> c_int {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { pvm_jip7_replay_ex(log, len, spec, verify, 0, report, report_len) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ptr::null;
+
+    fn replay_ex(log: &[u8], gas: u64) -> (c_int, String) {
+        let mut report = [0 as c_char; 256];
+        // SAFETY: `log` and `report` are live buffers of the given lengths.
+        let code = unsafe {
+            pvm_jip7_replay_ex(
+                log.as_ptr() as *const c_char,
+                log.len(),
+                0,
+                1,
+                gas,
+                report.as_mut_ptr(),
+                report.len(),
+            )
+        };
+        // SAFETY: the report is NUL-terminated by pvm_jip7_replay_ex.
+        let text = unsafe { std::ffi::CStr::from_ptr(report.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
+        (code, text)
+    }
+
+    #[test]
+    fn multibyte_hex_is_a_parse_error_not_an_internal_error() {
+        // Issue #12 F1: `program 0xaé0`.
+        let (code, report) = replay_ex(b"program 0xa\xc3\xa90\n", 0);
+        assert_eq!(code, -1);
+        assert!(
+            report.contains("line 1") && !report.contains("internal"),
+            "{report}"
+        );
+        let (code, report) = replay_ex(b"program 0x00\n\xff", 0);
+        assert_eq!(code, -1);
+        assert!(
+            report.contains("line 2") && report.contains("UTF-8"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn replay_ex_bounds_the_gas_of_a_log_without_start() {
+        // Issue #12 F5: a loop and no `start` line.
+        let (code, report) = replay_ex(b"program 0x000005280000000001", 1000);
+        assert_eq!(code, 0, "{report}");
+        assert!(report.contains("exit oog"), "{report}");
+        let (code, report) = replay_ex(b"program 0x000005280000000001", u64::MAX);
+        assert_eq!(code, -1);
+        assert!(report.contains("2^63"), "{report}");
+        // SAFETY: a NULL log is rejected; a NULL report is allowed.
+        let code = unsafe { pvm_jip7_replay(null(), 3, 0, 1, std::ptr::null_mut(), 0) };
+        assert_eq!(code, -1);
+        if cfg!(debug_assertions) {
+            return; // the default bound (10^9 gas) takes a moment in optimised builds only
+        }
+        let log = b"program 0x000005280000000001";
+        // SAFETY: `log` is a live buffer.
+        let code = unsafe {
+            pvm_jip6_replay(
+                log.as_ptr() as *const c_char,
+                log.len(),
+                0,
+                1,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        assert_eq!(code, 0, "the old name replays with the default bound");
+    }
 }
