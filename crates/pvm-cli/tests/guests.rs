@@ -110,3 +110,20 @@ fn all_bench_blobs_load() {
         assert!(p.block_gas_costs().iter().all(|b| b.cost >= 1));
     }
 }
+
+/// `examples/guests/hostcalls-gp072.jam` is `hostcalls.jam` re-encoded for the GP 0.7.2 opcode
+/// table (for the JS cross-implementation tests against anan-as, a GP 0.7.2 PVM). Regenerate it
+/// with `LIBPVM_REGENERATE=1 cargo test -p pvm-cli --test guests`.
+#[test]
+fn hostcalls_gp072_fixture_is_current() {
+    let src = std::fs::read(root().join("examples/guests/hostcalls.jam")).unwrap();
+    let want = for_gp072(&src, true).unwrap();
+    let path = root().join("examples/guests/hostcalls-gp072.jam");
+    if std::env::var_os("LIBPVM_REGENERATE").is_some() {
+        std::fs::write(&path, &want).unwrap();
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), want, "regenerate the fixture");
+    let (exit, _, out, _) = run(&want, Spec::Gp0_7_2, &[]);
+    assert_eq!(exit, Exit::Halt);
+    assert_eq!(String::from_utf8(out).unwrap(), "numbers: 100, 200, 300; sum = 600");
+}
