@@ -8,7 +8,8 @@
 //! Every entry point:
 //! - validates its `pvm_vm_t*` against a process-wide registry of live handles (NULL, destroyed
 //!   and foreign pointers become errors, see [`handle::with_vm`]);
-//! - catches Rust panics so none unwinds into C ([`handle::ffi`]);
+//! - catches Rust panics so none unwinds into C, without printing them ([`handle::ffi`],
+//!   [`panic`]);
 //! - reports failures through its return value plus a thread-local message (`pvm_last_error`).
 //!
 //! The Rust functions are usable directly from Rust too (the crate is also an rlib), with the same
@@ -23,6 +24,7 @@ pub mod create;
 pub mod handle;
 pub mod jip6;
 pub mod names;
+pub mod panic;
 pub mod run;
 pub mod trace;
 
@@ -30,6 +32,8 @@ pub mod trace;
 mod tests;
 #[cfg(test)]
 mod tests_ext;
+#[cfg(test)]
+mod tests_robust;
 
 use std::ffi::c_int;
 
