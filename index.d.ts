@@ -241,7 +241,8 @@ export declare class Pvm {
    * The JIP-6 PVM I/O log of the last run(s) made with `{ jip6: true }` (text, one record per
    * line): the prelude (`program`, the arguments as a `memwrite`, `start`), every host call with
    * what the host read and wrote, and the termination. A host call the VM is still stopped at
-   * is included as it stands. Throws `INVALID_STATE` if no run was recorded.
+   * is included as it stands. Throws `INVALID_STATE` if no run was recorded. Still works after
+   * `free()` if a log was recorded (`VM_FREED` otherwise, or while a host call is open).
    */
   jip6Log(): string
   /**
@@ -395,7 +396,10 @@ export declare enum PvmErrorCode {
   InvalidState = 'INVALID_STATE',
   /** `replayJip6` with `verify`: the replay diverged from the log (the message says where). */
   Divergence = 'DIVERGENCE',
-  /** A Node-API call failed unexpectedly. */
+  /**
+   * A Node-API call failed unexpectedly, or libpvm hit an internal error (a bug: a Rust panic,
+   * caught at the boundary; the message names it).
+   */
   Internal = 'INTERNAL',
 }
 
