@@ -183,24 +183,32 @@ struct Core {
 /// binding's state), measured at roughly 6–22 KiB in RSS per VM; rounded up.
 const INSTANCE_BASE_BYTES: i64 = 32 << 10;
 
-/// Estimated native bytes held by `inst` and the inner machines: the fixed cost plus 4 KiB per
-/// page with storage of its own (pages that were never written take none).
-fn native_size(inst: &Instance, inner: Option<&InnerPvms>) -> i64 {
-    let mut pages = inst.memory().backed_pages() as i64;
+/// Estimated native bytes held by `inst` and the inner machines — the fixed cost plus 4 KiB per
+/// page with storage of its own (pages that were never written take none) — and the number of
+/// mapped pages that measuring it visited (its cost).
+fn native_size(inst: &Instance, inner: Option<&InnerPvms>) -> (i64, u64) {
+    let count = |m: &pvm_core::Memory| (m.backed_pages() as i64, m.pages().count() as u64);
+    let (mut pages, mut visited) = count(inst.memory());
     let mut machines = 0;
     if let Some(inner) = inner.filter(|i| !i.is_empty()) {
         // Machine ids are small (at most a few dozen machines live at once).
         let mut n = 0u64;
         while machines < inner.len() && n < 1 << 16 {
             if let Some(m) = inner.machine(n) {
-                pages += m.memory().backed_pages() as i64;
+                let (p, v) = count(m.memory());
+                pages += p;
+                visited += v;
                 machines += 1;
             }
             n += 1;
         }
     }
-    INSTANCE_BASE_BYTES * (1 + machines as i64) + pages * PAGE_SIZE as i64
+    let bytes = INSTANCE_BASE_BYTES * (1 + machines as i64) + pages * PAGE_SIZE as i64;
+    (bytes, visited)
 }
+
+/// Operations that move at least this many bytes re-measure at once (see [`Pvm::account`]).
+const ACCOUNT_NOW_BYTES: u64 = 1 << 20;
 
 impl Core {
     /// Tells V8 that this instance now holds `bytes` of native memory.
@@ -278,6 +286,10 @@ pub struct Pvm {
     pub(crate) args_write: Option<(u32, Vec<u8>)>,
     /// The JIP-6 log, if a run recorded one.
     pub(crate) jip6: RefCell<Option<Recording>>,
+    /// Operations left before the native memory is re-measured ([`Pvm::account`]).
+    account_budget: Cell<u32>,
+    /// Re-measure at the next [`Pvm::account`] whatever the budget says.
+    account_now: Cell<bool>,
     /// Runs are being recorded (a recorded run is in progress or stopped at a host call).
     pub(crate) jip6_active: Cell<bool>,
     /// A host call is open in the recording: accessor calls are recorded.
@@ -392,6 +404,8 @@ impl Pvm {
             program_bytes,
             args_write,
             jip6: RefCell::new(None),
+            account_budget: Cell::new(0),
+            account_now: Cell::new(false),
             jip6_active: Cell::new(false),
             recording_call: Cell::new(false),
         }
@@ -403,12 +417,32 @@ impl Pvm {
 
     /// Re-measures the native memory of the instance and its inner machines for V8 (see [`Core`]).
     /// A no-op for a freed VM; skipped (not wrong, only stale) while the inner machines are in use.
+    ///
+    /// Measuring visits every mapped page (and a 2 KiB summary bitmap), so it is amortised: after
+    /// a measurement that visited `n` pages the next `16 + n / 32` operations skip it (a VM with
+    /// 64 MiB mapped re-measures every 528 operations), unless an operation moved at least
+    /// [`ACCOUNT_NOW_BYTES`] (`note_bytes`), which re-measures at once. Creation always measures.
     pub(crate) fn account(&self) {
+        let left = self.account_budget.get();
+        if left > 0 && !self.account_now.get() {
+            self.account_budget.set(left - 1);
+            return;
+        }
+        self.account_now.set(false);
         let Ok(inner) = self.inner.try_borrow() else {
             return;
         };
-        if let Ok(bytes) = self.with(|i| native_size(i, inner.as_ref())) {
+        if let Ok((bytes, visited)) = self.with(|i| native_size(i, inner.as_ref())) {
             self.core.report(bytes);
+            self.account_budget
+                .set((16 + visited / 32).min(u32::MAX as u64) as u32);
+        }
+    }
+
+    /// An operation wrote, mapped or unmapped `bytes`: a large one is reported to V8 at once.
+    fn note_bytes(&self, bytes: u64) {
+        if bytes >= ACCOUNT_NOW_BYTES {
+            self.account_now.set(true);
         }
     }
 
@@ -1069,6 +1103,7 @@ impl Pvm {
             if !unchecked && !data.is_empty() {
                 self.jip6_record(|r| r.record_write(address, data));
             }
+            self.note_bytes(data.len() as u64);
             Ok(())
         })
     }
@@ -1120,6 +1155,7 @@ impl Pvm {
             };
             range_end(address, length)?;
             self.with(|i| i.memory_mut().map(address, length, access))??;
+            self.note_bytes(length as u64);
             if access == Access::None {
                 self.detach_pages(env, address, length);
             }
@@ -1140,6 +1176,7 @@ impl Pvm {
             self.with(|_| ())?;
             self.detach_pages(env, address, length);
             self.with(|i| i.memory_mut().unmap(address, length))??;
+            self.note_bytes(length as u64);
             Ok(())
         })
     }
