@@ -124,7 +124,7 @@ fi
 suite "Node addon" npm test
 
 echo
-for s in "${skipped[@]}"; do echo "SKIPPED: $s"; done
+for s in ${skipped[@]+"${skipped[@]}"}; do echo "SKIPPED: $s"; done
 [[ $failed -gt 0 ]] && echo "failed: ${failed_names[*]}"
 echo "suites: $passed passed, $failed failed, ${#skipped[@]} skipped"
 [[ $failed -eq 0 ]]
