@@ -1,8 +1,9 @@
 //! Rust panics at the Node-API boundary: caught, silent, thrown as `PvmError` `INTERNAL`.
 //!
-//! Every napi entry point of the binding (functions, methods, getters, setters, the finalizers
-//! of its objects and external buffers) runs its body under [`catch`] (see
-//! [`crate::error::guard`]). A panic — always a bug in libpvm — then becomes a JavaScript
+//! Every napi entry point of the binding (functions, methods, getters, setters, module
+//! initialisation, and the finalizers that free instances: a `Pvm`'s and its external buffers')
+//! runs its body under [`catch`] (see [`crate::error::guard`]). (`Program` and `InnerPvms` are
+//! dropped by napi-rs's own finalizer; dropping them runs no libpvm code that can panic.) A panic — always a bug in libpvm — then becomes a JavaScript
 //! exception (`PvmError` with code `INTERNAL`, the message naming the panic and its location)
 //! instead of aborting the Node process, which is what an unwind reaching napi-rs's
 //! `extern "C"` callbacks does.
