@@ -402,7 +402,10 @@ export declare enum PvmErrorCode {
   InvalidState = 'INVALID_STATE',
   /** `replayJip6` with `verify`: the replay diverged from the log (the message says where). */
   Divergence = 'DIVERGENCE',
-  /** A Node-API call failed unexpectedly. */
+  /**
+   * A Node-API call failed unexpectedly, or libpvm hit an internal error (a bug: a Rust panic,
+   * caught at the boundary; the message names it).
+   */
   Internal = 'INTERNAL',
 }
 

@@ -21,7 +21,10 @@
  *    pvm_execute / pvm_resume / pvm_step on that VM return PVM_RESULT_ERROR. pvm_destroy of that VM
  *    is allowed: the VM becomes invalid at once and is freed when the run returns (with
  *    PVM_RESULT_ERROR).
- *  - No Rust panic ever crosses this boundary; an internal error becomes an error return.
+ *  - No Rust panic ever crosses this boundary; an internal error becomes an error return with
+ *    an "internal error" message in pvm_last_error, and nothing is printed on stderr.
+ *  - Address ranges [addr, addr + len) must end at or below 2^32 (GP addresses are 32-bit): a
+ *    range past 2^32 is an argument error (computed without overflow), never wrapped to 0.
  */
 #ifndef PVM_H
 #define PVM_H
@@ -380,16 +383,19 @@ void pvm_set_memory_bounds(pvm_vm_t* vm, uint32_t rw_addr, uint32_t rw_end, uint
                            uint32_t stack_addr, uint32_t stack_end);
 
 /* [ext] Maps or re-protects the pages covering [addr, addr + len) with access PVM_ACCESS_NONE
- * (inaccessible, contents kept), _READ or _WRITE. 0 on success, -1 on error. */
+ * (inaccessible, contents kept), _READ or _WRITE. 0 on success, -1 on error (also, changing
+ * nothing, for a range past 2^32). */
 int pvm_map_pages(pvm_vm_t* vm, uint32_t addr, uint64_t len, int access);
-/* [ext] Removes the pages covering [addr, addr + len) and frees their contents. 0 or -1. */
+/* [ext] Removes the pages covering [addr, addr + len) and frees their contents. 0 or -1 (a
+ * range past 2^32, e.g. len = UINT64_MAX, is an error and unmaps nothing). */
 int pvm_unmap_pages(pvm_vm_t* vm, uint32_t addr, uint64_t len);
 /* [ext] Access of the page holding addr (PVM_ACCESS_*), -1 on error. */
 int pvm_get_page_access(pvm_vm_t* vm, uint32_t addr);
 
 /* Guest-view writes (little-endian): every byte must be writable. Return 0 on success or
  * PVM_OOB (nothing written; invalid handles and arguments also give PVM_OOB, see
- * pvm_last_error). Safe to call from a host callback: a bad guest address is an error code. */
+ * pvm_last_error; so does a range past 2^32). Safe to call from a host callback: a bad guest
+ * address is an error code. */
 uint64_t pvm_write_ram_bytes_8(pvm_vm_t* vm, uint32_t addr, uint8_t value);
 uint64_t pvm_write_ram_bytes_16(pvm_vm_t* vm, uint32_t addr, uint16_t value);
 uint64_t pvm_write_ram_bytes_32(pvm_vm_t* vm, uint32_t addr, uint32_t value);
@@ -398,8 +404,9 @@ uint64_t pvm_write_ram_bytes_64(pvm_vm_t* vm, uint32_t addr, uint64_t value);
 uint64_t pvm_write_ram_bytes(pvm_vm_t* vm, uint32_t addr, const uint8_t* data, size_t len);
 
 /* Guest-view reads (little-endian): every byte must be readable. On failure they return 0 and
- * set *error_code to PVM_MEM_OOB (inaccessible) or PVM_MEM_ERROR (invalid handle/arguments);
- * on success *error_code = PVM_MEM_OK. error_code may be NULL. */
+ * set *error_code to PVM_MEM_OOB (inaccessible) or PVM_MEM_ERROR (invalid handle/arguments,
+ * including a range past 2^32); on success *error_code = PVM_MEM_OK. error_code may be NULL. A
+ * host answering a guest's request treats both as the GP's "not accessible" (e.g. OOB). */
 uint8_t pvm_read_ram_bytes_8(pvm_vm_t* vm, uint32_t addr, int* error_code);
 uint16_t pvm_read_ram_bytes_16(pvm_vm_t* vm, uint32_t addr, int* error_code);
 uint32_t pvm_read_ram_bytes_32(pvm_vm_t* vm, uint32_t addr, int* error_code);

@@ -21,7 +21,7 @@ use pvm_core::inner::{HostCallIds, InnerPvms as CoreInnerPvms};
 use pvm_core::jip7::{state_of, CallRecorder};
 use pvm_core::{HostCallContext, HostOutcome, Spec};
 
-use crate::error::{throw, Code, Fail, Res};
+use crate::error::{guard, Code, Fail, Res};
 use crate::js::{self, RawEnv, Val};
 use crate::vm::{Callback, Pvm, State};
 
@@ -83,9 +83,9 @@ fn parse_spec(env: RawEnv, v: Option<Val>, what: &str) -> Res<Spec> {
 #[cfg_attr(test, allow(dead_code))]
 pub fn builtin_host_call_ids(env: &Env, spec: Option<Unknown>) -> Result<BuiltinHostCallIds> {
     let env = env.raw();
-    parse_spec(env, spec.map(|s| s.raw()), "spec")
-        .map(|s| HostCallIds::of(s).into())
-        .map_err(|e| throw(env, e))
+    guard(env, || {
+        parse_spec(env, spec.map(|s| s.raw()), "spec").map(|s| HostCallIds::of(s).into())
+    })
 }
 
 fn outcome_value(env: RawEnv, outcome: Option<HostOutcome>) -> Res<Val> {
@@ -208,10 +208,12 @@ impl InnerPvms {
     #[napi(constructor, ts_args_type = "spec?: SpecVersion | null")]
     pub fn new(env: &Env, spec: Option<Unknown>) -> Result<Self> {
         let env = env.raw();
-        let spec = parse_spec(env, spec.map(|s| s.raw()), "spec").map_err(|e| throw(env, e))?;
-        Ok(InnerPvms {
-            inner: RefCell::new(CoreInnerPvms::new(spec)),
-            spec,
+        guard(env, || {
+            let spec = parse_spec(env, spec.map(|s| s.raw()), "spec")?;
+            Ok(InnerPvms {
+                inner: RefCell::new(CoreInnerPvms::new(spec)),
+                spec,
+            })
         })
     }
 
@@ -222,7 +224,7 @@ impl InnerPvms {
     #[napi(ts_args_type = "id: number, vm: Pvm", ts_return_type = "BuiltinResult")]
     pub fn handle(&self, env: &Env, id: Unknown, vm: Either<&Pvm, Unknown>) -> Result<Val> {
         let env = env.raw();
-        (|| {
+        guard(env, || {
             let id = js::to_u32(env, id.raw(), "id")?;
             // napi-rs converts (and borrow-tracks) a `Pvm`; anything else is ours to report.
             let vm = match vm {
@@ -248,26 +250,29 @@ impl InnerPvms {
                     ),
                 ));
             }
-            vm.handle_builtin_js(env, id, Some(&self.inner))
-        })()
-        .map_err(|e| throw(env, e))
+            let r = vm.handle_builtin_js(env, id, Some(&self.inner));
+            vm.account();
+            r
+        })
     }
 
     /// The number of live inner machines.
     #[napi(getter)]
-    pub fn machine_count(&self) -> u32 {
-        self.inner.try_borrow().map_or(0, |i| i.len() as u32)
+    pub fn machine_count(&self, env: &Env) -> Result<u32> {
+        guard(env.raw(), || {
+            Ok(self.inner.try_borrow().map_or(0, |i| i.len() as u32))
+        })
     }
 
     /// The Gray Paper version these machines follow.
     #[napi(getter, ts_return_type = "'0.8.0' | '0.7.2'")]
-    pub fn spec(&self) -> &'static str {
-        self.spec.as_str()
+    pub fn spec(&self, env: &Env) -> Result<&'static str> {
+        guard(env.raw(), || Ok(self.spec.as_str()))
     }
 
     /// The host-call ids `handle` answers.
     #[napi(getter)]
-    pub fn ids(&self) -> BuiltinHostCallIds {
-        HostCallIds::of(self.spec).into()
+    pub fn ids(&self, env: &Env) -> Result<BuiltinHostCallIds> {
+        guard(env.raw(), || Ok(HostCallIds::of(self.spec).into()))
     }
 }

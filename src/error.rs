@@ -36,7 +36,8 @@ pub enum PvmErrorCode {
     InvalidState,
     /// `replayJip6` with `verify`: the replay diverged from the log (the message says where).
     Divergence,
-    /// A Node-API call failed unexpectedly.
+    /// A Node-API call failed unexpectedly, or libpvm hit an internal error (a bug: a Rust panic,
+    /// caught at the boundary; the message names it).
     Internal,
 }
 
@@ -187,6 +188,16 @@ pub(crate) fn throw(env: RawEnv, f: Fail) -> napi::Error {
             napi::Status::PendingException,
             "a JavaScript exception is pending".to_string(),
         ),
+    }
+}
+
+/// The body of every napi entry point: runs `f` under [`crate::panic::catch`] and throws its
+/// failure — a `PvmError`, a pending JavaScript exception, or a Rust panic as `PvmError`
+/// `INTERNAL` — into JavaScript.
+pub(crate) fn guard<T>(env: RawEnv, f: impl FnOnce() -> Res<T>) -> napi::Result<T> {
+    match crate::panic::catch(f) {
+        Ok(r) => r.map_err(|e| throw(env, e)),
+        Err(msg) => Err(throw(env, Fail::new(Code::Internal, msg))),
     }
 }
 

@@ -334,7 +334,9 @@ pub(crate) unsafe fn external_arraybuffer<T: 'static>(
 ) -> Res<Option<Val>> {
     unsafe extern "C" fn finalize<T>(_env: RawEnv, _data: *mut c_void, hint: *mut c_void) {
         // SAFETY: `hint` is the `Box<T>` leaked below, finalized exactly once by Node.
-        drop(unsafe { Box::from_raw(hint.cast::<T>()) });
+        let keepalive = unsafe { Box::from_raw(hint.cast::<T>()) };
+        // Dropping it may free a whole instance: no panic may unwind into Node from here.
+        let _ = crate::panic::catch(move || drop(keepalive));
     }
     let hint = Box::into_raw(Box::new(keepalive));
     let mut v = ptr::null_mut();
@@ -643,7 +645,19 @@ pub(crate) fn to_short_string<'a>(
     short_string(env, v, buf).ok_or_else(|| invalid(what, "a short string", env, v))
 }
 
+/// Whether `ab` is a detached ArrayBuffer (its memory was transferred or freed).
+fn is_detached(env: RawEnv, ab: Val) -> bool {
+    let mut detached = false;
+    // SAFETY: `ab` is a live ArrayBuffer of this env; the call only writes `detached`.
+    let s = unsafe { sys::napi_is_detached_arraybuffer(env, ab, &mut detached) };
+    s == sys::Status::napi_ok && detached
+}
+
 /// The bytes of a Uint8Array, Uint8ClampedArray, Buffer, ArrayBuffer or DataView.
+///
+/// A detached buffer (or a view of one) is an `INVALID_ARGUMENT`, not an empty input: it has no
+/// bytes to read, and treating it as empty would report a truncated program instead of the
+/// caller's mistake.
 ///
 /// The slice is valid while `v` is alive and not detached: callers use it before calling any
 /// JavaScript.
@@ -651,15 +665,24 @@ pub(crate) fn to_bytes<'a>(env: RawEnv, v: Val, what: &str) -> Res<&'a [u8]> {
     let mut yes = false;
     let mut data: *mut c_void = ptr::null_mut();
     let mut len = 0usize;
+    // The ArrayBuffer behind `v` (itself, for an ArrayBuffer).
+    let mut buffer: Val = ptr::null_mut();
     // SAFETY (all calls below): `v` is a live value of this env; the info calls only write their
     // out-parameters.
     unsafe {
         sys::napi_is_typedarray(env, v, &mut yes);
         if yes {
             let mut ty = 0;
-            let mut ab = ptr::null_mut();
             let mut off = 0;
-            sys::napi_get_typedarray_info(env, v, &mut ty, &mut len, &mut data, &mut ab, &mut off);
+            sys::napi_get_typedarray_info(
+                env,
+                v,
+                &mut ty,
+                &mut len,
+                &mut data,
+                &mut buffer,
+                &mut off,
+            );
             if ty != sys::TypedarrayType::uint8_array
                 && ty != sys::TypedarrayType::uint8_clamped_array
                 && ty != sys::TypedarrayType::int8_array
@@ -672,17 +695,26 @@ pub(crate) fn to_bytes<'a>(env: RawEnv, v: Val, what: &str) -> Res<&'a [u8]> {
         } else {
             sys::napi_is_arraybuffer(env, v, &mut yes);
             if yes {
+                buffer = v;
                 sys::napi_get_arraybuffer_info(env, v, &mut data, &mut len);
             } else {
                 sys::napi_is_dataview(env, v, &mut yes);
                 if !yes {
                     return Err(invalid(what, "a Uint8Array or Buffer", env, v));
                 }
-                let mut ab = ptr::null_mut();
                 let mut off = 0;
-                sys::napi_get_dataview_info(env, v, &mut len, &mut data, &mut ab, &mut off);
+                sys::napi_get_dataview_info(env, v, &mut len, &mut data, &mut buffer, &mut off);
             }
         }
+    }
+    if !buffer.is_null() && is_detached(env, buffer) {
+        return Err(Fail::new(
+            Code::InvalidArgument,
+            format!(
+                "{what} is a detached ArrayBuffer (or a view of one): its memory was transferred \
+                 or freed, so it has no bytes"
+            ),
+        ));
     }
     if len == 0 || data.is_null() {
         return Ok(&[]);

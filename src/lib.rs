@@ -23,6 +23,7 @@ mod jip7;
 /// The earlier name of [`jip7`], for the other modules.
 use jip7 as jip6;
 mod js;
+mod panic;
 mod program;
 mod trace;
 mod vm;
@@ -30,10 +31,21 @@ mod vm;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-/// Module initialisation: defines the `PvmError` class and caches the few JavaScript built-ins the
-/// binding calls (`Buffer.from`). Runs once per JavaScript environment (main thread or worker).
+/// Module initialisation: defines the `PvmError` class, caches the few JavaScript built-ins the
+/// binding calls (`Buffer.from`) and installs the panic-guarded `replayJip6` (see [`panic`]). Runs once per JavaScript environment (main thread or worker).
 #[napi(module_exports)]
 pub fn init(exports: Object, env: Env) -> Result<()> {
-    // SAFETY: called by napi-rs during module registration with a live env and exports object.
-    unsafe { js::init_module(env.raw(), exports.raw()) }
+    panic::catch(|| {
+        // SAFETY: called by napi-rs during module registration with a live env and exports
+        // object.
+        unsafe {
+            js::init_module(env.raw(), exports.raw())?;
+            panic::install_exports(env.raw(), exports.raw())
+        }
+    })
+    .unwrap_or_else(|msg| {
+        Err(Error::from_reason(format!(
+            "libpvm: cannot initialise: {msg}"
+        )))
+    })
 }

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::error::{throw, Code, Fail, Res};
+use crate::error::{guard, Code, Fail, Res};
 use crate::js::{self, RawEnv, Val};
 use crate::vm::Pvm;
 
@@ -113,7 +113,7 @@ impl Program {
     )]
     pub fn from_standard(env: &Env, bytes: Unknown, options: Option<Unknown>) -> Result<Program> {
         let env = env.raw();
-        (|| -> Res<Program> {
+        guard(env, || -> Res<Program> {
             // Options first: reading them may run JavaScript (getters), which must not happen
             // while `bytes` borrows an ArrayBuffer's memory.
             let opts = options_object(env, options, "options")?;
@@ -136,8 +136,7 @@ impl Program {
                 inner,
                 bytes: bytes.into(),
             })
-        })()
-        .map_err(|e| throw(env, e))
+        })
     }
 
     /// Loads a generic code blob `E(|j|) E1(z) E(|c|) j c k` (GP A.1): no memory layout, all
@@ -148,7 +147,7 @@ impl Program {
     )]
     pub fn from_code(env: &Env, bytes: Unknown, options: Option<Unknown>) -> Result<Program> {
         let env = env.raw();
-        (|| -> Res<Program> {
+        guard(env, || -> Res<Program> {
             let opts = options_object(env, options, "options")?;
             let spec = parse_spec(env, opts)?;
             let bytes = js::to_bytes(env, bytes.raw(), "bytes")?;
@@ -157,56 +156,58 @@ impl Program {
                 inner,
                 bytes: bytes.into(),
             })
-        })()
-        .map_err(|e| throw(env, e))
+        })
     }
 
     /// The Gray Paper version this program follows.
     #[napi(getter, ts_return_type = "'0.8.0' | '0.7.2'")]
-    pub fn spec(&self) -> &'static str {
-        self.inner.spec().as_str()
+    pub fn spec(&self, env: &Env) -> Result<&'static str> {
+        guard(env.raw(), || Ok(self.inner.spec().as_str()))
     }
 
     /// Whether this is a standard program (GP A.7 memory layout and argument area).
     #[napi(getter)]
-    pub fn is_standard(&self) -> bool {
-        self.inner.standard_layout().is_some()
+    pub fn is_standard(&self, env: &Env) -> Result<bool> {
+        guard(env.raw(), || Ok(self.inner.standard_layout().is_some()))
     }
 
     /// The code length |c| in bytes.
     #[napi(getter)]
-    pub fn code_length(&self) -> u32 {
-        self.inner.code().len() as u32
+    pub fn code_length(&self, env: &Env) -> Result<u32> {
+        guard(env.raw(), || Ok(self.inner.code().len() as u32))
     }
 
     /// The metadata m of a JAM service blob (`fromStandard(bytes, { metadata: true })`), else null.
     #[napi(ts_return_type = "Buffer | null")]
     pub fn metadata(&self, env: &Env) -> Result<napi::sys::napi_value> {
         let env = env.raw();
-        match self.inner.metadata() {
-            Some(m) => js::buffer_copy(env, m).map_err(|e| throw(env, e)),
+        guard(env, || match self.inner.metadata() {
+            Some(m) => js::buffer_copy(env, m),
             None => Ok(js::null(env)),
-        }
+        })
     }
 
     /// The gas cost of every basic block, sorted by pc (GP 0.8.0 A.9 costs; for GP 0.7.2 the
     /// number of instructions in each block).
     #[napi]
-    pub fn block_gas_costs(&self) -> Vec<BlockGasCost> {
-        self.inner
-            .block_gas_costs()
-            .iter()
-            .map(|b| BlockGasCost {
-                pc: b.pc,
-                cost: b.cost,
-            })
-            .collect()
+    pub fn block_gas_costs(&self, env: &Env) -> Result<Vec<BlockGasCost>> {
+        guard(env.raw(), || {
+            Ok(self
+                .inner
+                .block_gas_costs()
+                .iter()
+                .map(|b| BlockGasCost {
+                    pc: b.pc,
+                    cost: b.cost,
+                })
+                .collect())
+        })
     }
 
     /// Whether `pc` is the start of a valid instruction.
     #[napi]
-    pub fn is_instruction_start(&self, pc: u32) -> bool {
-        self.inner.is_instruction_start(pc)
+    pub fn is_instruction_start(&self, env: &Env, pc: u32) -> Result<bool> {
+        guard(env.raw(), || Ok(self.inner.is_instruction_start(pc)))
     }
 
     /// Creates a VM. For a standard program memory and registers are laid out as GP A.7 says for
@@ -214,7 +215,7 @@ impl Program {
     #[napi(ts_args_type = "options: InstantiateOptions")]
     pub fn instantiate(&self, env: &Env, options: Unknown) -> Result<Pvm> {
         let env = env.raw();
-        (|| -> Res<Pvm> {
+        guard(env, || -> Res<Pvm> {
             let Some(opts) = options_object(env, Some(options), "options")? else {
                 return Err(Fail::new(
                     Code::InvalidArgument,
@@ -261,8 +262,8 @@ impl Program {
             };
             let vm = Pvm::new(env, inst, self.bytes.clone(), args_write);
             vm.set_builtins_default(builtins);
+            vm.account();
             Ok(vm)
-        })()
-        .map_err(|e| throw(env, e))
+        })
     }
 }

@@ -32,7 +32,7 @@ use napi_derive::napi;
 use pvm_core::inner::InnerPvms;
 use pvm_core::{Access, Exit, HostOutcome, Instance, MemoryError, NUM_REGISTERS, PAGE_SIZE};
 
-use crate::error::{throw, Code, Fail, Res};
+use crate::error::{guard, Code, Fail, Res};
 use crate::jip6::Recording;
 use crate::js::{self, RawEnv, Val};
 
@@ -170,8 +170,73 @@ pub struct PageInfoDecl {
 }
 
 /// The instance, shared with the finalizers of the external buffers that view it.
+///
+/// It also tells V8 how much native memory it holds (`napi_adjust_external_memory`): a VM's
+/// JavaScript object is tiny, so without this V8 sees no reason to collect unfreed VMs, and
+/// thousands of them (each with megabytes of guest pages) pile up until the process runs out of
+/// memory. The amount is an estimate, [`native_size`], re-measured whenever an operation may
+/// have changed it (creation, `run`, `step`, memory writes and views, page maps, built-in host
+/// calls) and given back when the instance is freed or dropped.
 struct Core {
     inst: UnsafeCell<Option<Box<Instance>>>,
+    env: RawEnv,
+    /// Bytes currently reported to V8 for this instance.
+    reported: Cell<i64>,
+}
+
+/// The fixed native cost of one instance (the `Instance`, its page table's touched parts and the
+/// binding's state), measured at roughly 6–22 KiB in RSS per VM; rounded up.
+const INSTANCE_BASE_BYTES: i64 = 32 << 10;
+
+/// Estimated native bytes held by `inst` and the inner machines — the fixed cost plus 4 KiB per
+/// page with storage of its own (pages that were never written take none) — and the number of
+/// mapped pages that measuring it visited (its cost).
+fn native_size(inst: &Instance, inner: Option<&InnerPvms>) -> (i64, u64) {
+    let count = |m: &pvm_core::Memory| (m.backed_pages() as i64, m.pages().count() as u64);
+    let (mut pages, mut visited) = count(inst.memory());
+    let mut machines = 0;
+    if let Some(inner) = inner.filter(|i| !i.is_empty()) {
+        // Machine ids are small (at most a few dozen machines live at once).
+        let mut n = 0u64;
+        while machines < inner.len() && n < 1 << 16 {
+            if let Some(m) = inner.machine(n) {
+                let (p, v) = count(m.memory());
+                pages += p;
+                visited += v;
+                machines += 1;
+            }
+            n += 1;
+        }
+    }
+    let bytes = INSTANCE_BASE_BYTES * (1 + machines as i64) + pages * PAGE_SIZE as i64;
+    (bytes, visited)
+}
+
+/// Operations that move at least this many bytes re-measure at once (see [`Pvm::account`]).
+const ACCOUNT_NOW_BYTES: u64 = 1 << 20;
+
+impl Core {
+    /// Tells V8 that this instance now holds `bytes` of native memory.
+    fn report(&self, bytes: i64) {
+        let delta = bytes - self.reported.get();
+        if delta == 0 {
+            return;
+        }
+        let mut total = 0i64;
+        // SAFETY: `env` is the env the instance was created in; this runs on its thread (a
+        // method call or a finalizer). The call only updates V8's external-memory counter.
+        let status = unsafe { sys::napi_adjust_external_memory(self.env, delta, &mut total) };
+        if status == sys::Status::napi_ok {
+            self.reported.set(bytes);
+        }
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        // The last holder (the `Pvm` or a view's finalizer) is gone: so is the memory.
+        self.report(0);
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -226,6 +291,10 @@ pub struct Pvm {
     pub(crate) args_write: Option<(u32, Vec<u8>)>,
     /// The JIP-6 log, if a run recorded one.
     pub(crate) jip6: RefCell<Option<Recording>>,
+    /// Operations left before the native memory is re-measured ([`Pvm::account`]).
+    account_budget: Cell<u32>,
+    /// Re-measure at the next [`Pvm::account`] whatever the budget says.
+    account_now: Cell<bool>,
     /// Runs are being recorded (a recorded run is in progress or stopped at a host call).
     pub(crate) jip6_active: Cell<bool>,
     /// A host call is open in the recording: accessor calls are recorded.
@@ -236,13 +305,29 @@ impl Drop for Pvm {
     fn drop(&mut self) {
         // The JavaScript object was collected (or the env is shutting down). Views that are still
         // reachable keep the instance alive through their finalizers, so only the references go.
+        // This runs in napi-rs's finalizer: nothing may unwind from here, so the parts whose
+        // drop does real work (the instance, the inner machines) are dropped under
+        // `panic::catch`; what remains for the field drops is trivial.
         let views = std::mem::take(self.views.get_mut());
-        if let Some(r) = views.registers {
-            js::delete_ref(self.env, r);
-        }
-        for (_, r) in views.pages {
-            js::delete_ref(self.env, r);
-        }
+        let inner = self.inner.get_mut().take();
+        let inst = if Rc::strong_count(&self.core) == 1 {
+            // SAFETY: no view holds the core (the count is 1) and no `with` borrow is live
+            // (the object is being finalized), so nothing else can reach the instance.
+            unsafe { (*self.core.inst.get()).take() }
+        } else {
+            None
+        };
+        let env = self.env;
+        let _ = crate::panic::catch(move || {
+            if let Some(r) = views.registers {
+                js::delete_ref(env, r);
+            }
+            for (_, r) in views.pages {
+                js::delete_ref(env, r);
+            }
+            drop(inner);
+            drop(inst);
+        });
     }
 }
 
@@ -308,6 +393,8 @@ impl Pvm {
         Pvm {
             core: Rc::new(Core {
                 inst: UnsafeCell::new(Some(Box::new(inst))),
+                env,
+                reported: Cell::new(0),
             }),
             env,
             callback: Cell::new(Callback::None),
@@ -322,6 +409,8 @@ impl Pvm {
             program_bytes,
             args_write,
             jip6: RefCell::new(None),
+            account_budget: Cell::new(0),
+            account_now: Cell::new(false),
             jip6_active: Cell::new(false),
             recording_call: Cell::new(false),
         }
@@ -329,6 +418,60 @@ impl Pvm {
 
     pub(crate) fn set_builtins_default(&self, on: bool) {
         self.builtins.set(on);
+    }
+
+    /// Re-measures the native memory of the instance and its inner machines for V8 (see [`Core`]).
+    /// A no-op for a freed VM; skipped (not wrong, only stale) while the inner machines are in use.
+    ///
+    /// Measuring visits every mapped page (and a 2 KiB summary bitmap), so it is amortised: after
+    /// a measurement that visited `n` pages the next `16 + n / 32` operations skip it (a VM with
+    /// 64 MiB mapped re-measures every 528 operations), unless an operation moved at least
+    /// [`ACCOUNT_NOW_BYTES`] (`note_bytes`), which re-measures at once. Creation always measures.
+    pub(crate) fn account(&self) {
+        let left = self.account_budget.get();
+        if left > 0 && !self.account_now.get() {
+            self.account_budget.set(left - 1);
+            return;
+        }
+        self.account_now.set(false);
+        let Ok(inner) = self.inner.try_borrow() else {
+            return;
+        };
+        if let Ok((bytes, visited)) = self.with(|i| native_size(i, inner.as_ref())) {
+            self.core.report(bytes);
+            self.account_budget
+                .set((16 + visited / 32).min(u32::MAX as u64) as u32);
+        }
+    }
+
+    /// An operation wrote, mapped or unmapped `bytes`: a large one is reported to V8 at once.
+    fn note_bytes(&self, bytes: u64) {
+        if bytes >= ACCOUNT_NOW_BYTES {
+            self.account_now.set(true);
+        }
+    }
+
+    /// `Ok` unless the VM was freed (`VM_FREED`): every method and setter but `free` and `freed`
+    /// checks this first.
+    pub(crate) fn live(&self) -> Res<()> {
+        self.with(|_| ())
+    }
+
+    /// [`guard`] for the methods of a VM: throws `VM_FREED` before anything else (arguments
+    /// included) if the VM was freed.
+    fn guard<T>(&self, env: RawEnv, f: impl FnOnce() -> Res<T>) -> Result<T> {
+        guard(env, || {
+            self.live()?;
+            f()
+        })
+    }
+
+    /// [`Pvm::guard`] for methods that may change the VM's native memory (running, writing,
+    /// mapping, views, built-in host calls): re-measures it for V8 afterwards, however `f` ends.
+    fn guard_mem<T>(&self, env: RawEnv, f: impl FnOnce() -> Res<T>) -> Result<T> {
+        let r = self.guard(env, f);
+        self.account();
+        r
     }
 
     /// Runs `f` with the instance borrowed mutably. `f` must not call JavaScript (which could
@@ -679,6 +822,7 @@ impl Pvm {
         // just been detached.
         let inst = unsafe { (*self.core.inst.get()).take() };
         drop(inst);
+        self.core.report(0);
         // The inner machines go too (they are not borrowed: no host call is being handled).
         if let Ok(mut inner) = self.inner.try_borrow_mut() {
             *inner = None;
@@ -698,11 +842,6 @@ impl Pvm {
             None => Ok(js::null(env)),
         }
     }
-}
-
-/// Converts `f` into a thrown `PvmError`.
-fn done<T>(env: RawEnv, r: Res<T>) -> Result<T> {
-    r.map_err(|e| throw(env, e))
 }
 
 fn arg_u32(env: RawEnv, v: &Unknown, what: &str) -> Res<u32> {
@@ -749,15 +888,14 @@ impl Pvm {
     ) -> Result<Val> {
         let env = env.raw();
         let this = this.raw();
-        done(
-            env,
+        self.guard_mem(env, || {
             self.run_impl(
                 env,
                 this,
                 host_call.map(|h| h.raw()),
                 options.map(|o| o.raw()),
-            ),
-        )
+            )
+        })
     }
 
     /// Executes up to `count` instructions (default 1). Returns status `'running'` if the VM did
@@ -765,32 +903,30 @@ impl Pvm {
     #[napi(ts_args_type = "count?: number", ts_return_type = "Exit")]
     pub fn step(&self, env: &Env, count: Option<Unknown>) -> Result<Val> {
         let env = env.raw();
-        done(
-            env,
-            (|| {
-                let n = match count.filter(|c| !js::is_nullish(env, c.raw())) {
-                    Some(c) => arg_u32(env, &c, "count")?,
-                    None => 1,
-                };
-                self.step_impl(env, n)
-            })(),
-        )
+        self.guard_mem(env, || {
+            let n = match count.filter(|c| !js::is_nullish(env, c.raw())) {
+                Some(c) => arg_u32(env, &c, "count")?,
+                None => 1,
+            };
+            self.step_impl(env, n)
+        })
     }
 
     /// The status of the last run or step (`'running'` for a fresh VM).
     #[napi(getter, ts_return_type = "ExitStatus")]
     pub fn status(&self, env: &Env) -> Result<&'static str> {
-        done(
-            env.raw(),
-            self.with(|_| ()).map(|_| status_name(self.last_exit())),
-        )
+        self.guard(env.raw(), || {
+            self.with(|_| ()).map(|_| status_name(self.last_exit()))
+        })
     }
 
     /// Whether `free()` was called.
     #[napi(getter)]
-    pub fn freed(&self) -> bool {
+    pub fn freed(&self, env: &Env) -> Result<bool> {
         // SAFETY: a shared read of the slot's discriminant outside any `with`.
-        unsafe { (*self.core.inst.get()).is_none() }
+        guard(env.raw(), || {
+            Ok(unsafe { (*self.core.inst.get()).is_none() })
+        })
     }
 
     /// The 13 registers as a live, zero-copy `BigUint64Array`: writes change the VM. The same
@@ -799,7 +935,7 @@ impl Pvm {
     #[napi(getter, ts_return_type = "BigUint64Array")]
     pub fn registers(&self, env: &Env) -> Result<Val> {
         let env = env.raw();
-        done(env, self.registers_impl(env))
+        self.guard(env, || self.registers_impl(env))
     }
 
     /// Sets the first `values.length` registers (at most 13).
@@ -809,117 +945,98 @@ impl Pvm {
     )]
     pub fn set_registers(&self, env: &Env, values: Unknown) -> Result<()> {
         let env = env.raw();
-        done(
-            env,
-            (|| {
-                let regs = js::to_registers(env, values.raw(), "registers")?;
-                self.with(|i| i.registers_mut()[..regs.len()].copy_from_slice(&regs))?;
-                for i in 0..regs.len() {
-                    self.jip6_record(|r| r.record_set_reg(i));
-                }
-                Ok(())
-            })(),
-        )
+        self.guard(env, || {
+            let regs = js::to_registers(env, values.raw(), "registers")?;
+            self.with(|i| i.registers_mut()[..regs.len()].copy_from_slice(&regs))?;
+            for i in 0..regs.len() {
+                self.jip6_record(|r| r.record_set_reg(i));
+            }
+            Ok(())
+        })
     }
 
     /// Register `index` (0..12).
     #[napi(ts_args_type = "index: number", ts_return_type = "bigint")]
     pub fn get_register(&self, env: &Env, index: Unknown) -> Result<Val> {
         let env = env.raw();
-        done(
-            env,
-            (|| {
-                let i = reg_index(env, &index)?;
-                let v = self.with(|inst| inst.registers()[i])?;
-                js::bigint_u64(env, v)
-            })(),
-        )
+        self.guard(env, || {
+            let i = reg_index(env, &index)?;
+            let v = self.with(|inst| inst.registers()[i])?;
+            js::bigint_u64(env, v)
+        })
     }
 
     /// Sets register `index` (0..12) to `value` (a bigint in 0..2^64 or a safe integer).
     #[napi(ts_args_type = "index: number, value: bigint | number")]
     pub fn set_register(&self, env: &Env, index: Unknown, value: Unknown) -> Result<()> {
         let env = env.raw();
-        done(
-            env,
-            (|| {
-                let i = reg_index(env, &index)?;
-                let v = js::to_u64(env, value.raw(), "value")?;
-                self.with(|inst| inst.registers_mut()[i] = v)?;
-                self.jip6_record(|r| r.record_set_reg(i));
-                Ok(())
-            })(),
-        )
+        self.guard(env, || {
+            let i = reg_index(env, &index)?;
+            let v = js::to_u64(env, value.raw(), "value")?;
+            self.with(|inst| inst.registers_mut()[i] = v)?;
+            self.jip6_record(|r| r.record_set_reg(i));
+            Ok(())
+        })
     }
 
     /// Remaining gas ϱ (a signed 64-bit value).
     #[napi(getter, ts_return_type = "bigint")]
     pub fn gas(&self, env: &Env) -> Result<Val> {
         let env = env.raw();
-        done(
-            env,
-            self.with(|i| i.gas()).and_then(|g| js::bigint_i64(env, g)),
-        )
+        self.guard(env, || {
+            self.with(|i| i.gas()).and_then(|g| js::bigint_i64(env, g))
+        })
     }
 
     #[napi(setter, ts_args_type = "value: bigint | number")]
     pub fn set_gas(&self, env: &Env, value: Unknown) -> Result<()> {
         let env = env.raw();
-        done(
-            env,
-            (|| {
-                let g = js::to_i64(env, value.raw(), "gas")?;
-                self.with(|i| i.set_gas(g))?;
-                self.jip6_record(|r| r.record_set_gas());
-                Ok(())
-            })(),
-        )
+        self.guard(env, || {
+            let g = js::to_i64(env, value.raw(), "gas")?;
+            self.with(|i| i.set_gas(g))?;
+            self.jip6_record(|r| r.record_set_gas());
+            Ok(())
+        })
     }
 
     /// The pc ı. After an `ecalli` it is the `ecalli`'s pc (also inside the handler). Setting it
     /// also cancels "continue after the ecalli": the next run starts exactly there.
     #[napi(getter)]
     pub fn pc(&self, env: &Env) -> Result<u32> {
-        done(env.raw(), self.with(|i| i.pc()))
+        self.guard(env.raw(), || self.with(|i| i.pc()))
     }
 
     #[napi(setter, ts_args_type = "value: number")]
     pub fn set_pc(&self, env: &Env, value: Unknown) -> Result<()> {
         let env = env.raw();
-        done(
-            env,
-            (|| {
-                let pc = arg_u32(env, &value, "pc")?;
-                self.with(|i| i.set_pc(pc))?;
-                // The next run starts here: the host call the VM stopped at is abandoned.
-                self.host_call_open.set(None);
-                Ok(())
-            })(),
-        )
+        self.guard(env, || {
+            let pc = arg_u32(env, &value, "pc")?;
+            self.with(|i| i.set_pc(pc))?;
+            // The next run starts here: the host call the VM stopped at is abandoned.
+            self.host_call_open.set(None);
+            Ok(())
+        })
     }
 
     /// The pc the next run or step starts at (after an `ecalli`: the next instruction's).
     #[napi(getter)]
     pub fn next_pc(&self, env: &Env) -> Result<u32> {
-        done(env.raw(), self.with(|i| i.next_pc()))
+        self.guard(env.raw(), || self.with(|i| i.next_pc()))
     }
 
     /// The gas-charged flag χ (GP 0.8.0 A.4): whether the current basic block is paid for.
     #[napi(getter)]
     pub fn gas_charged(&self, env: &Env) -> Result<bool> {
-        done(env.raw(), self.with(|i| i.gas_charged()))
+        self.guard(env.raw(), || self.with(|i| i.gas_charged()))
     }
 
     #[napi(setter, ts_args_type = "value: boolean")]
     pub fn set_gas_charged(&self, env: &Env, value: Unknown) -> Result<()> {
         let env = env.raw();
-        done(
-            env,
-            (|| {
-                let b = js::to_bool(env, value.raw(), "gasCharged")?;
-                self.with(|i| i.set_gas_charged(b))
-            })(),
-        )
+        self.guard(env, || {
+            let b = js::to_bool(env, value.raw(), "gasCharged")?;
+            self.with(|i| i.set_gas_charged(b))
+        })
     }
 
     /// Copies `length` bytes of guest memory. Checked as the guest sees it: throws a `PvmError`
@@ -937,27 +1054,24 @@ impl Pvm {
         options: Option<Unknown>,
     ) -> Result<Val> {
         let env = env.raw();
-        done(
-            env,
-            (|| {
-                let address = arg_u32(env, &address, "address")?;
-                let length = arg_u32(env, &length, "length")?;
-                let unchecked = memory_options(env, options)?;
-                range_end(address, length)?;
-                let mut buf = vec![0u8; length as usize];
-                self.with(|i| {
-                    if unchecked {
-                        i.memory().read_unchecked(address, &mut buf)
-                    } else {
-                        i.memory().read(address, &mut buf)
-                    }
-                })??;
-                if !unchecked && length > 0 {
-                    self.jip6_record(|r| r.record_read(address, &buf));
+        self.guard(env, || {
+            let address = arg_u32(env, &address, "address")?;
+            let length = arg_u32(env, &length, "length")?;
+            let unchecked = memory_options(env, options)?;
+            range_end(address, length)?;
+            let mut buf = vec![0u8; length as usize];
+            self.with(|i| {
+                if unchecked {
+                    i.memory().read_unchecked(address, &mut buf)
+                } else {
+                    i.memory().read(address, &mut buf)
                 }
-                js::buffer_copy(env, &buf)
-            })(),
-        )
+            })??;
+            if !unchecked && length > 0 {
+                self.jip6_record(|r| r.record_read(address, &buf));
+            }
+            js::buffer_copy(env, &buf)
+        })
     }
 
     /// Writes guest memory. Checked: throws `MEMORY_FAULT` (nothing written) unless every byte
@@ -971,34 +1085,32 @@ impl Pvm {
         options: Option<Unknown>,
     ) -> Result<()> {
         let env = env.raw();
-        done(
-            env,
-            (|| {
-                let address = arg_u32(env, &address, "address")?;
-                // Options first: reading them may run JavaScript, which must not happen while `data`
-                // borrows an ArrayBuffer's memory.
-                let unchecked = memory_options(env, options)?;
-                let data = js::to_bytes(env, data.raw(), "data")?;
-                range_end(address, data.len().min(u32::MAX as usize) as u32)?;
-                if data.len() > u32::MAX as usize {
-                    return Err(Fail::new(
-                        Code::InvalidArgument,
-                        "data is longer than 2^32 bytes",
-                    ));
+        self.guard_mem(env, || {
+            let address = arg_u32(env, &address, "address")?;
+            // Options first: reading them may run JavaScript, which must not happen while `data`
+            // borrows an ArrayBuffer's memory.
+            let unchecked = memory_options(env, options)?;
+            let data = js::to_bytes(env, data.raw(), "data")?;
+            range_end(address, data.len().min(u32::MAX as usize) as u32)?;
+            if data.len() > u32::MAX as usize {
+                return Err(Fail::new(
+                    Code::InvalidArgument,
+                    "data is longer than 2^32 bytes",
+                ));
+            }
+            self.with(|i| {
+                if unchecked {
+                    i.memory_mut().write_unchecked(address, data)
+                } else {
+                    i.memory_mut().write(address, data)
                 }
-                self.with(|i| {
-                    if unchecked {
-                        i.memory_mut().write_unchecked(address, data)
-                    } else {
-                        i.memory_mut().write(address, data)
-                    }
-                })??;
-                if !unchecked && !data.is_empty() {
-                    self.jip6_record(|r| r.record_write(address, data));
-                }
-                Ok(())
-            })(),
-        )
+            })??;
+            if !unchecked && !data.is_empty() {
+                self.jip6_record(|r| r.record_write(address, data));
+            }
+            self.note_bytes(data.len() as u64);
+            Ok(())
+        })
     }
 
     /// A zero-copy Buffer over guest memory `[address, address + length)`, which must lie in one
@@ -1011,14 +1123,11 @@ impl Pvm {
     )]
     pub fn memory(&self, env: &Env, address: Unknown, length: Unknown) -> Result<Val> {
         let env = env.raw();
-        done(
-            env,
-            (|| {
-                let address = arg_u32(env, &address, "address")?;
-                let length = arg_u32(env, &length, "length")?;
-                self.memory_view(env, address, length)
-            })(),
-        )
+        self.guard_mem(env, || {
+            let address = arg_u32(env, &address, "address")?;
+            let length = arg_u32(env, &length, "length")?;
+            self.memory_view(env, address, length)
+        })
     }
 
     /// Maps the pages covering `[address, address + length)` with `access`. New pages are
@@ -1034,31 +1143,29 @@ impl Pvm {
         access: Unknown,
     ) -> Result<()> {
         let env = env.raw();
-        done(
-            env,
-            (|| {
-                let address = arg_u32(env, &address, "address")?;
-                let length = arg_u32(env, &length, "length")?;
-                let mut buf = [0u8; 16];
-                let access = match js::to_short_string(env, access.raw(), &mut buf, "access")? {
-                    "read" => Access::Read,
-                    "write" => Access::Write,
-                    "none" => Access::None,
-                    other => {
-                        return Err(Fail::new(
-                            Code::InvalidArgument,
-                            format!("access must be 'read', 'write' or 'none', got '{other}'"),
-                        ))
-                    }
-                };
-                range_end(address, length)?;
-                self.with(|i| i.memory_mut().map(address, length, access))??;
-                if access == Access::None {
-                    self.detach_pages(env, address, length);
+        self.guard_mem(env, || {
+            let address = arg_u32(env, &address, "address")?;
+            let length = arg_u32(env, &length, "length")?;
+            let mut buf = [0u8; 16];
+            let access = match js::to_short_string(env, access.raw(), &mut buf, "access")? {
+                "read" => Access::Read,
+                "write" => Access::Write,
+                "none" => Access::None,
+                other => {
+                    return Err(Fail::new(
+                        Code::InvalidArgument,
+                        format!("access must be 'read', 'write' or 'none', got '{other}'"),
+                    ))
                 }
-                Ok(())
-            })(),
-        )
+            };
+            range_end(address, length)?;
+            self.with(|i| i.memory_mut().map(address, length, access))??;
+            self.note_bytes(length as u64);
+            if access == Access::None {
+                self.detach_pages(env, address, length);
+            }
+            Ok(())
+        })
     }
 
     /// Unmaps the pages covering `[address, address + length)` and frees their storage; views of
@@ -1066,63 +1173,55 @@ impl Pvm {
     #[napi(ts_args_type = "address: number, length: number")]
     pub fn unmap_pages(&self, env: &Env, address: Unknown, length: Unknown) -> Result<()> {
         let env = env.raw();
-        done(
-            env,
-            (|| {
-                let address = arg_u32(env, &address, "address")?;
-                let length = arg_u32(env, &length, "length")?;
-                range_end(address, length)?;
-                // Detach first: the storage is freed by the unmap.
-                self.with(|_| ())?;
-                self.detach_pages(env, address, length);
-                self.with(|i| i.memory_mut().unmap(address, length))??;
-                Ok(())
-            })(),
-        )
+        self.guard_mem(env, || {
+            let address = arg_u32(env, &address, "address")?;
+            let length = arg_u32(env, &length, "length")?;
+            range_end(address, length)?;
+            // Detach first: the storage is freed by the unmap.
+            self.with(|_| ())?;
+            self.detach_pages(env, address, length);
+            self.with(|i| i.memory_mut().unmap(address, length))??;
+            self.note_bytes(length as u64);
+            Ok(())
+        })
     }
 
     /// The access of the page holding `address`.
     #[napi(ts_args_type = "address: number", ts_return_type = "PageAccess")]
     pub fn page_access(&self, env: &Env, address: Unknown) -> Result<&'static str> {
         let env = env.raw();
-        done(
-            env,
-            (|| {
-                let address = arg_u32(env, &address, "address")?;
-                self.with(|i| access_name(i.memory().access(address)))
-            })(),
-        )
+        self.guard(env, || {
+            let address = arg_u32(env, &address, "address")?;
+            self.with(|i| access_name(i.memory().access(address)))
+        })
     }
 
     /// Every page with storage, ascending, with its access.
     #[napi(ts_return_type = "PageInfo[]")]
     pub fn pages(&self, env: &Env) -> Result<Val> {
         let env = env.raw();
-        done(
-            env,
-            (|| {
-                let pages: Vec<(u32, Access)> = self.with(|i| i.memory().pages().collect())?;
-                let mut arr = ptr::null_mut();
-                // SAFETY: plain array creation in a live env.
+        self.guard(env, || {
+            let pages: Vec<(u32, Access)> = self.with(|i| i.memory().pages().collect())?;
+            let mut arr = ptr::null_mut();
+            // SAFETY: plain array creation in a live env.
+            js::check(
+                env,
+                unsafe { sys::napi_create_array_with_length(env, pages.len(), &mut arr) },
+                "napi_create_array_with_length",
+            )?;
+            for (n, (p, a)) in pages.into_iter().enumerate() {
+                let o = js::object(env)?;
+                js::set(env, o, c"address", js::uint32(env, p * PAGE_SIZE)?)?;
+                js::set(env, o, c"access", js::string(env, access_name(a))?)?;
+                // SAFETY: `arr` and `o` are live values.
                 js::check(
                     env,
-                    unsafe { sys::napi_create_array_with_length(env, pages.len(), &mut arr) },
-                    "napi_create_array_with_length",
+                    unsafe { sys::napi_set_element(env, arr, n as u32, o) },
+                    "napi_set_element",
                 )?;
-                for (n, (p, a)) in pages.into_iter().enumerate() {
-                    let o = js::object(env)?;
-                    js::set(env, o, c"address", js::uint32(env, p * PAGE_SIZE)?)?;
-                    js::set(env, o, c"access", js::string(env, access_name(a))?)?;
-                    // SAFETY: `arr` and `o` are live values.
-                    js::check(
-                        env,
-                        unsafe { sys::napi_set_element(env, arr, n as u32, o) },
-                        "napi_set_element",
-                    )?;
-                }
-                Ok(arr)
-            })(),
-        )
+            }
+            Ok(arr)
+        })
     }
 
     /// GP Ψ_M's result after a halt: a copy of memory `[r7, r7 + r8)`, or an empty Buffer if that
@@ -1130,7 +1229,7 @@ impl Pvm {
     #[napi(ts_return_type = "Buffer | null")]
     pub fn output(&self, env: &Env) -> Result<Val> {
         let env = env.raw();
-        done(env, self.output_impl(env))
+        self.guard(env, || self.output_impl(env))
     }
 
     /// Performs host call `id` if it is one of the PVM-level host calls of the program's spec
@@ -1147,44 +1246,43 @@ impl Pvm {
     #[napi(ts_args_type = "id: number", ts_return_type = "BuiltinResult")]
     pub fn handle_builtin(&self, env: &Env, id: Unknown) -> Result<Val> {
         let env = env.raw();
-        done(
-            env,
-            (|| {
-                let id = arg_u32(env, &id, "id")?;
-                self.handle_builtin_js(env, id, None)
-            })(),
-        )
+        self.guard_mem(env, || {
+            let id = arg_u32(env, &id, "id")?;
+            self.handle_builtin_js(env, id, None)
+        })
     }
 
     /// Whether runs answer the PVM-level host calls inside libpvm (without calling the handler)
     /// unless `run`'s `builtins` option says otherwise. Set by `instantiate({ builtins })`.
     #[napi(getter)]
-    pub fn builtins(&self) -> bool {
-        self.builtins.get()
+    pub fn builtins(&self, env: &Env) -> Result<bool> {
+        self.guard(env.raw(), || {
+            self.live()?;
+            Ok(self.builtins.get())
+        })
     }
 
     #[napi(setter, ts_args_type = "value: boolean")]
     pub fn set_builtins(&self, env: &Env, value: Unknown) -> Result<()> {
         let env = env.raw();
-        done(
-            env,
-            js::to_bool(env, value.raw(), "builtins").map(|b| self.builtins.set(b)),
-        )
+        self.guard(env, || {
+            self.live()?;
+            js::to_bool(env, value.raw(), "builtins").map(|b| self.builtins.set(b))
+        })
     }
 
     /// The number of live inner machines of the VM (made by `machine`, removed by `expunge`).
     #[napi(getter)]
     pub fn inner_machine_count(&self, env: &Env) -> Result<u32> {
-        done(
-            env.raw(),
+        self.guard(env.raw(), || {
             self.with(|_| ()).and_then(|_| {
                 let slot = self
                     .inner
                     .try_borrow()
                     .map_err(|_| Fail::new(Code::Internal, "the inner machines are in use"))?;
                 Ok(slot.as_ref().map_or(0, |i| i.len()) as u32)
-            }),
-        )
+            })
+        })
     }
 
     /// PVM hash v1 of the current state: blake2b-256 of E8(φ0..φ12) ⌢ E8(ϱ) ⌢ E4(page) ⌢ page
@@ -1192,11 +1290,10 @@ impl Pvm {
     #[napi(ts_return_type = "Buffer")]
     pub fn pvm_hash(&self, env: &Env) -> Result<Val> {
         let env = env.raw();
-        done(
-            env,
+        self.guard(env, || {
             self.with(|i| pvm_core::trace::pvm_hash(i))
-                .and_then(|h| js::buffer_copy(env, &h)),
-        )
+                .and_then(|h| js::buffer_copy(env, &h))
+        })
     }
 
     /// The hash preimage as text: `regs+gas: <hex>` and one `page 0x…: <E4(index)> <bytes>` line
@@ -1204,14 +1301,23 @@ impl Pvm {
     /// preimage of `pvmHash()`.
     #[napi]
     pub fn dump_state(&self, env: &Env) -> Result<String> {
-        done(env.raw(), self.with(|i| pvm_core::trace::dump_state(i)))
+        self.guard(env.raw(), || self.with(|i| pvm_core::trace::dump_state(i)))
     }
 
     /// The earlier name of `jip7Log()` (the JIP-7 log of the last recorded run(s)), kept for one
     /// release.
     #[napi]
     pub fn jip6_log(&self, env: &Env) -> Result<String> {
-        done(env.raw(), self.jip6_text())
+        // The one method that works after `free()`: the log is not instance state, and "record,
+        // free, then fetch the log" is a natural order. A freed VM without a log (or with a host
+        // call still open, which needs the instance) throws `VM_FREED`.
+        guard(env.raw(), || {
+            let has_log = self.jip6.try_borrow().map_or(true, |l| l.is_some());
+            if !has_log {
+                self.live()?;
+            }
+            self.jip6_text()
+        })
     }
 
     /// Frees the instance now (instead of at garbage collection). Detaches `registers` and every
@@ -1219,6 +1325,6 @@ impl Pvm {
     #[napi]
     pub fn free(&self, env: &Env) -> Result<()> {
         let env = env.raw();
-        done(env, self.free_impl(env))
+        guard(env, || self.free_impl(env))
     }
 }

@@ -354,6 +354,20 @@ fn access_from_c(access: c_int) -> Result<Access, String> {
     }
 }
 
+/// The range rule of every C function that takes an address range: `[addr, addr + len)` must end
+/// at or below 2^32 (GP memory addresses are 32-bit). A range past 2^32 is an argument error, as
+/// in the Node API, and is never wrapped around to address 0. (Only the guest's own loads and
+/// stores are defined modulo 2^32 by the GP, and those never cross 2^32 into accessible memory.)
+pub(crate) fn check_range(what: &str, addr: u32, len: u64) -> Result<(), String> {
+    match (addr as u64).checked_add(len) {
+        Some(end) if end <= 1 << 32 => Ok(()),
+        _ => Err(format!(
+            "{what}: range at {addr:#x} of length {len} runs past the end of the 32-bit address \
+             space (2^32)"
+        )),
+    }
+}
+
 fn map(h: &VmHandle, addr: u64, len: u64, access: Access) -> Result<(), String> {
     h.inst_mut()?
         .memory_mut()
@@ -375,6 +389,7 @@ pub unsafe extern "C" fn pvm_map_pages(
 ) -> c_int {
     ffi(-1, || {
         with_vm(vm, |h| {
+            check_range("pvm_map_pages", addr, len)?;
             map(h, addr as u64, len, access_from_c(access)?)?;
             Ok(0)
         })
@@ -389,18 +404,14 @@ pub unsafe extern "C" fn pvm_map_pages(
 pub unsafe extern "C" fn pvm_unmap_pages(vm: *mut pvm_vm_t, addr: u32, len: u64) -> c_int {
     ffi(-1, || {
         with_vm(vm, |h| {
-            if addr as u64 + len > 1 << 32 {
-                return Err(format!(
-                    "range {addr:#x} + {len} runs past the end of the 32-bit address space"
-                ));
-            }
+            check_range("pvm_unmap_pages", addr, len)?;
             let mut inst = h.inst_mut()?;
             let mem = inst.memory_mut();
-            // Memory::unmap takes a 32-bit length: split a full 2^32 range in two.
+            // Memory::unmap takes a 32-bit length: split a full 2^32 range (addr 0) in two.
             let first = len.min(u32::MAX as u64);
             mem.unmap(addr, first as u32).map_err(|e| e.to_string())?;
             if len > first {
-                mem.unmap(addr.wrapping_add(first as u32), (len - first) as u32)
+                mem.unmap(addr + first as u32, (len - first) as u32)
                     .map_err(|e| e.to_string())?;
             }
             Ok(0)
@@ -476,15 +487,11 @@ fn mem_err(e: MemoryError) -> String {
     e.to_string()
 }
 
-/// Checks that a host access of `len` bytes can be expressed for the engine (it rejects a length
-/// of 2^32 or more, which could never be accessible anyway since page 0 is not).
+/// Checks that a host access of `len` bytes at `addr` lies inside the 32-bit address space
+/// ([`check_range`]): a range past 2^32 is an argument error (`PVM_MEM_ERROR` for the reads; the
+/// writes return `PVM_OOB` for every failure), never wrapped around to address 0.
 fn check_access_len(addr: u32, len: usize) -> Result<(), String> {
-    if len as u64 > u32::MAX as u64 {
-        return Err(format!(
-            "memory at address {addr:#x}: length {len} exceeds the 32-bit address space"
-        ));
-    }
-    Ok(())
+    check_range("memory access", addr, len as u64)
 }
 
 enum MemFail {

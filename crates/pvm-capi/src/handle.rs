@@ -14,7 +14,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::marker::{PhantomData, PhantomPinned};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 
 use pvm_core::inner::InnerPvms;
@@ -242,21 +241,13 @@ pub fn clear_last_error() {
 }
 
 /// The body of every entry point: runs `f`, turns `Err` into `fallback` plus a last-error message,
-/// and stops Rust panics at the boundary (they become `fallback` plus an "internal error").
+/// and stops Rust panics at the boundary (they become `fallback` plus an "internal error"
+/// message, and print nothing: see [`crate::panic`]).
 pub fn ffi<R>(fallback: R, f: impl FnOnce() -> Result<R, String>) -> R {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match crate::panic::catch(f) {
         Ok(Ok(r)) => r,
-        Ok(Err(msg)) => {
+        Ok(Err(msg)) | Err(msg) => {
             set_last_error(msg);
-            fallback
-        }
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            set_last_error(format!("internal error (Rust panic caught): {what}"));
             fallback
         }
     }

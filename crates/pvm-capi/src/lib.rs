@@ -8,7 +8,8 @@
 //! Every entry point:
 //! - validates its `pvm_vm_t*` against a process-wide registry of live handles (NULL, destroyed
 //!   and foreign pointers become errors, see [`handle::with_vm`]);
-//! - catches Rust panics so none unwinds into C ([`handle::ffi`]);
+//! - catches Rust panics so none unwinds into C, without printing them ([`handle::ffi`],
+//!   [`panic`]);
 //! - reports failures through its return value plus a thread-local message (`pvm_last_error`).
 //!
 //! The Rust functions are usable directly from Rust too (the crate is also an rlib), with the same
@@ -25,6 +26,7 @@ pub mod jip7;
 /// The earlier name of [`jip7`], for the other modules.
 pub(crate) use jip7 as jip6;
 pub mod names;
+pub mod panic;
 pub mod run;
 pub mod trace;
 
@@ -32,6 +34,8 @@ pub mod trace;
 mod tests;
 #[cfg(test)]
 mod tests_ext;
+#[cfg(test)]
+mod tests_robust;
 
 use std::ffi::c_int;
 

@@ -189,7 +189,7 @@ fn drive(h: &VmHandle, vm: *mut pvm_vm_t, mode: Mode) -> Result<pvm_result_t, St
                 // whose state is only changed through Cell/RefCell, so the callback's re-entrant
                 // API calls through `vm` cannot alias a live `&mut`. `pvm_destroy` inside the
                 // callback only sets `destroy_pending` (the handle is not freed while `running`).
-                let answer = unsafe { callback(vm, id as c_int) };
+                let answer = crate::panic::outside(|| unsafe { callback(vm, id as c_int) });
                 drop(guard);
                 if h.destroy_pending.get() {
                     return Err(

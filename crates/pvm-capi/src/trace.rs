@@ -26,7 +26,7 @@ pub fn emit(h: &VmHandle, line: &str) -> Result<(), String> {
             // SAFETY: `sink` was installed with `pvm_set_trace_sink`, whose contract is that it
             // may be called with (user, line) on this thread; `c` outlives the call. No borrow of
             // the instance is alive (see the callers), so re-entrant API calls are sound.
-            unsafe { sink(h.trace_user.get(), c.as_ptr()) };
+            crate::panic::outside(|| unsafe { sink(h.trace_user.get(), c.as_ptr()) });
             if h.destroy_pending.get() {
                 return Err(
                     "the VM was destroyed inside its own trace sink; it is freed now".into(),

@@ -11,9 +11,13 @@
 #   - examples/go (cgo): go vet, go test, go run.
 # The guest examples/guests/hostcalls.jam is used when it exists.
 #
-# Needs: cargo, gcc, g++ (optional), valgrind, python3, go (golang-go), pkg-config, nm.
+# Needs: cargo and gcc. Optional: valgrind, python3, go (golang-go), pkg-config, nm (binutils),
+# g++: a check whose tool is missing is skipped with a `SKIPPED: <check> (<tool> is not
+# installed)` line — except under CI=true, where a missing tool is a failure (CI must run
+# everything; .ci/run installs them). Debian/Ubuntu: apt-get install -y valgrind golang-go
+# pkg-config python3.
 # Respects CARGO_TARGET_DIR. PVM_SKIP="go valgrind ..." skips checks whose name contains a word.
-# Prints "N passed, M failed" last; exits non-zero if anything failed.
+# Prints "N passed, M failed, K skipped" last; exits non-zero if anything failed.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
@@ -30,6 +34,8 @@ PASSED=0
 FAILED=0
 SKIPPED=0
 FAILED_NAMES=()
+CI_MODE=false
+[[ "${CI:-}" == "true" || "${CI:-}" == "1" ]] && CI_MODE=true
 
 # check NAME COMMAND...: runs COMMAND, logs its output, counts the result.
 check() {
@@ -37,7 +43,7 @@ check() {
     shift
     for word in ${PVM_SKIP:-}; do
         if [[ "$name" == *"$word"* ]]; then
-            echo "skip $name"
+            echo "SKIPPED: $name (PVM_SKIP contains '$word')"
             SKIPPED=$((SKIPPED + 1))
             return 0
         fi
@@ -54,6 +60,28 @@ check() {
     fi
 }
 
+# tool_check "TOOL..." NAME COMMAND...: `check`, if every TOOL is installed; otherwise the
+# check is SKIPPED (counted), or FAILED under CI=true.
+tool_check() {
+    local tools="$1"
+    shift
+    local name="$1" tool
+    for tool in $tools; do
+        if ! command -v "$tool" >/dev/null 2>&1; then
+            if $CI_MODE; then
+                FAILED=$((FAILED + 1))
+                FAILED_NAMES+=("$name")
+                echo "FAIL $name ($tool is not installed; CI=true: nothing may be skipped)"
+            else
+                echo "SKIPPED: $name ($tool is not installed)"
+                SKIPPED=$((SKIPPED + 1))
+            fi
+            return 0
+        fi
+    done
+    check "$@"
+}
+
 need() {
     if ! command -v "$1" >/dev/null 2>&1; then
         echo "$1 is not installed" >&2
@@ -62,9 +90,8 @@ need() {
 }
 
 summary() {
-    [[ $SKIPPED -gt 0 ]] && echo "($SKIPPED skipped via PVM_SKIP)"
     [[ $FAILED -gt 0 ]] && echo "failed: ${FAILED_NAMES[*]}"
-    echo "$PASSED passed, $FAILED failed"
+    echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
 }
 
 # ---- build ----
@@ -72,6 +99,7 @@ check "cargo build --release -p pvm-capi" cargo build --release -p pvm-capi
 if [[ ! -f "$LIBDIR/libpvm.so" || ! -f "$LIBDIR/libpvm.a" ]]; then
     echo "libpvm.so / libpvm.a not found in $LIBDIR"
     FAILED=$((FAILED + 1))
+    FAILED_NAMES+=("libpvm.so / libpvm.a built")
     summary
     exit 1
 fi
@@ -83,7 +111,7 @@ header_matches_exports() {
     echo "declared $(wc -l <"$WORK/declared"), exported $(wc -l <"$WORK/exported")"
     diff "$WORK/declared" "$WORK/exported" && echo "header and exports match: ok"
 }
-check "pvm.h declares exactly the exported functions" header_matches_exports
+tool_check nm "pvm.h declares exactly the exported functions" header_matches_exports
 
 check "cargo test -p pvm-capi" cargo test -p pvm-capi
 
@@ -96,7 +124,7 @@ check "C build (libpvm.so)" gcc "${CFLAGS[@]}" examples/c/test_pvm.c -L"$LIBDIR"
     -Wl,-rpath,"$LIBDIR" -lpvm -o "$WORK/test_pvm_shared"
 check "C run (libpvm.so)" "$WORK/test_pvm_shared" "${GUEST_ARGS[@]}"
 run_valgrind() { need valgrind && "${VALGRIND[@]}" "$@"; }
-check "C valgrind (libpvm.so)" run_valgrind "$WORK/test_pvm_shared" "${GUEST_ARGS[@]}"
+tool_check valgrind "C valgrind (libpvm.so)" run_valgrind "$WORK/test_pvm_shared" "${GUEST_ARGS[@]}"
 
 # The C test writes a state dump and pvm_hash's hex; the hash must be blake2b-256 of the dump's
 # preimage (everything after the colons, spaces removed), computed here independently.
@@ -120,13 +148,13 @@ print("result OK" if got == want else "MISMATCH")
 sys.exit(0 if got == want else 1)
 PY
 }
-check "pvm_hash == blake2b-256 of the pvm_dump_state preimage" hash_is_blake2b_of_dump
+tool_check python3 "pvm_hash == blake2b-256 of the pvm_dump_state preimage" hash_is_blake2b_of_dump
 
 check "C build (libpvm.a)" gcc "${CFLAGS[@]}" examples/c/test_pvm.c "$LIBDIR/libpvm.a" \
     "${STATIC_LIBS[@]}" -o "$WORK/test_pvm_static"
 static_is_static() { ! ldd "$WORK/test_pvm_static" | grep -q libpvm && "$WORK/test_pvm_static" "${GUEST_ARGS[@]}"; }
 check "C run (libpvm.a, no libpvm.so dependency)" static_is_static
-check "C valgrind (libpvm.a)" run_valgrind "$WORK/test_pvm_static" "${GUEST_ARGS[@]}"
+tool_check valgrind "C valgrind (libpvm.a)" run_valgrind "$WORK/test_pvm_static" "${GUEST_ARGS[@]}"
 
 header_variants() {
     printf '#include "pvm.h"\nint main(void) { return PVM_HALT + HALT + (int)(OOB == PVM_OOB); }\n' >"$WORK/h.c"
@@ -153,11 +181,11 @@ pkg_config_build() {
         -o "$WORK/test_pvm_pc" || return 1
     "$WORK/test_pvm_pc" "${GUEST_ARGS[@]}"
 }
-check "C via pkg-config (install.sh into a temporary prefix)" pkg_config_build
+tool_check pkg-config "C via pkg-config (install.sh into a temporary prefix)" pkg_config_build
 
 # ---- Python ----
 python_tests() { need python3 && PVM_LIB="$LIBDIR/libpvm.so" PYTHONDONTWRITEBYTECODE=1 python3 examples/python/test_pvm.py; }
-check "Python ctypes (examples/python/test_pvm.py)" python_tests
+tool_check python3 "Python ctypes (examples/python/test_pvm.py)" python_tests
 
 # ---- Go ----
 go_env() {
@@ -168,8 +196,8 @@ go_env() {
 }
 go_test() { need go && (go_env && cd examples/go && go vet ./... && go test -count=1 ./...); }
 go_run() { need go && (go_env && cd examples/go && go run .); }
-check "Go cgo (go vet, go test in examples/go)" go_test
-check "Go cgo (go run in examples/go)" go_run
+tool_check go "Go cgo (go vet, go test in examples/go)" go_test
+tool_check go "Go cgo (go run in examples/go)" go_run
 
 summary
 [[ $FAILED -eq 0 ]]

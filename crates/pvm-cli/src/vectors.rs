@@ -102,6 +102,12 @@ fn bytes_of(v: &Value) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// The program blob of a conformance vector (its `program` byte array): a generic program blob
+/// (GP A.1), which is what a JIP-6 `program` line of a run of the vector holds.
+pub fn program_blob(v: &Value) -> Vec<u8> {
+    bytes_of(&v["program"])
+}
+
 fn regs_of(v: &Value) -> [u64; 13] {
     let mut r = [0u64; 13];
     if let Some(a) = v.as_array() {
