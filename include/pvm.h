@@ -114,12 +114,15 @@ typedef struct pvm_vm pvm_vm_t; /* opaque */
 /* Result of pvm_execute / pvm_resume / pvm_step. */
 typedef enum {
     PVM_RESULT_OK = 0,        /* halted (jump to 0xFFFF0000) */
-    PVM_RESULT_OOG = 1,       /* out of gas; gas unchanged, pc at the block that could not start */
+    PVM_RESULT_OOG = 1,       /* out of gas; gas unchanged, pc at the block (GP 0.8.0) or the
+                                 instruction (GP 0.7.2) that could not start */
     PVM_RESULT_PANIC = 2,     /* trap, invalid jump, access below 0x10000, or host ERROR */
     PVM_RESULT_HOST_CALL = 3, /* stopped at an ecalli (no callback, or callback TERMINATE) */
     PVM_RESULT_ERROR = 4,     /* API misuse / invalid handle / re-entrancy; VM state unchanged */
     PVM_RESULT_FAULT = 5,     /* page fault, address: pvm_get_fault_address */
-    PVM_RESULT_STEPPED = 6    /* [ext] pvm_step only: one instruction done, machine can continue */
+    PVM_RESULT_STEPPED = 6,   /* [ext] pvm_step only: one instruction done, machine can continue */
+    PVM_RESULT_INTERRUPTED = 7 /* [ext] pvm_interrupt was called: stopped at a block start, nothing
+                                  of it charged; pvm_resume continues exactly there */
 } pvm_result_t;
 
 /* What a host callback decides. */
@@ -199,6 +202,13 @@ pvm_result_t pvm_execute(pvm_vm_t* vm, uint32_t entry_point, uint32_t is_child);
  * gas first), after pvm_step / pvm_set_pc at the current pc. PVM_RESULT_ERROR after a halt or
  * panic (use pvm_execute or pvm_set_pc to start again) or inside the VM's own callback. */
 pvm_result_t pvm_resume(pvm_vm_t* vm);
+
+/* [ext] Asks a running VM to stop, from any thread (the one exception to "a VM is used by one
+ * thread at a time"): the run on the VM's own thread returns PVM_RESULT_INTERRUPTED at the next
+ * basic-block boundary (within one block of guest execution); if the VM is not running, its next
+ * run does. The request is consumed by that result. Returns 0, or -1 if vm is not a live VM. Safe
+ * to call concurrently with pvm_destroy of the same VM (then -1 or a no-op). */
+int pvm_interrupt(pvm_vm_t *vm);
 
 /* [ext] Executes one instruction (an ecalli includes its callback; CONTINUE moves past it).
  * PVM_RESULT_STEPPED if the machine can continue, otherwise the exit as for pvm_execute.

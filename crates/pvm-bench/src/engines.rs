@@ -133,6 +133,7 @@ pub fn libpvm_execute(vm: &mut Instance) -> Outcome {
         Exit::OutOfGas => "oog".to_string(),
         Exit::PageFault(page) => format!("fault 0x{page:x}"),
         Exit::HostCall(id) => format!("host {id}"),
+        Exit::Interrupted => "interrupted".to_string(),
     };
     Outcome {
         status,

@@ -47,6 +47,9 @@ pub const STATE_READY: u8 = 5;
 pub struct VmHandle {
     /// The engine instance, boxed so the register array's address never changes.
     pub inst: RefCell<Box<Instance>>,
+    /// The instance's interrupt handle: the one field other threads read (`pvm_interrupt`),
+    /// immutable after creation and `Sync`.
+    pub interrupt: pvm_core::InterruptHandle,
     /// The host callback, if any.
     pub callback: Cell<pvm_host_callback_t>,
     /// True while `pvm_execute`/`pvm_resume`/`pvm_step` runs (including inside callbacks).
@@ -104,6 +107,7 @@ impl VmHandle {
         args_write: Option<(u32, Vec<u8>)>,
     ) -> VmHandle {
         VmHandle {
+            interrupt: inst.interrupt_handle(),
             inst: RefCell::new(Box::new(inst)),
             callback: Cell::new(None),
             running: Cell::new(false),
@@ -181,6 +185,23 @@ pub unsafe fn free_handle(vm: *mut pvm_vm_t) {
     // SAFETY: guaranteed by the caller: `vm` is the `Box::into_raw` pointer of a `VmHandle` that
     // is freed exactly once (it was just removed from the registry) with no outstanding borrows.
     drop(unsafe { Box::from_raw(vm as *mut VmHandle) });
+}
+
+/// Interrupts `vm` from any thread (`pvm_interrupt`); false if it is not live. The registry lock
+/// is held while the flag is set, so the handle cannot be freed meanwhile (handles are
+/// unregistered, under that lock, before they are freed).
+pub fn interrupt(vm: *mut pvm_vm_t) -> bool {
+    let live = live();
+    if vm.is_null() || !live.contains(&(vm as usize)) {
+        return false;
+    }
+    // SAFETY: the address is a registered, unfreed `Box<VmHandle>` (see above), and stays so while
+    // `live` is held. Only the `interrupt` field is read, through a raw field pointer: no
+    // reference to the (non-`Sync`) handle as a whole is created on this thread, and the field is
+    // immutable and `Sync`, so reading it while the owning thread runs the VM is not a data race.
+    let flag = unsafe { &*std::ptr::addr_of!((*(vm as *const VmHandle)).interrupt) };
+    flag.interrupt();
+    true
 }
 
 /// Validates `vm` and runs `f` on the handle.

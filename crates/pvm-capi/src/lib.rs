@@ -35,6 +35,8 @@ mod tests;
 #[cfg(test)]
 mod tests_ext;
 #[cfg(test)]
+mod tests_interrupt;
+#[cfg(test)]
 mod tests_robust;
 
 use std::ffi::c_int;
@@ -113,6 +115,8 @@ pub const PVM_RESULT_ERROR: pvm_result_t = 4;
 pub const PVM_RESULT_FAULT: pvm_result_t = 5;
 /// Extension, `pvm_step` only: one instruction executed, the machine can continue.
 pub const PVM_RESULT_STEPPED: pvm_result_t = 6;
+/// `pvm_interrupt` stopped the run at a block start (extension).
+pub const PVM_RESULT_INTERRUPTED: pvm_result_t = 7;
 
 /// `pvm_host_result_t` as the C ABI passes it.
 #[allow(non_camel_case_types)]

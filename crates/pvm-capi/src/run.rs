@@ -16,7 +16,8 @@ use crate::{builtin, jip6, trace};
 use crate::{
     pvm_result_t, pvm_vm_t, PVM_FAULT, PVM_HALT, PVM_HOST, PVM_HOST_CONTINUE, PVM_HOST_ERROR,
     PVM_HOST_OOG, PVM_HOST_TERMINATE, PVM_OOG, PVM_PANIC, PVM_RESULT_ERROR, PVM_RESULT_FAULT,
-    PVM_RESULT_HOST_CALL, PVM_RESULT_OK, PVM_RESULT_OOG, PVM_RESULT_PANIC, PVM_RESULT_STEPPED,
+    PVM_RESULT_HOST_CALL, PVM_RESULT_INTERRUPTED, PVM_RESULT_OK, PVM_RESULT_OOG, PVM_RESULT_PANIC,
+    PVM_RESULT_STEPPED,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -153,6 +154,7 @@ fn drive(h: &VmHandle, vm: *mut pvm_vm_t, mode: Mode) -> Result<pvm_result_t, St
                 return conclude(h, exit, PVM_RESULT_FAULT, PVM_FAULT);
             }
             Exit::HostCall(id) => id,
+            Exit::Interrupted => return Ok(finish(h, PVM_RESULT_INTERRUPTED, STATE_READY)),
         };
         h.host_call_id.set(id);
         // While the host call is handled the VM is "inside a host call": state HOST, pc at the
@@ -333,5 +335,22 @@ pub unsafe extern "C" fn pvm_step(vm: *mut pvm_vm_t) -> pvm_result_t {
                 .into());
         }
         drive(h, vm, Mode::Step)
+    })
+}
+
+/// Asks a running VM to stop, from any thread: its run returns `PVM_RESULT_INTERRUPTED` at the
+/// next basic-block boundary (or its next run does). 0 on success, -1 if `vm` is not a live VM.
+///
+/// # Safety
+/// `vm` may be any pointer value: it is only compared against the registry of live VMs, and
+/// dereferenced only if it is one.
+#[no_mangle]
+pub unsafe extern "C" fn pvm_interrupt(vm: *mut pvm_vm_t) -> c_int {
+    ffi(-1, || {
+        if crate::handle::interrupt(vm) {
+            Ok(0)
+        } else {
+            Err(format!("{vm:p} is not a live pvm_vm_t"))
+        }
     })
 }

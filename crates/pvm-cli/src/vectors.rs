@@ -210,6 +210,7 @@ fn status_name(e: Exit) -> &'static str {
         Exit::OutOfGas => "out-of-gas",
         Exit::PageFault(_) => "page-fault",
         Exit::HostCall(_) => "ecalli",
+        Exit::Interrupted => "interrupted",
     }
 }
 

@@ -122,8 +122,15 @@ fn hostcalls_gp072_fixture_is_current() {
     if std::env::var_os("LIBPVM_REGENERATE").is_some() {
         std::fs::write(&path, &want).unwrap();
     }
-    assert_eq!(std::fs::read(&path).unwrap(), want, "regenerate the fixture");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        want,
+        "regenerate the fixture"
+    );
     let (exit, _, out, _) = run(&want, Spec::Gp0_7_2, &[]);
     assert_eq!(exit, Exit::Halt);
-    assert_eq!(String::from_utf8(out).unwrap(), "numbers: 100, 200, 300; sum = 600");
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "numbers: 100, 200, 300; sum = 600"
+    );
 }

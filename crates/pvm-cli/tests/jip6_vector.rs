@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use pvm_core::jip6::Jip6Log;
+use pvm_core::jip7::Jip7Log;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -33,7 +33,7 @@ fn run_jip6_on_a_vector_records_the_vectors_program() {
         );
         let text = std::fs::read_to_string(&log_path)
             .unwrap_or_else(|e| panic!("{name}: no log written ({e}); stderr: {stderr}"));
-        let log = Jip6Log::parse(&text).unwrap();
+        let log = Jip7Log::parse(&text).unwrap();
         let v: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&vector).unwrap()).unwrap();
         let blob: Vec<u8> = v["program"]

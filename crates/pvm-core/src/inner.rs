@@ -418,7 +418,8 @@ impl InnerPvms {
             }
             // GP Ψ returns ı = 0 after halt or panic; expunge reports it.
             Exit::Halt | Exit::Panic => m.set_pc(0),
-            Exit::PageFault(_) | Exit::OutOfGas => {}
+            // Inner machines hand out no interrupt handle, so `Interrupted` cannot happen.
+            Exit::PageFault(_) | Exit::OutOfGas | Exit::Interrupted => {}
         }
         let mut out = Vec::with_capacity(112);
         out.extend_from_slice(&g_r_after.to_le_bytes());
@@ -433,7 +434,7 @@ impl InnerPvms {
         let (r7, r8) = match exit {
             Exit::HostCall(h) => (codes::HOST, Some(h as u64)),
             Exit::PageFault(x) => (codes::FAULT, Some(x as u64)),
-            Exit::OutOfGas => (codes::OOG, None),
+            Exit::OutOfGas | Exit::Interrupted => (codes::OOG, None),
             Exit::Panic => (codes::PANIC, None),
             Exit::Halt => (codes::HALT, None),
         };

@@ -10,6 +10,9 @@
 //!   faults is charged (GP errata after 0.7.2, anan-as, typeberry), where the 0.7.2 text charges
 //!   nothing and the 0.7 vectors charge its whole block.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use crate::error::ProgramError;
 use crate::memory::{Access, Memory, Trap};
 use crate::program::{Op, Program, ProgramInner, INVALID_TARGET, K, UNCOMPILED};
@@ -36,6 +39,10 @@ pub enum Exit {
     PageFault(u32),
     /// `ecalli` with this host-call id; the pc is the `ecalli`'s.
     HostCall(u32),
+    /// [`InterruptHandle::interrupt`] was called: the run stopped at the start of the next basic
+    /// block it was about to enter (pc = that block, nothing of it charged, χ = ⊥). Not a GP exit:
+    /// the next run continues exactly where this one stopped.
+    Interrupted,
 }
 
 impl Exit {
@@ -47,7 +54,32 @@ impl Exit {
             Exit::OutOfGas => "oog",
             Exit::PageFault(_) => "fault",
             Exit::HostCall(_) => "host",
+            Exit::Interrupted => "interrupted",
         }
+    }
+}
+
+/// A thread-safe handle that stops a running [`Instance`] from another thread (see
+/// [`Instance::interrupt_handle`]).
+#[derive(Clone, Debug)]
+pub struct InterruptHandle(Arc<AtomicBool>);
+
+impl InterruptHandle {
+    /// Asks the instance to stop: its current run (or, if it is not running, its next run) ends
+    /// with [`Exit::Interrupted`] at the next basic-block boundary, within one block of guest
+    /// execution. The request is consumed by that exit.
+    pub fn interrupt(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The interrupt flag of one instance. Cloning an instance gives the clone a flag of its own.
+#[derive(Debug, Default)]
+struct InterruptFlag(Arc<AtomicBool>);
+
+impl Clone for InterruptFlag {
+    fn clone(&self) -> Self {
+        InterruptFlag::default()
     }
 }
 
@@ -67,6 +99,7 @@ pub struct Instance {
     memory: Memory,
     heap_top: u32,
     last_exit: Option<Exit>,
+    interrupt: InterruptFlag,
 }
 
 impl Instance {
@@ -83,6 +116,7 @@ impl Instance {
             memory: Memory::new(),
             heap_top: 0,
             last_exit: None,
+            interrupt: InterruptFlag::default(),
         };
         let Some(layout) = inst.program.inner.standard.clone() else {
             if !args.is_empty() {
@@ -120,6 +154,12 @@ impl Instance {
         inst.regs[8] = args.len() as u64;
         inst.heap_top = layout.heap_end();
         Ok(inst)
+    }
+
+    /// A handle that interrupts this instance's runs from any thread (see
+    /// [`InterruptHandle::interrupt`]).
+    pub fn interrupt_handle(&self) -> InterruptHandle {
+        InterruptHandle(self.interrupt.0.clone())
     }
 
     /// The program.
@@ -342,6 +382,8 @@ impl Instance {
                         slot = program.op_for_pc(pc).expect("a block start");
                         continue;
                     }
+                    // At a block entry: the previous block ran in full, nothing to refund.
+                    Exit::Interrupted => return Some(Exit::Interrupted),
                     e => {
                         // Refund the instructions after the exiting one (`next - 1`) in its block.
                         self.gas += (table.block_end_slot(next - 1) - next) as i64;
@@ -385,6 +427,7 @@ impl Instance {
             memory: &mut self.memory,
             gas: self.gas,
             heap_top: &mut self.heap_top,
+            interrupt: &self.interrupt.0,
         };
         let r = interpret::<STEP>(&self.program.inner, &mut state, slot as usize);
         self.gas = state.gas;
@@ -428,6 +471,7 @@ struct State<'a> {
     memory: &'a mut Memory,
     gas: i64,
     heap_top: &'a mut u32,
+    interrupt: &'a AtomicBool,
 }
 
 #[inline(always)]
@@ -466,6 +510,7 @@ fn interpret<const STEP: bool>(
     // numbers, where an uncompiled block's cost (`u64::MAX`) is never affordable. A negative
     // counter can pay for nothing, exactly like 0 (every block costs at least 1), so it is
     // carried aside and added back on exit.
+    let interrupt = st.interrupt;
     let deficit = st.gas.min(0);
     let mut gas = st.gas.max(0);
 
@@ -502,8 +547,9 @@ fn interpret<const STEP: bool>(
             // the scan); its cost is an atomic, its other fields are never written.
             let c = unsafe { &*target };
             debug_assert!(c.k == K::Charge);
-            let mut cost = !c.imm.load(std::sync::atomic::Ordering::Acquire);
-            if STEP || (gas as u64) < cost {
+            let mut cost = !c.imm.load(Ordering::Acquire);
+            // An interrupt request also takes the slow path (one relaxed load per block entry).
+            if STEP || (gas as u64) < cost || interrupt.load(Ordering::Relaxed) {
                 // SAFETY: both pointers are into the same array.
                 let slot = unsafe { target.offset_from(base) } as u32;
                 cost = p.slot_cost_slow(slot);
@@ -513,6 +559,9 @@ fn interpret<const STEP: bool>(
                 debug_assert!(cost != UNCOMPILED);
                 if STEP {
                     leave!(None, table.block_pc_of_slot(slot), false);
+                }
+                if interrupt.swap(false, Ordering::Relaxed) {
+                    leave!(Some(Exit::Interrupted), table.block_pc_of_slot(slot), false);
                 }
                 if (gas as u64) < cost {
                     leave!(Some(Exit::OutOfGas), table.block_pc_of_slot(slot), false);

@@ -40,7 +40,7 @@ pub mod trace;
 
 pub use error::{InvalidCodeReason, ProgramError};
 pub use host::{HostCallContext, HostOutcome, InvocationResult};
-pub use instance::{Exit, Instance, HALT_ADDRESS, NUM_REGISTERS};
+pub use instance::{Exit, Instance, InterruptHandle, HALT_ADDRESS, NUM_REGISTERS};
 pub use memory::{Access, Memory, MemoryError, PAGE_SIZE};
 pub use program::{Blob, BlockCost, Program, ProgramOptions, StandardLayout};
 

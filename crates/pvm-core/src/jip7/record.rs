@@ -214,7 +214,8 @@ pub fn start_state_of(vm: &Instance) -> VmState {
     }
 }
 
-/// The termination record for a final exit (`None` for a host call, which is not final); the
+/// The termination record for a final exit (`None` for a host call or an interrupt, which are not
+/// final); the
 /// gas saturates at 0.
 pub fn termination_of(exit: Exit, vm: &Instance) -> Option<(Termination, VmState)> {
     let t = match exit {
@@ -222,7 +223,8 @@ pub fn termination_of(exit: Exit, vm: &Instance) -> Option<(Termination, VmState
         Exit::Panic => Termination::Panic(None),
         Exit::OutOfGas => Termination::OutOfGas,
         Exit::PageFault(a) => Termination::Fault(a),
-        Exit::HostCall(_) => return None,
+        // Neither ends the run: the next run continues.
+        Exit::HostCall(_) | Exit::Interrupted => return None,
     };
     let st = VmState {
         pc: vm.pc(),
