@@ -2,7 +2,7 @@
 // spec) with typeberry's state transition (@typeberry/lib 0.11.0, public exports only) on one
 // PVM backend, and prints one JSON object with the computed post-state roots and timings.
 //
-//   node __test__/typeberry-runner.mjs --pvm builtin|ananas|libpvm [--runs N] DIR_OR_FILE...
+//   node __test__/typeberry-runner.mjs --pvm builtin|libpvm|ananas|ananas-typeberry [--runs N] DIR_OR_FILE...
 //
 // For every trace file (`NNNNNNNN.bin`: pre-state, block, post-state) the pre-state is loaded,
 // the block verified and imported (`OnChain.transition`), the update applied, and the state root
@@ -40,7 +40,12 @@ const spec = tinyChainSpec
 
 let backend
 if (args.pvm === 'builtin') backend = PvmBackend.BuiltIn
-else if (args.pvm === 'ananas') backend = PvmBackend.Ananas
+else if (args.pvm === 'ananas-typeberry') backend = PvmBackend.Ananas // typeberry's own (needs anan-as >= 1.4)
+else if (args.pvm === 'ananas') {
+  const { installAnanas } = await import('./typeberry-ananas.mjs')
+  await installAnanas(PvmInstanceManager)
+  backend = PvmBackend.Ananas
+}
 else if (args.pvm === 'libpvm') {
   // This is the integration documented in docs/NODE-API.md ("typeberry").
   const { installLibpvm } = await import('libpvm/typeberry')
