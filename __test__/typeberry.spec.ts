@@ -203,8 +203,8 @@ describe('LibpvmInterpreter vs typeberry Interpreter (IPvmInterpreter, in proces
   })
 })
 
-function runTraces(pvm: string, node: string) {
-  const r = spawnSync(node, [`${ROOT}__test__/typeberry-runner.mjs`, '--pvm', pvm, `${TRACES}storage`, `${TRACES}storage_light`], {
+function runTraces(pvm: string, node: string, dirs = [`${TRACES}storage`, `${TRACES}storage_light`]) {
+  const r = spawnSync(node, [`${ROOT}__test__/typeberry-runner.mjs`, '--pvm', pvm, ...dirs], {
     cwd: ROOT,
     encoding: 'utf8',
     maxBuffer: 64 << 20,
@@ -225,6 +225,7 @@ describe.skipIf(NODE26 === null)('typeberry block import (Node 26)', () => {
       const b = builtin.traces[i]
       expect(t.file).toBe(b.file)
       expect(t.error, t.file).toBeUndefined()
+      expect(t.rejected, t.file).toBeUndefined()
       expect(b.error, b.file).toBeUndefined()
       expect(t.root, t.file).toBe(t.expected)
       expect(b.root, b.file).toBe(b.expected)
@@ -232,4 +233,17 @@ describe.skipIf(NODE26 === null)('typeberry block import (Node 26)', () => {
       expect(t.invocations).toBe(b.invocations)
     }
   }, 300_000)
+
+  // More traces, not committed (e.g. davxy/jam-conformance fuzz-reports/0.7.2/traces/*, which
+  // has no licence): TYPEBERRY_TRACES="dir1 dir2 ..." npx vitest run __test__/typeberry.spec.ts
+  const extra = (process.env.TYPEBERRY_TRACES ?? '').split(/\s+/).filter(Boolean)
+  it.skipIf(extra.length === 0)('imports $TYPEBERRY_TRACES with both PVMs to the same roots', () => {
+    const builtin = runTraces('builtin', NODE26!, extra)
+    const libpvm = runTraces('libpvm', NODE26!, extra)
+    for (const [i, t] of libpvm.traces.entries()) {
+      const b = builtin.traces[i]
+      expect([t.file, t.root, t.error]).toEqual([b.file, b.root, b.error])
+      if (t.error === undefined) expect(t.root, t.file).toBe(t.expected)
+    }
+  }, 3_600_000)
 })
