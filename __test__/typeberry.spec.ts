@@ -189,15 +189,25 @@ describe('LibpvmInterpreter vs typeberry Interpreter (IPvmInterpreter, in proces
 
   it('installLibpvm replaces and restores the instance factory', async () => {
     class FakeManager {
+      released: unknown[] = []
       constructor(readonly instances: unknown[]) {}
       static async new(_backend: number): Promise<unknown> {
         return 'original'
+      }
+      releaseInstance(pvm: unknown) {
+        this.released.push(pvm)
       }
     }
     const restore = installLibpvm(FakeManager)
     const made = (await FakeManager.new(0)) as FakeManager
     expect(made).toBeInstanceOf(FakeManager)
-    expect(made.instances[0]).toBeInstanceOf(LibpvmInterpreter)
+    const pvm = made.instances[0] as LibpvmInterpreter
+    expect(pvm).toBeInstanceOf(LibpvmInterpreter)
+    pvm.resetJam(SERVICE, new Uint8Array(), 5, tryAsGas(100))
+    const vm = (pvm as any).vm
+    made.releaseInstance(pvm) // frees the VM, then the manager's own release runs
+    expect(vm.freed).toBe(true)
+    expect(made.released).toEqual([pvm])
     restore()
     expect(await FakeManager.new(0)).toBe('original')
   })

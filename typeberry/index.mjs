@@ -314,7 +314,19 @@ export class LibpvmInterpreter {
  */
 export function installLibpvm(PvmInstanceManager, options) {
   const original = PvmInstanceManager.new
-  PvmInstanceManager.new = async () => new PvmInstanceManager([new LibpvmInterpreter(options)])
+  PvmInstanceManager.new = async () => {
+    const manager = new PvmInstanceManager([new LibpvmInterpreter(options)])
+    // typeberry releases the instance once an invocation's result (registers, output) has been
+    // copied out; the VM's memory can go then rather than at the next garbage collection.
+    const release = manager.releaseInstance
+    if (typeof release === 'function') {
+      manager.releaseInstance = function (pvm) {
+        if (pvm instanceof LibpvmInterpreter) pvm.free()
+        return release.call(this, pvm)
+      }
+    }
+    return manager
+  }
   return () => {
     PvmInstanceManager.new = original
   }
