@@ -1,0 +1,1 @@
+export declare function node26(): string | null
