@@ -247,6 +247,18 @@ pub(crate) fn uint32(env: RawEnv, x: u32) -> Res<Val> {
     Ok(v)
 }
 
+/// A JS number from an integer (exact for |x| < 2^53).
+pub(crate) fn int64(env: RawEnv, x: i64) -> Res<Val> {
+    let mut v = ptr::null_mut();
+    // SAFETY: plain value creation in a live env.
+    check(
+        env,
+        unsafe { sys::napi_create_int64(env, x, &mut v) },
+        "napi_create_int64",
+    )?;
+    Ok(v)
+}
+
 pub(crate) fn bigint_i64(env: RawEnv, x: i64) -> Res<Val> {
     let mut v = ptr::null_mut();
     // SAFETY: plain value creation in a live env.
@@ -662,6 +674,18 @@ fn is_detached(env: RawEnv, ab: Val) -> bool {
 /// The slice is valid while `v` is alive and not detached: callers use it before calling any
 /// JavaScript.
 pub(crate) fn to_bytes<'a>(env: RawEnv, v: Val, what: &str) -> Res<&'a [u8]> {
+    let (data, len) = bytes_ptr(env, v, what)?;
+    if len == 0 {
+        return Ok(&[]);
+    }
+    // SAFETY: Node reported `len` readable bytes at `data`, alive while `v` is.
+    Ok(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
+/// The memory of a `Uint8Array`/`Buffer`/`ArrayBuffer`/`DataView` as a raw pointer and length
+/// (null and 0 when empty), for writing into it. The caller writes through the pointer only with
+/// raw copies (the memory may alias other views, guest pages included) and only while `v` lives.
+pub(crate) fn bytes_ptr(env: RawEnv, v: Val, what: &str) -> Res<(*mut u8, usize)> {
     let mut yes = false;
     let mut data: *mut c_void = ptr::null_mut();
     let mut len = 0usize;
@@ -717,10 +741,9 @@ pub(crate) fn to_bytes<'a>(env: RawEnv, v: Val, what: &str) -> Res<&'a [u8]> {
         ));
     }
     if len == 0 || data.is_null() {
-        return Ok(&[]);
+        return Ok((ptr::null_mut(), 0));
     }
-    // SAFETY: Node reported `len` readable bytes at `data`, alive while `v` is.
-    Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
+    Ok((data.cast::<u8>(), len))
 }
 
 /// 13 register values from a BigUint64Array or an array of bigints (or safe integers). Fewer

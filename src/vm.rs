@@ -1074,6 +1074,67 @@ impl Pvm {
         })
     }
 
+    /// Reads guest memory into `target` (as many bytes as it holds), checked as the guest sees
+    /// it, without allocating or throwing on a fault: returns -1 when every byte was read, else
+    /// the lowest unreadable address (and `target` is left unchanged). For hosts that read guest
+    /// memory on every host call. Argument errors (a range past 2^32) still throw.
+    #[napi(ts_args_type = "address: number, target: Uint8Array", ts_return_type = "number")]
+    pub fn read_memory_into(&self, env: &Env, address: Unknown, target: Unknown) -> Result<Val> {
+        let env = env.raw();
+        self.guard(env, || {
+            let address = arg_u32(env, &address, "address")?;
+            let (dst, len) = js::bytes_ptr(env, target.raw(), "target")?;
+            let len32 = u32::try_from(len)
+                .map_err(|_| Fail::new(Code::InvalidArgument, "target is longer than 2^32 bytes"))?;
+            range_end(address, len32)?;
+            let fault = SCRATCH.with_borrow_mut(|buf| -> Res<Option<u32>> {
+                buf.clear();
+                buf.resize(len, 0);
+                match self.with(|i| i.memory().read(address, buf))? {
+                    Ok(()) => {}
+                    Err(e) => return fault_address(e),
+                }
+                if len > 0 {
+                    // SAFETY: `dst` has `len` writable bytes (Node's report for the live
+                    // `target`); `buf` is ours, so the two do not overlap; a raw copy makes no
+                    // reference to `target`'s memory, which may alias guest page views.
+                    unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), dst, len) };
+                    self.jip6_record(|r| r.record_read(address, buf));
+                }
+                Ok(None)
+            })?;
+            js::int64(env, fault.map_or(-1, |a| a as i64))
+        })
+    }
+
+    /// Writes `data` to guest memory, checked as the guest sees it, without throwing on a
+    /// fault: returns -1 when every byte was written, else the lowest unwritable address (and
+    /// nothing is written). Argument errors (a range past 2^32) still throw.
+    #[napi(ts_args_type = "address: number, data: Uint8Array", ts_return_type = "number")]
+    pub fn try_write_memory(&self, env: &Env, address: Unknown, data: Unknown) -> Result<Val> {
+        let env = env.raw();
+        self.guard_mem(env, || {
+            let address = arg_u32(env, &address, "address")?;
+            let fault = SCRATCH.with_borrow_mut(|buf| -> Res<Option<u32>> {
+                // Copied first: `data` may be a view of guest memory itself.
+                buf.clear();
+                buf.extend_from_slice(js::to_bytes(env, data.raw(), "data")?);
+                let len = u32::try_from(buf.len())
+                    .map_err(|_| Fail::new(Code::InvalidArgument, "data is longer than 2^32 bytes"))?;
+                range_end(address, len)?;
+                match self.with(|i| i.memory_mut().write(address, buf))? {
+                    Ok(()) => {}
+                    Err(e) => return fault_address(e),
+                }
+                if !buf.is_empty() {
+                    self.jip6_record(|r| r.record_write(address, buf));
+                }
+                Ok(None)
+            })?;
+            js::int64(env, fault.map_or(-1, |a| a as i64))
+        })
+    }
+
     /// Writes guest memory. Checked: throws `MEMORY_FAULT` (nothing written) unless every byte
     /// is writable. With `{ unchecked: true }` it writes any mapped page, read-only included.
     #[napi(ts_args_type = "address: number, data: Uint8Array, options?: MemoryOptions | null")]
@@ -1326,5 +1387,19 @@ impl Pvm {
     pub fn free(&self, env: &Env) -> Result<()> {
         let env = env.raw();
         guard(env, || self.free_impl(env))
+    }
+}
+
+thread_local! {
+    /// Reused buffer of `readMemoryInto` / `tryWriteMemory`, so they allocate nothing per call.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The guest-visible fault address of a failed checked access (`Some`), or the argument error.
+fn fault_address(e: pvm_core::MemoryError) -> Res<Option<u32>> {
+    match e {
+        pvm_core::MemoryError::Inaccessible { address, .. }
+        | pvm_core::MemoryError::BelowMinimum { address } => Ok(Some(address)),
+        e => Err(e.into()),
     }
 }
