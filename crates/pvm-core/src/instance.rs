@@ -223,8 +223,19 @@ impl Instance {
         self.heap_top = top;
     }
 
-    /// GP Ψ_M's result after a halt: μ[φ7 .. φ7+φ8] if readable, else empty (A.8).
+    /// GP Ψ_M's result after a halt: μ[φ7 .. φ7+φ8] if readable, else empty (A.8). This builds
+    /// the whole output (up to 4 GiB for a guest that says so); to ask for its length only, use
+    /// [`Instance::output_len`], and to copy a bounded prefix, [`Instance::output_into`].
     pub fn output(&self) -> Option<Vec<u8>> {
+        let len = self.output_len()?;
+        let mut buf = vec![0u8; len as usize];
+        self.output_into(&mut buf)?;
+        Some(buf)
+    }
+
+    /// The length of [`Instance::output`] without building it: `None` unless the last exit was a
+    /// halt, 0 if μ[φ7 .. φ7+φ8] is not readable. Allocates nothing; costs O(pages of the range).
+    pub fn output_len(&self) -> Option<u64> {
         if self.last_exit != Some(Exit::Halt) {
             return None;
         }
@@ -233,11 +244,20 @@ impl Instance {
             || len > 1 << 32
             || !self.memory.is_accessible(addr as u32, len, false)
         {
-            return Some(Vec::new());
+            return Some(0);
         }
-        let mut buf = vec![0u8; len as usize];
-        self.memory.read(addr as u32, &mut buf).ok()?;
-        Some(buf)
+        Some(len)
+    }
+
+    /// Copies the first `min(buf.len(), output_len)` bytes of [`Instance::output`] into `buf` and
+    /// returns the full output length (`None` unless the last exit was a halt).
+    pub fn output_into(&self, buf: &mut [u8]) -> Option<u64> {
+        let len = self.output_len()?;
+        let n = (len.min(buf.len() as u64)) as usize;
+        if n > 0 {
+            self.memory.read(self.regs[7] as u32, &mut buf[..n]).ok()?;
+        }
+        Some(len)
     }
 
     /// Runs until an exit (GP Ψ).
