@@ -166,8 +166,9 @@ pub unsafe extern "C" fn pvm_dump_state(vm: *mut pvm_vm_t, buf: *mut c_char, len
     ffi(0, || {
         with_vm(vm, |h| {
             let inst = h.inst()?;
+            let inst: &Instance = &inst;
             // The length query and a too-small buffer compute the length without the text.
-            let n = dump_state_len(&inst);
+            let n = dump_state_len(inst);
             if buf.is_null() || len == 0 || n >= len {
                 if !buf.is_null() && len > 0 {
                     // SAFETY: the caller guarantees `buf` is valid for `len` >= 1 bytes.
@@ -175,7 +176,7 @@ pub unsafe extern "C" fn pvm_dump_state(vm: *mut pvm_vm_t, buf: *mut c_char, len
                 }
                 return Ok(n);
             }
-            let text = dump_state(&inst);
+            let text = dump_state(inst);
             // SAFETY: forwarded caller guarantee on `buf`.
             unsafe { copy_out_whole(&text, buf, len) }
         })

@@ -93,6 +93,18 @@ pub fn dump_state(instance: &Instance) -> String {
     s
 }
 
+/// Length in bytes of the first line of [`dump_state`]: `regs+gas: ` + 224 hex digits + `\n`.
+const DUMP_HEADER_LEN: usize = 10 + 224 + 1;
+/// Length of one page line: `page 0x000fe: ` + 8 hex digits + ` ` + 8192 hex digits + `\n`
+/// (page indices are below 2^20, so `{:#07x}` always prints 5 digits).
+const DUMP_PAGE_LEN: usize = 14 + 8 + 1 + 2 * PAGE_SIZE as usize + 1;
+
+/// `dump_state(instance).len()` without building the text (it reads only the pages that hold
+/// storage of their own, to check that they are non-zero).
+pub fn dump_state_len(instance: &Instance) -> usize {
+    DUMP_HEADER_LEN + DUMP_PAGE_LEN * hashed_pages(instance.memory()).count()
+}
+
 /// One per-instruction trace line (`STEP: PC pc NAME g=gas pvmHash=0x… reg="[r0 … r12]"`); the
 /// hash field is omitted when `hash` is `None`.
 pub fn trace_line(
