@@ -13,8 +13,8 @@
 //! ```
 //!
 //! Gas (GP 0.8.0 I.4.5): every call charges g first; if ϱ < g the outcome is out-of-gas with
-//! ϱ' = ϱ − g (B.5: "ϱ' ≡ ϱ − g unless explicitly defined"), except `grow_heap`, whose OOG case
-//! leaves ϱ unchanged. All gas formulas use the raw register values with saturating arithmetic.
+//! ϱ' = ϱ − g (B.5: "ϱ' ≡ ϱ − g unless explicitly defined"); `grow_heap`'s OOG case sets ϱ' = 0
+//! (erratum GP #533, see [`grow_heap`]). All gas formulas use the raw register values with saturating arithmetic.
 //! GP 0.7.2 charges a flat 10 for each of these calls and numbers them one lower from `fetch` on
 //! (there is no `grow_heap`: GP 0.7.2 has the `sbrk` instruction instead).
 
@@ -459,39 +459,47 @@ impl InnerPvms {
 }
 
 /// `grow_heap` (GP 0.8.0, 1): φ7 = desired heap end in pages. The bounds come from the outer
-/// program's standard layout: a = (2Z_Z + Q(|o|))/Z_P, b = (2^32 − 3Z_Z − Z_I − P(s))/Z_P; for a
-/// program without a standard layout a = b = 0, so every request is a no-op.
+/// program's standard layout: a = (2Z_Z + Q(|o|))/Z_P, b = (2^32 − 3Z_Z − Z_I − Q(s))/Z_P; for a
+/// program without a standard layout a = b = 0, so every request is a no-op. h = a + c, with c
+/// the number of writable pages in [a, b).
+///
+/// Two GP errata (erratum GP #533/#538: this follows the community 0.8.0 vectors and conformance
+/// fuzzer, not the 0.8.0 text):
+/// - GP #533: out of gas (ϱ < g when growing) sets ϱ' = 0, like every other host call; the
+///   0.8.0 text left ϱ unchanged in that case.
+/// - GP #538: the upper bound b rounds the stack size to the 64 KiB zone (Q(s), Z_Z), the address
+///   space the stack reserves, not to a page (P(s)) as the 0.8.0 text does.
+///
+/// Cost: O(chunks of the page table in [a, b) + pages made writable), from the page table's
+/// bitmaps; a no-op call touches no page.
 pub fn grow_heap(ctx: &mut HostCallContext<'_>) -> HostOutcome {
     let want = ctx.reg(7);
     let (a, b) = match ctx.program().standard_layout() {
         Some(l) => {
             let a = l.rw_start() as u64 / PAGE_SIZE as u64;
-            let stack = (l.stack_size as u64).div_ceil(PAGE_SIZE as u64) * PAGE_SIZE as u64;
+            // Erratum GP #538: Q(s), not P(s).
+            let stack = (l.stack_size as u64).div_ceil(ZONE_SIZE) * ZONE_SIZE;
             let b = ((1u64 << 32) - 3 * ZONE_SIZE - INPUT_SIZE - stack) / PAGE_SIZE as u64;
             (a, b)
         }
         None => (0, 0),
     };
-    let c = ctx
-        .memory()
-        .pages()
-        .filter(|(p, acc)| (a..b).contains(&(*p as u64)) && *acc == Access::Write)
-        .count() as u64;
+    let c = ctx.memory().writable_page_count(a as u32..b as u32);
     let h = a + c;
     let (base, per_page) = gas::GROW_HEAP;
     if want <= h || want > b {
         // No-op: charge the base cost only (the explicit case of B.5).
         ctx.set_gas(ctx.gas().saturating_sub(base as i64));
         ctx.set_reg(7, h);
-        if a < h {
-            make_writable(ctx, a, h);
-        }
+        make_writable(ctx, a, h);
         return HostOutcome::Continue;
     }
     let g = base + (want - h) * per_page; // want <= b < 2^20: no overflow
     if ctx.gas() < g as i64 {
         ctx.set_reg(7, h);
-        return HostOutcome::OutOfGas; // ϱ unchanged
+        // Erratum GP #533: ϱ' = 0 (the 0.8.0 text: ϱ unchanged).
+        ctx.set_gas(0);
+        return HostOutcome::OutOfGas;
     }
     ctx.set_gas(ctx.gas() - g as i64);
     make_writable(ctx, a, want);
@@ -499,13 +507,9 @@ pub fn grow_heap(ctx: &mut HostCallContext<'_>) -> HostOutcome {
     HostOutcome::Continue
 }
 
-/// (μ'_A)[a..e) = W.
+/// (μ'_A)[a..e) = W, touching only the pages that are not writable yet.
 fn make_writable(ctx: &mut HostCallContext<'_>, a: u64, e: u64) {
     ctx.memory_mut()
-        .map_range(
-            a * PAGE_SIZE as u64,
-            (e - a) * PAGE_SIZE as u64,
-            Access::Write,
-        )
+        .make_writable(a as u32..e as u32)
         .expect("heap pages lie inside the standard layout");
 }

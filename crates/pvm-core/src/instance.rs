@@ -866,7 +866,11 @@ fn interpret<const STEP: bool>(
 /// GP 0.7.2 `sbrk` (A.5.9): φ'_D = min x ≥ h such that [x, x + φ_A) is not readable and becomes
 /// writable. libpvm tracks the heap end (initially the end of the standard program's heap) and
 /// maps the next `size` bytes there, page-granular; `size` 0 returns the current end. Growth past
-/// the 32-bit space or into mapped memory returns 0 and maps nothing.
+/// the 32-bit space or into readable memory returns 0 and maps nothing.
+///
+/// Cost: the check asks the page table's bitmaps for the first readable page of the range
+/// (O(2 MiB chunks of the range)), so a failing `sbrk` costs microseconds however large the
+/// request; a successful one costs O(pages mapped).
 fn sbrk(mem: &mut Memory, heap_top: &mut u32, size: u64) -> u64 {
     let x = *heap_top as u64;
     if size == 0 {
@@ -875,19 +879,11 @@ fn sbrk(mem: &mut Memory, heap_top: &mut u32, size: u64) -> u64 {
     let Some(end) = x.checked_add(size).filter(|e| *e <= u32::MAX as u64) else {
         return 0;
     };
-    let first_new = x.div_ceil(4096) * 4096;
-    let last = end.div_ceil(4096) * 4096;
+    let first_new = (x.div_ceil(4096)) as u32;
+    let last = (end.div_ceil(4096)) as u32;
     if first_new < last {
-        if !(first_new..last)
-            .step_by(4096)
-            .all(|a| mem.access(a as u32) == Access::None)
-        {
-            return 0;
-        }
-        if mem
-            .map_range(first_new, last - first_new, Access::Write)
-            .is_err()
-        {
+        let pages = first_new..last;
+        if mem.first_readable_page(pages.clone()).is_some() || mem.make_writable(pages).is_err() {
             return 0;
         }
     }

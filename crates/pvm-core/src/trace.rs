@@ -20,21 +20,24 @@ use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
 
 use crate::instance::Instance;
-use crate::memory::{Access, Memory, PAGE_SIZE};
+use crate::memory::{Memory, PAGE_SIZE};
 
 type Blake2b256 = Blake2b<U32>;
 
 /// The pages of the hash preimage: readable pages with at least one non-zero byte, ascending.
+///
+/// Only pages with storage of their own are read ([`Memory::readable_backed_pages`], from the page
+/// table's bitmaps): a mapped page that was never written reads the shared zero page, so it can
+/// never be in the set and is skipped without being read. The cost is O(written pages), not
+/// O(mapped pages) — a guest that maps the whole 4 GiB space and writes one byte hashes one page.
+/// The set is exactly the v1 definition: a page that was written and zeroed again still has
+/// storage, is read, and is left out because it is all zero.
 pub fn hashed_pages(
     memory: &Memory,
 ) -> impl Iterator<Item = (u32, &[u8; PAGE_SIZE as usize])> + '_ {
-    memory.pages().filter_map(move |(p, access)| {
-        if access == Access::None {
-            return None;
-        }
-        let bytes = memory.page_bytes(p)?;
-        bytes.iter().any(|b| *b != 0).then_some((p, bytes))
-    })
+    memory
+        .readable_backed_pages()
+        .filter(|(_, bytes)| bytes.iter().any(|b| *b != 0))
 }
 
 /// The first 112 bytes of the preimage: E8 of the 13 registers and of the gas.
