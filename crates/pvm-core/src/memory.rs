@@ -1253,7 +1253,9 @@ mod tests {
             let first = 16 + (next() % 3000) as u32;
             let n = 1 + (next() % 1200) as u32;
             match next() % 5 {
-                0 | 1 => m.map(first << 12, n << 12, accesses[next() as usize % 3]).unwrap(),
+                0 | 1 => m
+                    .map(first << 12, n << 12, accesses[next() as usize % 3])
+                    .unwrap(),
                 2 => m.unmap(first << 12, n << 12).unwrap(),
                 3 => m.make_writable(first..first + n).unwrap(),
                 _ => {
@@ -1265,8 +1267,15 @@ mod tests {
             check_bitmaps(&m);
             let (a, b) = (16 + (next() % 3500) as u32, (next() % 2000) as u32);
             let range = a..a + b;
-            let scan_w = range.clone().filter(|p| m.access(p << 12) == Access::Write).count();
-            assert_eq!(m.writable_page_count(range.clone()), scan_w as u64, "step {step}");
+            let scan_w = range
+                .clone()
+                .filter(|p| m.access(p << 12) == Access::Write)
+                .count();
+            assert_eq!(
+                m.writable_page_count(range.clone()),
+                scan_w as u64,
+                "step {step}"
+            );
             let scan_r = range.clone().find(|p| m.access(p << 12) != Access::None);
             assert_eq!(m.first_readable_page(range.clone()), scan_r, "step {step}");
             let want: Vec<u32> = m

@@ -32,9 +32,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use super::lower::{lower, Op, Reg, K};
+use super::JumpTable;
 use crate::error::{InvalidCodeReason, ProgramError};
 use crate::gas::simulator;
-use super::JumpTable;
 use crate::isa::{Code, Opcode};
 use crate::Spec;
 
