@@ -143,26 +143,23 @@ fn is_backed(e: usize) -> bool {
     addr != 0 && addr != zero_page_addr()
 }
 
-/// log2 of the pages per second-level chunk of the page table.
+/// log2 of the pages per chunk of the page-set bitmaps.
 const CHUNK_BITS: u32 = 9;
-/// Pages per chunk: 512 entries (4 KiB of table, 2 MiB of guest address space).
+/// Pages per chunk: 512 (4 KiB of page table, 2 MiB of guest address space).
 const CHUNK_PAGES: usize = 1 << CHUNK_BITS;
-/// Chunks (top-level entries): 2048, a 16 KiB top-level array.
+/// Chunks: 2048.
 const CHUNKS: usize = PAGE_COUNT / CHUNK_PAGES;
 /// Bitmap words per chunk.
 const WORDS: usize = CHUNK_PAGES / 64;
 /// Words of the allocated-chunk bitmap.
 const CHUNK_WORDS: usize = CHUNKS / 64;
 
-/// A second-level chunk of the page table: the entries of 512 consecutive pages, and bitmaps of
-/// the pages that are mapped, readable (R or W), writable (W, backed or lazy) and backed (storage
-/// of their own). The bitmaps are the page sets the slow paths ask about: they answer "which
-/// pages are mapped / writable / hold data" in one bit test per page, or 64 pages per word,
-/// without reading the entries, let alone the pages.
-#[repr(C)]
-struct Chunk {
-    /// First, so that a chunk's address is the address of its entries (the fast path).
-    entries: [usize; CHUNK_PAGES],
+/// The page sets of one chunk of 512 pages: bitmaps of the pages that are mapped, readable (R or
+/// W), writable (W, backed or lazy) and backed (storage of their own). They answer "which pages
+/// are mapped / writable / hold data" in one bit test per page, or 64 pages per word, without
+/// reading the page table, let alone the pages. Allocated when a page of the chunk is first
+/// mapped, freed when its last page is unmapped.
+struct Meta {
     mapped: [u64; WORDS],
     readable: [u64; WORDS],
     writable: [u64; WORDS],
@@ -171,39 +168,98 @@ struct Chunk {
     writable_count: u32,
 }
 
-/// The entries of every chunk that is not allocated: all unmapped. Never written (its entries
-/// have no WRITE bit, and mutation allocates the chunk first).
-static EMPTY_CHUNK: [usize; CHUNK_PAGES] = [0; CHUNK_PAGES];
-
-fn empty_chunk() -> *const usize {
-    EMPTY_CHUNK.as_ptr()
-}
-
-/// The top level of the page table: for each chunk of 512 pages, the address of its entries
-/// ([`EMPTY_CHUNK`] until a page in it is mapped). Owned through a raw pointer rather than a
-/// `Box`: the interpreter keeps a copy of the base pointer in a register for its fast paths (see
+/// The page table: 2^20 entries (8 MiB of address space), one per page, mapped so that only the
+/// parts that are written take memory. Owned through a raw pointer rather than a `Box`: the
+/// interpreter keeps a copy of the base pointer in a register for its fast paths (see
 /// [`GuestTable`]) while the slow paths still go through `&mut Memory`. With a `Box`, every use
 /// of the box would invalidate that copy (a `Box` asserts uniqueness); with a raw pointer,
 /// references made for individual accesses are short-lived children and the copy stays valid.
-struct Top(NonNull<[*const usize; CHUNKS]>);
+///
+/// # Why not `alloc_zeroed`
+/// A zeroed 8 MiB allocation is fresh `mmap` memory, free until touched, only while the
+/// allocator decides to `mmap` it. glibc raises its mmap threshold to the size of every mmapped
+/// block that is freed (up to 32 MiB), so after the first instance is dropped each new table
+/// comes from the heap, where `calloc` must `memset` all 8 MiB: 0.5 ms per instance and the
+/// whole table resident. (The pool of four tables that used to hide the cost kept up to 32 MiB
+/// resident and did nothing for live instances.) On Unix the table is therefore mapped directly
+/// (`mmap` of anonymous zero pages, `MAP_NORESERVE`): a 4 KiB page of the table, which covers
+/// 2 MiB of guest memory, becomes resident when an entry in it is first written, so a standard
+/// program's table costs 8 KiB (the low sections, and the stack with the arguments). Elsewhere
+/// `alloc_zeroed` is used (on Windows large allocations are fresh zero pages too).
+struct Table(NonNull<[usize; PAGE_COUNT]>);
 
-// SAFETY: `Top` owns its allocation (and, through `Memory`, the chunks and pages it points to)
-// exactly like a `Box`; access follows `&`/`&mut` of the owning `Memory`. The shared statics it
-// points at are immutable.
-unsafe impl Send for Top {}
-// SAFETY: as above; `&Top` only gives shared reads.
-unsafe impl Sync for Top {}
+// SAFETY: `Table` owns its allocation exactly like a `Box`; access follows `&`/`&mut` of the
+// owning `Memory`.
+unsafe impl Send for Table {}
+// SAFETY: as above; `&Table` only gives shared reads.
+unsafe impl Sync for Table {}
 
-impl std::ops::Deref for Top {
-    type Target = [*const usize; CHUNKS];
+const TABLE_BYTES: usize = PAGE_COUNT * std::mem::size_of::<usize>();
+
+impl Table {
+    /// A table with every entry 0 (unmapped).
+    fn new() -> Table {
+        #[cfg(unix)]
+        {
+            // SAFETY: an anonymous private mapping at an address of the kernel's choosing
+            // touches no existing memory; the result is checked before use.
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    TABLE_BYTES,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            match NonNull::new(ptr as *mut [usize; PAGE_COUNT]) {
+                Some(p) if ptr != libc::MAP_FAILED => Table(p),
+                _ => std::alloc::handle_alloc_error(Self::layout()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            // SAFETY: the layout has a non-zero size.
+            let ptr = unsafe { std::alloc::alloc_zeroed(Self::layout()) };
+            match NonNull::new(ptr as *mut [usize; PAGE_COUNT]) {
+                Some(p) => Table(p),
+                None => std::alloc::handle_alloc_error(Self::layout()),
+            }
+        }
+    }
+
+    fn layout() -> std::alloc::Layout {
+        std::alloc::Layout::new::<[usize; PAGE_COUNT]>()
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        // SAFETY: the mapping was made by `Table::new` with this length and is unmapped once;
+        // no reference into it outlives the `Memory` that owns this table.
+        unsafe {
+            libc::munmap(self.0.as_ptr() as *mut libc::c_void, TABLE_BYTES);
+        }
+        #[cfg(not(unix))]
+        // SAFETY: allocated in `Table::new` with this layout, freed once.
+        unsafe {
+            std::alloc::dealloc(self.0.as_ptr() as *mut u8, Self::layout());
+        }
+    }
+}
+
+impl std::ops::Deref for Table {
+    type Target = [usize; PAGE_COUNT];
     #[inline(always)]
     fn deref(&self) -> &Self::Target {
-        // SAFETY: the allocation is live and owned by this `Top`; the borrow is tied to `&self`.
+        // SAFETY: the allocation is live and owned by this `Table`; the borrow is tied to `&self`.
         unsafe { self.0.as_ref() }
     }
 }
 
-impl std::ops::DerefMut for Top {
+impl std::ops::DerefMut for Table {
     #[inline(always)]
     fn deref_mut(&mut self) -> &mut Self::Target {
         // SAFETY: as above, and `&mut self` makes this the only reference.
@@ -211,40 +267,25 @@ impl std::ops::DerefMut for Top {
     }
 }
 
-/// A copy of a memory's top-level table pointer for the interpreter's guest load/store fast
-/// paths. Keeping it in a local lets the compiler hold it in a register: read through
-/// `&mut Memory`, it had to be reloaded after every guest store (which might, as far as the
-/// compiler knows, have written the `Memory` itself), an extra load on the critical path of every
-/// guest access that made store-heavy guests up to 2× slower. The top-level array never moves
-/// while the `Memory` lives; chunks allocated by a slow path are seen by the next lookup.
+/// A copy of a memory's page-table pointer for the interpreter's guest load/store fast paths.
+/// Keeping it in a local lets the compiler hold it in a register: read through `&mut Memory`, it
+/// had to be reloaded after every guest store (which might, as far as the compiler knows, have
+/// written the `Memory` itself), an extra load on the critical path of every guest access that
+/// made store-heavy guests up to 2× slower.
 #[derive(Clone, Copy)]
-pub(crate) struct GuestTable(*const *const usize);
+pub(crate) struct GuestTable(*const usize);
 
 impl GuestTable {
-    /// The entry of the page holding `address`: two dependent loads.
-    ///
-    /// # Safety
-    /// The `Memory` this came from must still be alive.
-    #[inline(always)]
-    unsafe fn entry(self, address: u32) -> usize {
-        // SAFETY: the top level has 2^11 entries and `address >> 21 < 2^11`; each points at 512
-        // live entries (a chunk of the Memory or the static empty chunk), and the index is
-        // masked below 512. The caller keeps the Memory alive.
-        unsafe {
-            let chunk = *self.0.add((address >> (12 + CHUNK_BITS)) as usize);
-            *chunk.add((address >> 12) as usize & (CHUNK_PAGES - 1))
-        }
-    }
-
     /// Guest load fast path: `None` when the slow path must decide (not readable, crosses a page).
     ///
     /// # Safety
-    /// The `Memory` this came from must still be alive (its tables never move while it is).
+    /// The `Memory` this came from must still be alive (its table never moves while it is).
     #[inline(always)]
     pub(crate) unsafe fn load<const N: usize>(self, address: u32) -> Option<[u8; N]> {
         let off = (address & (PAGE_SIZE - 1)) as usize;
-        // SAFETY: forwarded caller guarantee.
-        let e = unsafe { self.entry(address) };
+        // SAFETY: the table has 2^20 entries and `address >> 12 < 2^20`; the caller keeps the
+        // table alive.
+        let e = unsafe { *self.0.add((address >> 12) as usize) };
         if e & READ != 0 && off <= PAGE_SIZE as usize - N {
             let ptr = page_ptr(e) as *const u8;
             // SAFETY: the entry is readable, so it holds a live page pointer; off + N <= 4096
@@ -263,8 +304,8 @@ impl GuestTable {
     #[inline(always)]
     pub(crate) unsafe fn store<const N: usize>(self, address: u32, bytes: [u8; N]) -> bool {
         let off = (address & (PAGE_SIZE - 1)) as usize;
-        // SAFETY: forwarded caller guarantee.
-        let e = unsafe { self.entry(address) };
+        // SAFETY: as in `load`.
+        let e = unsafe { *self.0.add((address >> 12) as usize) };
         if e & WRITE != 0 && off <= PAGE_SIZE as usize - N {
             let ptr = page_ptr(e) as *mut u8;
             // SAFETY: the entry is writable, so it holds a live page pointer owned by the
@@ -278,15 +319,16 @@ impl GuestTable {
 
 /// The RAM of one PVM instance.
 ///
-/// The page table has two levels: a 16 KiB top-level array of 2048 pointers, each to a chunk of
-/// 512 page entries (4.3 KiB with its bitmaps) allocated when a page in it is first mapped and
-/// freed when its last page is unmapped. A fresh standard program touches two chunks (the
-/// low sections, and the stack with the arguments), so an instance costs about 25 KB until the
-/// guest maps more; the flat 8 MiB table this replaces cost 8 MiB of address space per instance
-/// and, once the allocator served it from its heap, megabytes of resident memory.
+/// A flat page table (one word per page, so that a guest access is one table load) that takes
+/// memory only where it is written (see [`Table`]), and per 512-page chunk the page-set bitmaps
+/// ([`Meta`], 264 bytes, allocated with the chunk's first mapped page) that the slow paths
+/// consult. A fresh standard program costs about 30 KB: 8 KiB of table, the 16 KiB chunk
+/// directory, two chunks' bitmaps and the pages its sections write.
 pub struct Memory {
-    top: Top,
-    /// Which chunks are allocated.
+    table: Table,
+    /// The page-set bitmaps of each chunk, `None` while no page of the chunk is mapped.
+    meta: Box<[Option<Box<Meta>>]>,
+    /// Which chunks have bitmaps.
     chunk_set: [u64; CHUNK_WORDS],
     /// Number of mapped pages.
     count: usize,
@@ -362,17 +404,19 @@ impl Clone for Memory {
     fn clone(&self) -> Self {
         let mut m = Memory::new();
         for c in self.chunks() {
-            let src = self.chunk(c).expect("allocated chunk");
-            let dst = m.alloc_chunk(c);
-            dst.mapped = src.mapped;
-            dst.readable = src.readable;
-            dst.writable = src.writable;
-            dst.backed = src.backed;
-            dst.writable_count = src.writable_count;
+            let src = self.chunk(c).expect("chunk with bitmaps");
+            m.meta[c] = Some(Box::new(Meta {
+                mapped: src.mapped,
+                readable: src.readable,
+                writable: src.writable,
+                backed: src.backed,
+                writable_count: src.writable_count,
+            }));
+            m.chunk_set[c / 64] |= 1 << (c % 64);
             for w in 0..WORDS {
-                for i in ones(src.mapped[w], w * 64) {
-                    let e = src.entries[i];
-                    dst.entries[i] = if is_backed(e) {
+                for i in ones(src.mapped[w], (c << CHUNK_BITS) + w * 64) {
+                    let e = self.table[i];
+                    m.table[i] = if is_backed(e) {
                         // SAFETY: a backed entry points at a live page of `self`.
                         let bytes = unsafe { &(*page_ptr(e)).0 };
                         let ptr = Box::into_raw(Box::new(Page(*bytes)));
@@ -394,10 +438,6 @@ impl Drop for Memory {
         for c in self.chunks().collect::<Vec<_>>() {
             self.free_chunk(c);
         }
-        // SAFETY: the pointer came from `Box::leak` in `new` and is given back once; `self.top`
-        // is not used after this (every chunk was freed above; no `GuestTable` copy outlives the
-        // `&mut` borrow that made it).
-        drop(unsafe { Box::from_raw(self.top.0.as_ptr()) });
     }
 }
 
@@ -413,19 +453,19 @@ fn page_range(address: u64, length: u64) -> Result<std::ops::Range<u32>, MemoryE
 }
 
 impl Memory {
-    /// Empty memory: every page inaccessible. Allocates the 16 KiB top-level table only.
+    /// Empty memory: every page inaccessible. Maps the page table (no memory until written) and
+    /// allocates the 16 KiB chunk directory.
     pub fn new() -> Self {
-        let top: Box<[*const usize]> = vec![empty_chunk(); CHUNKS].into_boxed_slice();
-        let top: Box<[*const usize; CHUNKS]> = top.try_into().expect("length is CHUNKS");
         Memory {
-            top: Top(NonNull::from(Box::leak(top))),
+            table: Table::new(),
+            meta: (0..CHUNKS).map(|_| None).collect(),
             chunk_set: [0; CHUNK_WORDS],
             count: 0,
             backed: 0,
         }
     }
 
-    /// Allocated chunk indices, ascending.
+    /// Indices of the chunks with mapped pages, ascending.
     fn chunks(&self) -> impl Iterator<Item = usize> + '_ {
         self.chunk_set
             .iter()
@@ -433,104 +473,79 @@ impl Memory {
             .flat_map(|(w, &bits)| ones(bits, w * 64))
     }
 
+    /// The bitmaps of chunk `c`, if it has mapped pages.
     #[inline]
-    fn has_chunk(&self, c: usize) -> bool {
-        self.chunk_set[c / 64] & (1 << (c % 64)) != 0
+    fn chunk(&self, c: usize) -> Option<&Meta> {
+        self.meta[c].as_deref()
     }
 
-    /// Chunk `c`, if allocated.
-    #[inline]
-    fn chunk(&self, c: usize) -> Option<&Chunk> {
-        // SAFETY: an allocated chunk's top-level entry is the pointer `alloc_chunk` got from
-        // `Box::into_raw`, live until `free_chunk`; the borrow is tied to `&self`.
-        self.has_chunk(c)
-            .then(|| unsafe { &*(self.top[c] as *const Chunk) })
-    }
-
-    /// Chunk `c`, mutable, if allocated.
-    #[inline]
-    fn chunk_mut(&mut self, c: usize) -> Option<&mut Chunk> {
-        // SAFETY: as in `chunk`, and `&mut self` makes this the only reference.
-        self.has_chunk(c)
-            .then(|| unsafe { &mut *(self.top[c] as *mut Chunk) })
-    }
-
-    /// Allocates chunk `c` (all pages unmapped) if it is not, and returns it.
-    fn alloc_chunk(&mut self, c: usize) -> &mut Chunk {
-        if !self.has_chunk(c) {
-            let chunk = Box::new(Chunk {
-                entries: [0; CHUNK_PAGES],
-                mapped: [0; WORDS],
-                readable: [0; WORDS],
-                writable: [0; WORDS],
-                backed: [0; WORDS],
-                writable_count: 0,
-            });
-            self.top[c] = Box::into_raw(chunk) as *const usize;
-            self.chunk_set[c / 64] |= 1 << (c % 64);
-        }
-        self.chunk_mut(c).expect("allocated above")
-    }
-
-    /// Frees chunk `c` with the storage of its backed pages (it is unmapped afterwards).
+    /// Frees the pages of chunk `c` and its bitmaps (all its pages are unmapped afterwards).
     fn free_chunk(&mut self, c: usize) {
-        let Some(chunk) = self.chunk_mut(c) else {
+        let Some(meta) = self.meta[c].take() else {
             return;
         };
-        let mut freed = 0;
+        let base = c << CHUNK_BITS;
         let mut mapped = 0;
+        let mut freed = 0;
         for w in 0..WORDS {
-            mapped += chunk.mapped[w].count_ones() as usize;
-            for i in ones(chunk.backed[w], w * 64) {
-                // SAFETY: a backed entry holds the pointer produced by `Box::into_raw` in
-                // `materialize` (or `clone`), freed exactly once: here or in `unmap`, which also
-                // clears the entry and its backed bit.
-                drop(unsafe { Box::from_raw(page_ptr(chunk.entries[i])) });
-                freed += 1;
+            mapped += meta.mapped[w].count_ones() as usize;
+            for i in ones(meta.mapped[w], base + w * 64) {
+                let e = self.table[i];
+                if is_backed(e) {
+                    // SAFETY: a backed entry holds the pointer produced by `Box::into_raw` in
+                    // `materialize` (or `clone`), freed exactly once: the entry is cleared here,
+                    // and `unmap` clears it too when it frees a page.
+                    drop(unsafe { Box::from_raw(page_ptr(e)) });
+                    freed += 1;
+                }
+                self.table[i] = 0;
             }
         }
-        let ptr = self.top[c] as *mut Chunk;
-        self.top[c] = empty_chunk();
         self.chunk_set[c / 64] &= !(1 << (c % 64));
         self.count -= mapped;
         self.backed -= freed;
-        // SAFETY: `ptr` came from `Box::into_raw` in `alloc_chunk`; it is no longer reachable
-        // from the table.
-        drop(unsafe { Box::from_raw(ptr) });
     }
 
     /// The table entry of `page` (< 2^20).
     #[inline]
     fn entry(&self, page: u32) -> usize {
-        let c = self.top[page as usize >> CHUNK_BITS];
-        // SAFETY: every top-level entry points at 512 live entries (a chunk or the empty chunk);
-        // the index is masked below 512.
-        unsafe { *c.add(page as usize & (CHUNK_PAGES - 1)) }
+        self.table[page as usize]
     }
 
-    /// Writes the table entry of `page`, keeping the chunk's bitmaps and the counts in step; an
-    /// emptied chunk is freed. (The caller frees or keeps the old entry's storage.)
+    /// Writes the table entry of `page`, keeping the chunk's bitmaps and the counts in step; the
+    /// bitmaps of an emptied chunk are freed. (The caller frees or keeps the old entry's storage.)
     fn set_entry(&mut self, page: u32, new: usize) {
         let c = page as usize >> CHUNK_BITS;
         let i = page as usize & (CHUNK_PAGES - 1);
-        if new == 0 && !self.has_chunk(c) {
+        let old = self.table[page as usize];
+        if old == new {
             return;
         }
-        let chunk = self.alloc_chunk(c);
-        let old = chunk.entries[i];
-        chunk.entries[i] = new;
+        self.table[page as usize] = new;
+        let meta = self.meta[c].get_or_insert_with(|| {
+            Box::new(Meta {
+                mapped: [0; WORDS],
+                readable: [0; WORDS],
+                writable: [0; WORDS],
+                backed: [0; WORDS],
+                writable_count: 0,
+            })
+        });
         let (w, bit) = (i / 64, 1u64 << (i % 64));
-        set_bit(&mut chunk.mapped[w], bit, is_mapped(new));
-        set_bit(&mut chunk.readable[w], bit, new & READ != 0);
+        set_bit(&mut meta.mapped[w], bit, is_mapped(new));
+        set_bit(&mut meta.readable[w], bit, new & READ != 0);
         let (was_w, is_w) = (old & (WRITE | LAZY) != 0, new & (WRITE | LAZY) != 0);
-        set_bit(&mut chunk.writable[w], bit, is_w);
-        chunk.writable_count = chunk.writable_count + is_w as u32 - was_w as u32;
-        set_bit(&mut chunk.backed[w], bit, is_backed(new));
-        let emptied = new == 0 && chunk.mapped.iter().all(|w| *w == 0);
+        set_bit(&mut meta.writable[w], bit, is_w);
+        meta.writable_count = meta.writable_count + is_w as u32 - was_w as u32;
+        set_bit(&mut meta.backed[w], bit, is_backed(new));
+        let emptied = meta.mapped.iter().all(|w| *w == 0);
         self.count = self.count + is_mapped(new) as usize - is_mapped(old) as usize;
         self.backed = self.backed + is_backed(new) as usize - is_backed(old) as usize;
         if emptied {
-            self.free_chunk(c);
+            self.meta[c] = None;
+            self.chunk_set[c / 64] &= !(1 << (c % 64));
+        } else {
+            self.chunk_set[c / 64] |= 1 << (c % 64);
         }
     }
 
@@ -717,7 +732,7 @@ impl Memory {
                 for i in ones(ch.backed[w] & word_mask(w, lo, hi), w * 64) {
                     // SAFETY: a backed entry points at a live page owned by this Memory, which
                     // `&mut self` holds exclusively.
-                    unsafe { (*page_ptr(ch.entries[i])).0.fill(0) };
+                    unsafe { (*page_ptr(self.table[(c << CHUNK_BITS) + i])).0.fill(0) };
                 }
             }
         }
@@ -796,7 +811,7 @@ impl Memory {
                 ones(ch.backed[w] & ch.readable[w], w * 64).map(move |i| {
                     // SAFETY: a backed entry points at a live page owned by this Memory; the
                     // shared borrow is tied to `&self`.
-                    let bytes = unsafe { &(*page_ptr(ch.entries[i])).0 };
+                    let bytes = unsafe { &(*page_ptr(self.table[(c << CHUNK_BITS) + i])).0 };
                     (((c << CHUNK_BITS) + i) as u32, bytes)
                 })
             })
@@ -818,10 +833,18 @@ impl Memory {
         self.backed
     }
 
-    /// Bytes of host memory this Memory holds: the tables and the backed pages.
+    /// The page-table memory in use: one 4 KiB page of the table per chunk with mapped pages (the
+    /// 512 entries of a chunk are one page of the page-aligned mapping).
+    fn table_bytes(&self) -> usize {
+        self.chunks().count() * CHUNK_PAGES * std::mem::size_of::<usize>()
+    }
+
+    /// Bytes of host memory this Memory holds (an estimate of what it makes resident): the parts
+    /// of the page table in use, the chunk directory and bitmaps, and the backed pages.
     pub fn host_bytes(&self) -> usize {
-        std::mem::size_of::<[*const usize; CHUNKS]>()
-            + self.chunks().count() * std::mem::size_of::<Chunk>()
+        self.table_bytes()
+            + CHUNKS * std::mem::size_of::<Option<Box<Meta>>>()
+            + self.chunks().count() * std::mem::size_of::<Meta>()
             + self.backed * std::mem::size_of::<Page>()
     }
 
@@ -973,7 +996,7 @@ impl Memory {
     /// The page table for [`GuestTable`]'s fast paths.
     #[inline(always)]
     pub(crate) fn guest_table(&self) -> GuestTable {
-        GuestTable(self.top.0.as_ptr() as *const *const usize)
+        GuestTable(self.table.0.as_ptr() as *const usize)
     }
 
     /// A guest load (GP A.4 rules): the fast path, else the slow path. (The interpreter inlines
@@ -1161,14 +1184,20 @@ mod tests {
     fn check_bitmaps(m: &Memory) {
         let (mut mapped, mut backed) = (0, 0);
         for c in 0..CHUNKS {
+            let entries = &m.table[c << CHUNK_BITS..(c + 1) << CHUNK_BITS];
             let Some(ch) = m.chunk(c) else {
-                assert_eq!(m.top[c], empty_chunk());
+                // (Reading all 2^20 entries is slow in debug builds: a sample of chunks.)
+                if c % 61 == 0 || c == CHUNKS - 1 {
+                    assert!(entries.iter().all(|e| *e == 0), "chunk {c}");
+                }
+                assert_eq!(m.chunk_set[c / 64] >> (c % 64) & 1, 0);
                 continue;
             };
+            assert_eq!(m.chunk_set[c / 64] >> (c % 64) & 1, 1);
             let mut writable = 0;
             assert!(ch.mapped.iter().any(|w| *w != 0), "empty chunk {c} kept");
             for i in 0..CHUNK_PAGES {
-                let e = ch.entries[i];
+                let e = entries[i];
                 let bit = |words: &[u64; WORDS]| words[i / 64] >> (i % 64) & 1 == 1;
                 assert_eq!(bit(&ch.mapped), is_mapped(e));
                 assert_eq!(bit(&ch.readable), e & READ != 0);
