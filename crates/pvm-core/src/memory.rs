@@ -328,8 +328,10 @@ pub struct Memory {
     table: Table,
     /// The page-set bitmaps of each chunk, `None` while no page of the chunk is mapped.
     meta: Box<[Option<Box<Meta>>]>,
-    /// Which chunks have bitmaps.
+    /// Which chunks have bitmaps (have mapped pages).
     chunk_set: [u64; CHUNK_WORDS],
+    /// Which chunks are entirely writable.
+    full: [u64; CHUNK_WORDS],
     /// Number of mapped pages.
     count: usize,
     /// Number of pages with storage of their own.
@@ -371,18 +373,28 @@ fn ones(bits: u64, base: usize) -> impl Iterator<Item = usize> {
     })
 }
 
-/// Splits the pages [first, end) into per-chunk spans `(chunk, lo, hi)` with in-chunk indices.
-fn spans(first: usize, end: usize) -> impl Iterator<Item = (usize, usize, usize)> {
-    let mut p = first;
-    std::iter::from_fn(move || {
-        (p < end).then(|| {
-            let c = p >> CHUNK_BITS;
-            let lo = p & (CHUNK_PAGES - 1);
-            let hi = (end - (c << CHUNK_BITS)).min(CHUNK_PAGES);
-            p = (c << CHUNK_BITS) + hi;
-            (c, lo, hi)
-        })
-    })
+/// The chunks overlapping the pages [first, end) whose bit is set in the chunk bitmap given word
+/// by word by `word`, ascending: O((end − first)/2^15 + matches).
+fn chunks_where(
+    word: impl Fn(usize) -> u64,
+    first: usize,
+    end: usize,
+) -> impl Iterator<Item = usize> {
+    let (c0, c1) = if first < end {
+        (first >> CHUNK_BITS, (end - 1) / CHUNK_PAGES + 1)
+    } else {
+        (0, 0)
+    };
+    (c0 / 64..c1.div_ceil(64)).flat_map(move |w| ones(word(w) & word_mask(w, c0, c1), w * 64))
+}
+
+/// The in-chunk span [lo, hi) of chunk `c` that lies in the pages [first, end).
+fn span_of(c: usize, first: usize, end: usize) -> (usize, usize) {
+    let base = c << CHUNK_BITS;
+    (
+        first.saturating_sub(base).min(CHUNK_PAGES),
+        (end - base).min(CHUNK_PAGES),
+    )
 }
 
 impl Default for Memory {
@@ -427,6 +439,7 @@ impl Clone for Memory {
                 }
             }
         }
+        m.full = self.full;
         m.count = self.count;
         m.backed = self.backed;
         m
@@ -460,6 +473,7 @@ impl Memory {
             table: Table::new(),
             meta: (0..CHUNKS).map(|_| None).collect(),
             chunk_set: [0; CHUNK_WORDS],
+            full: [0; CHUNK_WORDS],
             count: 0,
             backed: 0,
         }
@@ -502,6 +516,7 @@ impl Memory {
             }
         }
         self.chunk_set[c / 64] &= !(1 << (c % 64));
+        self.full[c / 64] &= !(1 << (c % 64));
         self.count -= mapped;
         self.backed -= freed;
     }
@@ -539,6 +554,8 @@ impl Memory {
         meta.writable_count = meta.writable_count + is_w as u32 - was_w as u32;
         set_bit(&mut meta.backed[w], bit, is_backed(new));
         let emptied = meta.mapped.iter().all(|w| *w == 0);
+        let full = meta.writable_count == CHUNK_PAGES as u32;
+        set_bit(&mut self.full[c / 64], 1 << (c % 64), full);
         self.count = self.count + is_mapped(new) as usize - is_mapped(old) as usize;
         self.backed = self.backed + is_backed(new) as usize - is_backed(old) as usize;
         if emptied {
@@ -632,13 +649,11 @@ impl Memory {
                 length: (pages.end - pages.start) as u64 * PAGE_SIZE as u64,
             });
         }
-        for (c, lo, hi) in spans(pages.start as usize, pages.end as usize) {
-            if self
-                .chunk(c)
-                .is_some_and(|ch| ch.writable_count == CHUNK_PAGES as u32)
-            {
-                continue;
-            }
+        let (first, end) = (pages.start as usize, pages.end as usize);
+        // Chunks that are not entirely writable (including those without mapped pages).
+        let todo: Vec<usize> = chunks_where(|w| !self.full[w], first, end).collect();
+        for c in todo {
+            let (lo, hi) = span_of(c, first, end);
             for w in lo / 64..hi.div_ceil(64) {
                 let writable = self.chunk(c).map_or(0, |ch| ch.writable[w]);
                 let missing = !writable & word_mask(w, lo, hi);
@@ -650,37 +665,47 @@ impl Memory {
         Ok(())
     }
 
-    /// The number of writable pages (access W) among `pages`: O(chunks in the range), from the
-    /// chunks' bitmaps.
+    /// The number of writable pages (access W) among `pages`: O(range/2^15 + partly writable
+    /// chunks), from the bitmaps.
     pub fn writable_page_count(&self, pages: std::ops::Range<u32>) -> u64 {
-        let end = (pages.end as usize).min(PAGE_COUNT);
+        let (first, end) = (pages.start as usize, (pages.end as usize).min(PAGE_COUNT));
+        if first >= end {
+            return 0;
+        }
+        // Entirely writable chunks inside the range, 64 at a time.
+        let (c0, c1) = (first.div_ceil(CHUNK_PAGES), end / CHUNK_PAGES);
         let mut n = 0u64;
-        for (c, lo, hi) in spans(pages.start as usize, end) {
-            match self.chunk(c) {
-                Some(ch) if lo == 0 && hi == CHUNK_PAGES => n += ch.writable_count as u64,
-                Some(ch) => {
-                    for w in lo / 64..hi.div_ceil(64) {
-                        n += (ch.writable[w] & word_mask(w, lo, hi)).count_ones() as u64;
-                    }
-                }
-                None => {}
+        if c0 < c1 {
+            for w in c0 / 64..c1.div_ceil(64) {
+                n += (self.full[w] & word_mask(w, c0, c1)).count_ones() as u64 * CHUNK_PAGES as u64;
+            }
+        }
+        // Every other chunk with writable pages.
+        for c in chunks_where(|w| self.chunk_set[w], first, end) {
+            let (lo, hi) = span_of(c, first, end);
+            if lo == 0 && hi == CHUNK_PAGES && self.full[c / 64] >> (c % 64) & 1 == 1 {
+                continue; // counted above
+            }
+            let ch = self.chunk(c).expect("chunk with mapped pages");
+            for w in lo / 64..hi.div_ceil(64) {
+                n += (ch.writable[w] & word_mask(w, lo, hi)).count_ones() as u64;
             }
         }
         n
     }
 
-    /// The first page of `pages` that the guest can read (access R or W): O(chunks in the range),
-    /// from the chunks' bitmaps.
+    /// The first page of `pages` that the guest can read (access R or W): O(range/2^15 + chunks
+    /// with mapped pages in the range), from the bitmaps.
     pub fn first_readable_page(&self, pages: std::ops::Range<u32>) -> Option<u32> {
-        let end = (pages.end as usize).min(PAGE_COUNT);
-        for (c, lo, hi) in spans(pages.start as usize, end) {
-            if let Some(ch) = self.chunk(c) {
-                for w in lo / 64..hi.div_ceil(64) {
-                    let bits = ch.readable[w] & word_mask(w, lo, hi);
-                    if bits != 0 {
-                        let i = w * 64 + bits.trailing_zeros() as usize;
-                        return Some(((c << CHUNK_BITS) + i) as u32);
-                    }
+        let (first, end) = (pages.start as usize, (pages.end as usize).min(PAGE_COUNT));
+        for c in chunks_where(|w| self.chunk_set[w], first, end) {
+            let (lo, hi) = span_of(c, first, end);
+            let ch = self.chunk(c).expect("chunk with mapped pages");
+            for w in lo / 64..hi.div_ceil(64) {
+                let bits = ch.readable[w] & word_mask(w, lo, hi);
+                if bits != 0 {
+                    let i = w * 64 + bits.trailing_zeros() as usize;
+                    return Some(((c << CHUNK_BITS) + i) as u32);
                 }
             }
         }
@@ -693,7 +718,10 @@ impl Memory {
             return Ok(());
         }
         let range = page_range(address as u64, length as u64)?;
-        for (c, lo, hi) in spans(range.start as usize, range.end as usize) {
+        let (first, end) = (range.start as usize, range.end as usize);
+        let chunks: Vec<usize> = chunks_where(|w| self.chunk_set[w], first, end).collect();
+        for c in chunks {
+            let (lo, hi) = span_of(c, first, end);
             if lo == 0 && hi == CHUNK_PAGES {
                 self.free_chunk(c);
                 continue;
@@ -724,10 +752,10 @@ impl Memory {
             return Ok(());
         }
         let range = page_range(address as u64, length as u64)?;
-        for (c, lo, hi) in spans(range.start as usize, range.end as usize) {
-            let Some(ch) = self.chunk(c) else {
-                continue;
-            };
+        let (first, end) = (range.start as usize, range.end as usize);
+        for c in chunks_where(|w| self.chunk_set[w], first, end) {
+            let (lo, hi) = span_of(c, first, end);
+            let ch = self.chunk(c).expect("chunk with mapped pages");
             for w in lo / 64..hi.div_ceil(64) {
                 for i in ones(ch.backed[w] & word_mask(w, lo, hi), w * 64) {
                     // SAFETY: a backed entry points at a live page owned by this Memory, which
@@ -1208,6 +1236,10 @@ mod tests {
                 backed += is_backed(e) as usize;
             }
             assert_eq!(ch.writable_count, writable);
+            assert_eq!(
+                m.full[c / 64] >> (c % 64) & 1 == 1,
+                writable == CHUNK_PAGES as u32
+            );
         }
         assert_eq!((m.count, m.backed), (mapped, backed));
     }
