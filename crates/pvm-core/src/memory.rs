@@ -680,12 +680,10 @@ impl Memory {
                 n += (self.full[w] & word_mask(w, c0, c1)).count_ones() as u64 * CHUNK_PAGES as u64;
             }
         }
-        // Every other chunk with writable pages.
-        for c in chunks_where(|w| self.chunk_set[w], first, end) {
+        // Every other chunk with mapped pages.
+        let counted = |w: usize| self.full[w] & word_mask(w, c0, c1);
+        for c in chunks_where(|w| self.chunk_set[w] & !counted(w), first, end) {
             let (lo, hi) = span_of(c, first, end);
-            if lo == 0 && hi == CHUNK_PAGES && self.full[c / 64] >> (c % 64) & 1 == 1 {
-                continue; // counted above
-            }
             let ch = self.chunk(c).expect("chunk with mapped pages");
             for w in lo / 64..hi.div_ceil(64) {
                 n += (ch.writable[w] & word_mask(w, lo, hi)).count_ones() as u64;
