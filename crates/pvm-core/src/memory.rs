@@ -326,16 +326,22 @@ impl GuestTable {
 /// directory, two chunks' bitmaps and the pages its sections write.
 pub struct Memory {
     table: Table,
-    /// The page-set bitmaps of each chunk, `None` while no page of the chunk is mapped.
-    meta: Box<[Option<Box<Meta>>]>,
-    /// Which chunks have bitmaps (have mapped pages).
-    chunk_set: [u64; CHUNK_WORDS],
-    /// Which chunks are entirely writable.
-    full: [u64; CHUNK_WORDS],
+    /// The chunk directory (boxed, so that a `Memory` is four words).
+    dir: Box<Dir>,
     /// Number of mapped pages.
     count: usize,
     /// Number of pages with storage of their own.
     backed: usize,
+}
+
+/// The per-chunk page sets of a [`Memory`].
+struct Dir {
+    /// The page-set bitmaps of each chunk, `None` while no page of the chunk is mapped.
+    meta: [Option<Box<Meta>>; CHUNKS],
+    /// Which chunks have bitmaps (have mapped pages).
+    chunk_set: [u64; CHUNK_WORDS],
+    /// Which chunks are entirely writable.
+    full: [u64; CHUNK_WORDS],
 }
 
 /// Sets or clears `bit` of `word`.
@@ -417,14 +423,14 @@ impl Clone for Memory {
         let mut m = Memory::new();
         for c in self.chunks() {
             let src = self.chunk(c).expect("chunk with bitmaps");
-            m.meta[c] = Some(Box::new(Meta {
+            m.dir.meta[c] = Some(Box::new(Meta {
                 mapped: src.mapped,
                 readable: src.readable,
                 writable: src.writable,
                 backed: src.backed,
                 writable_count: src.writable_count,
             }));
-            m.chunk_set[c / 64] |= 1 << (c % 64);
+            m.dir.chunk_set[c / 64] |= 1 << (c % 64);
             for w in 0..WORDS {
                 for i in ones(src.mapped[w], (c << CHUNK_BITS) + w * 64) {
                     let e = self.table[i];
@@ -439,7 +445,7 @@ impl Clone for Memory {
                 }
             }
         }
-        m.full = self.full;
+        m.dir.full = self.dir.full;
         m.count = self.count;
         m.backed = self.backed;
         m
@@ -471,9 +477,11 @@ impl Memory {
     pub fn new() -> Self {
         Memory {
             table: Table::new(),
-            meta: (0..CHUNKS).map(|_| None).collect(),
-            chunk_set: [0; CHUNK_WORDS],
-            full: [0; CHUNK_WORDS],
+            dir: Box::new(Dir {
+                meta: [const { None }; CHUNKS],
+                chunk_set: [0; CHUNK_WORDS],
+                full: [0; CHUNK_WORDS],
+            }),
             count: 0,
             backed: 0,
         }
@@ -481,7 +489,8 @@ impl Memory {
 
     /// Indices of the chunks with mapped pages, ascending.
     fn chunks(&self) -> impl Iterator<Item = usize> + '_ {
-        self.chunk_set
+        self.dir
+            .chunk_set
             .iter()
             .enumerate()
             .flat_map(|(w, &bits)| ones(bits, w * 64))
@@ -490,12 +499,12 @@ impl Memory {
     /// The bitmaps of chunk `c`, if it has mapped pages.
     #[inline]
     fn chunk(&self, c: usize) -> Option<&Meta> {
-        self.meta[c].as_deref()
+        self.dir.meta[c].as_deref()
     }
 
     /// Frees the pages of chunk `c` and its bitmaps (all its pages are unmapped afterwards).
     fn free_chunk(&mut self, c: usize) {
-        let Some(meta) = self.meta[c].take() else {
+        let Some(meta) = self.dir.meta[c].take() else {
             return;
         };
         let base = c << CHUNK_BITS;
@@ -515,8 +524,8 @@ impl Memory {
                 self.table[i] = 0;
             }
         }
-        self.chunk_set[c / 64] &= !(1 << (c % 64));
-        self.full[c / 64] &= !(1 << (c % 64));
+        self.dir.chunk_set[c / 64] &= !(1 << (c % 64));
+        self.dir.full[c / 64] &= !(1 << (c % 64));
         self.count -= mapped;
         self.backed -= freed;
     }
@@ -537,7 +546,7 @@ impl Memory {
             return;
         }
         self.table[page as usize] = new;
-        let meta = self.meta[c].get_or_insert_with(|| {
+        let meta = self.dir.meta[c].get_or_insert_with(|| {
             Box::new(Meta {
                 mapped: [0; WORDS],
                 readable: [0; WORDS],
@@ -555,14 +564,14 @@ impl Memory {
         set_bit(&mut meta.backed[w], bit, is_backed(new));
         let emptied = meta.mapped.iter().all(|w| *w == 0);
         let full = meta.writable_count == CHUNK_PAGES as u32;
-        set_bit(&mut self.full[c / 64], 1 << (c % 64), full);
+        set_bit(&mut self.dir.full[c / 64], 1 << (c % 64), full);
         self.count = self.count + is_mapped(new) as usize - is_mapped(old) as usize;
         self.backed = self.backed + is_backed(new) as usize - is_backed(old) as usize;
         if emptied {
-            self.meta[c] = None;
-            self.chunk_set[c / 64] &= !(1 << (c % 64));
+            self.dir.meta[c] = None;
+            self.dir.chunk_set[c / 64] &= !(1 << (c % 64));
         } else {
-            self.chunk_set[c / 64] |= 1 << (c % 64);
+            self.dir.chunk_set[c / 64] |= 1 << (c % 64);
         }
     }
 
@@ -651,7 +660,7 @@ impl Memory {
         }
         let (first, end) = (pages.start as usize, pages.end as usize);
         // Chunks that are not entirely writable (including those without mapped pages).
-        let todo: Vec<usize> = chunks_where(|w| !self.full[w], first, end).collect();
+        let todo: Vec<usize> = chunks_where(|w| !self.dir.full[w], first, end).collect();
         for c in todo {
             let (lo, hi) = span_of(c, first, end);
             for w in lo / 64..hi.div_ceil(64) {
@@ -677,12 +686,13 @@ impl Memory {
         let mut n = 0u64;
         if c0 < c1 {
             for w in c0 / 64..c1.div_ceil(64) {
-                n += (self.full[w] & word_mask(w, c0, c1)).count_ones() as u64 * CHUNK_PAGES as u64;
+                n += (self.dir.full[w] & word_mask(w, c0, c1)).count_ones() as u64
+                    * CHUNK_PAGES as u64;
             }
         }
         // Every other chunk with mapped pages.
-        let counted = |w: usize| self.full[w] & word_mask(w, c0, c1);
-        for c in chunks_where(|w| self.chunk_set[w] & !counted(w), first, end) {
+        let counted = |w: usize| self.dir.full[w] & word_mask(w, c0, c1);
+        for c in chunks_where(|w| self.dir.chunk_set[w] & !counted(w), first, end) {
             let (lo, hi) = span_of(c, first, end);
             let ch = self.chunk(c).expect("chunk with mapped pages");
             for w in lo / 64..hi.div_ceil(64) {
@@ -696,7 +706,7 @@ impl Memory {
     /// with mapped pages in the range), from the bitmaps.
     pub fn first_readable_page(&self, pages: std::ops::Range<u32>) -> Option<u32> {
         let (first, end) = (pages.start as usize, (pages.end as usize).min(PAGE_COUNT));
-        for c in chunks_where(|w| self.chunk_set[w], first, end) {
+        for c in chunks_where(|w| self.dir.chunk_set[w], first, end) {
             let (lo, hi) = span_of(c, first, end);
             let ch = self.chunk(c).expect("chunk with mapped pages");
             for w in lo / 64..hi.div_ceil(64) {
@@ -717,7 +727,7 @@ impl Memory {
         }
         let range = page_range(address as u64, length as u64)?;
         let (first, end) = (range.start as usize, range.end as usize);
-        let chunks: Vec<usize> = chunks_where(|w| self.chunk_set[w], first, end).collect();
+        let chunks: Vec<usize> = chunks_where(|w| self.dir.chunk_set[w], first, end).collect();
         for c in chunks {
             let (lo, hi) = span_of(c, first, end);
             if lo == 0 && hi == CHUNK_PAGES {
@@ -751,7 +761,7 @@ impl Memory {
         }
         let range = page_range(address as u64, length as u64)?;
         let (first, end) = (range.start as usize, range.end as usize);
-        for c in chunks_where(|w| self.chunk_set[w], first, end) {
+        for c in chunks_where(|w| self.dir.chunk_set[w], first, end) {
             let (lo, hi) = span_of(c, first, end);
             let ch = self.chunk(c).expect("chunk with mapped pages");
             for w in lo / 64..hi.div_ceil(64) {
@@ -1216,10 +1226,10 @@ mod tests {
                 if c % 61 == 0 || c == CHUNKS - 1 {
                     assert!(entries.iter().all(|e| *e == 0), "chunk {c}");
                 }
-                assert_eq!(m.chunk_set[c / 64] >> (c % 64) & 1, 0);
+                assert_eq!(m.dir.chunk_set[c / 64] >> (c % 64) & 1, 0);
                 continue;
             };
-            assert_eq!(m.chunk_set[c / 64] >> (c % 64) & 1, 1);
+            assert_eq!(m.dir.chunk_set[c / 64] >> (c % 64) & 1, 1);
             let mut writable = 0;
             assert!(ch.mapped.iter().any(|w| *w != 0), "empty chunk {c} kept");
             for i in 0..CHUNK_PAGES {
@@ -1235,7 +1245,7 @@ mod tests {
             }
             assert_eq!(ch.writable_count, writable);
             assert_eq!(
-                m.full[c / 64] >> (c % 64) & 1 == 1,
+                m.dir.full[c / 64] >> (c % 64) & 1 == 1,
                 writable == CHUNK_PAGES as u32
             );
         }
