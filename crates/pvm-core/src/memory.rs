@@ -1048,6 +1048,7 @@ impl Memory {
 
     /// The guest load slow path (any access, with the GP fault rules).
     #[cold]
+    #[inline(never)]
     pub(crate) fn load_slow<const N: usize>(&self, address: u32) -> Result<[u8; N], Trap> {
         let mut buf = [0u8; N];
         self.read_guest(address, &mut buf)?;
@@ -1070,6 +1071,7 @@ impl Memory {
 
     /// The guest store slow path (any access, with the GP fault rules; materialises lazy pages).
     #[cold]
+    #[inline(never)]
     pub(crate) fn store_slow(&mut self, address: u32, bytes: &[u8]) -> Result<(), Trap> {
         self.write_guest(address, bytes)
     }
