@@ -17,6 +17,13 @@
 //! (erratum GP #533, see [`grow_heap`]). All gas formulas use the raw register values with saturating arithmetic.
 //! GP 0.7.2 charges a flat 10 for each of these calls and numbers them one lower from `fetch` on
 //! (there is no `grow_heap`: GP 0.7.2 has the `sbrk` instruction instead).
+//!
+//! Limits: GP 0.8.0 caps the live machines at 63 (`machine` returns FULL) and makes `invoke`
+//! charge the inner gas limit. GP 0.7.2 has neither, so [`InnerLimits`] (set with
+//! [`InnerPvms::with_limits`]) bounds both there: at most 63 machines by default (then FULL), and
+//! a total inner gas budget for `invoke` (default G_R = 5·10^9; an inner run that reaches it
+//! stops out of gas). Machine ids (the least unused index, GP n = min(n ∉ K(m))) are found in
+//! O(log n).
 
 use std::collections::{BTreeMap, BTreeSet};
 

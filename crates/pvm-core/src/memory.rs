@@ -320,8 +320,8 @@ impl GuestTable {
 /// The RAM of one PVM instance.
 ///
 /// A flat page table (one word per page, so that a guest access is one table load) that takes
-/// memory only where it is written (see [`Table`]), and per 512-page chunk the page-set bitmaps
-/// ([`Meta`], 264 bytes, allocated with the chunk's first mapped page) that the slow paths
+/// memory only where it is written (see `Table`), and per 512-page chunk the page-set bitmaps
+/// (`Meta`, 264 bytes, allocated with the chunk's first mapped page) that the slow paths
 /// consult. A fresh standard program costs about 30 KB: 8 KiB of table, the 16 KiB chunk
 /// directory, two chunks' bitmaps and the pages its sections write.
 pub struct Memory {
