@@ -733,12 +733,15 @@ pub unsafe extern "C" fn pvm_output(vm: *mut pvm_vm_t, out: *mut u8, cap: usize)
             if h.state.get() != crate::PVM_HALT {
                 return Ok(0);
             }
-            let output = h.inst()?.output().unwrap_or_default();
-            let n = output.len().min(cap);
+            // The length query (cap 0) and a short buffer cost nothing in proportion to the
+            // output: only the bytes copied are read.
+            let inst = h.inst()?;
+            let len = inst.output_len().unwrap_or(0);
+            let n = len.min(cap as u64) as usize;
             // SAFETY: the caller guarantees `out` is valid for `cap` >= n bytes.
             let dst = unsafe { slice_out(out, n, "out") }?;
-            dst.copy_from_slice(&output[..n]);
-            Ok(output.len())
+            inst.output_into(dst);
+            Ok(len as usize)
         })
     })
 }

@@ -6,7 +6,7 @@
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::io::Write;
 
-use pvm_core::trace::{self, dump_state, pvm_hash as core_hash, trace_line};
+use pvm_core::trace::{self, dump_state, dump_state_len, pvm_hash as core_hash, trace_line};
 use pvm_core::{Exit, Instance};
 
 use crate::handle::{ffi, pvm_trace_sink_t, slice_out, with_vm, VmHandle};
@@ -165,7 +165,18 @@ pub unsafe extern "C" fn pvm_hash(vm: *mut pvm_vm_t, out: *mut u8) -> c_int {
 pub unsafe extern "C" fn pvm_dump_state(vm: *mut pvm_vm_t, buf: *mut c_char, len: usize) -> usize {
     ffi(0, || {
         with_vm(vm, |h| {
-            let text = dump_state(&**h.inst()?);
+            let inst = h.inst()?;
+            let inst: &Instance = &inst;
+            // The length query and a too-small buffer compute the length without the text.
+            let n = dump_state_len(inst);
+            if buf.is_null() || len == 0 || n >= len {
+                if !buf.is_null() && len > 0 {
+                    // SAFETY: the caller guarantees `buf` is valid for `len` >= 1 bytes.
+                    unsafe { slice_out(buf as *mut u8, 1, "buf") }?[0] = 0;
+                }
+                return Ok(n);
+            }
+            let text = dump_state(inst);
             // SAFETY: forwarded caller guarantee on `buf`.
             unsafe { copy_out_whole(&text, buf, len) }
         })

@@ -46,6 +46,20 @@ pub enum ProgramError {
         /// Byte offset of the field.
         offset: usize,
     },
+    /// A program blob exceeds a size limit of GP erratum #559: at most 2^25 bytes of code
+    /// ([`crate::program::blob::MAX_CODE_LEN`]) and 2^24 jump-table entries
+    /// ([`crate::program::blob::MAX_JUMP_TABLE_LEN`]).
+    #[error("{what} of {value} at byte offset {offset} exceeds the limit of {limit} (GP erratum #559: at most 2^25 bytes of code and 2^24 jump-table entries)")]
+    LimitExceeded {
+        /// The field: "code length" or "jump table length".
+        what: &'static str,
+        /// The value read.
+        value: u64,
+        /// The limit.
+        limit: u64,
+        /// Byte offset of the field.
+        offset: usize,
+    },
     /// GP 0.8.0 prevalidation (𝔳_blob, A.1) failed.
     #[error("invalid code at pc {pc}: {reason}")]
     InvalidCode {

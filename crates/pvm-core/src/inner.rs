@@ -13,12 +13,19 @@
 //! ```
 //!
 //! Gas (GP 0.8.0 I.4.5): every call charges g first; if ϱ < g the outcome is out-of-gas with
-//! ϱ' = ϱ − g (B.5: "ϱ' ≡ ϱ − g unless explicitly defined"), except `grow_heap`, whose OOG case
-//! leaves ϱ unchanged. All gas formulas use the raw register values with saturating arithmetic.
+//! ϱ' = ϱ − g (B.5: "ϱ' ≡ ϱ − g unless explicitly defined"); `grow_heap`'s OOG case sets ϱ' = 0
+//! (erratum GP #533, see [`grow_heap`]). All gas formulas use the raw register values with saturating arithmetic.
 //! GP 0.7.2 charges a flat 10 for each of these calls and numbers them one lower from `fetch` on
 //! (there is no `grow_heap`: GP 0.7.2 has the `sbrk` instruction instead).
+//!
+//! Limits: GP 0.8.0 caps the live machines at 63 (`machine` returns FULL) and makes `invoke`
+//! charge the inner gas limit. GP 0.7.2 has neither, so [`InnerLimits`] (set with
+//! [`InnerPvms::with_limits`]) bounds both there: at most 63 machines by default (then FULL), and
+//! a total inner gas budget for `invoke` (default G_R = 5·10^9; an inner run that reaches it
+//! stops out of gas). Machine ids (the least unused index, GP n = min(n ∉ K(m))) are found in
+//! O(log n).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::host::{HostCallContext, HostOutcome};
 use crate::instance::{Exit, Instance};
@@ -140,6 +147,41 @@ pub mod gas {
 /// The maximum number of inner machines (GP 0.8.0 `machine`: FULL at |m| ≥ 63).
 pub const MAX_MACHINES: usize = 63;
 
+/// The GP 0.7.2 refine gas limit G_R, the default total inner gas of GP 0.7.2 `invoke`s
+/// ([`InnerLimits::inner_gas_budget_0_7_2`]).
+pub const GP072_REFINE_GAS: u64 = 5_000_000_000;
+
+/// Host-controlled limits of [`InnerPvms`], for the cases where the GP defines none.
+///
+/// GP 0.8.0 needs none: `machine` returns FULL at 63 live machines and `invoke` charges the caller
+/// the inner gas limit, so inner work is paid for. GP 0.7.2 has neither rule: `machine` has no
+/// limit and `invoke` charges a flat 10 gas while running the inner machine with whatever gas
+/// limit the guest wrote to memory (up to 2^63), so a 1,000-gas guest could keep the host busy
+/// for ~2^62 inner gas or create machines until the host runs out of memory. These limits bound
+/// both; they apply under GP 0.7.2 only, and the defaults are generous for real guests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InnerLimits {
+    /// GP 0.7.2: the most live inner machines. When reached, `machine` returns FULL (φ7 =
+    /// 2^64 − 5, the code GP 0.8.0 uses for its own limit) and creates nothing; the guest
+    /// continues. Default: 63, the GP 0.8.0 limit.
+    pub max_machines_0_7_2: usize,
+    /// GP 0.7.2: the total inner gas that all `invoke`s of this set may consume. Each `invoke`
+    /// runs its machine with the gas limit min(g, budget left) instead of g; a machine that
+    /// reaches that bound stops out of gas exactly as if the guest had asked for that limit
+    /// (result OOG, g' = 0 written back). Default: [`GP072_REFINE_GAS`] (G_R = 5·10^9), what
+    /// one refine invocation may spend itself; `u64::MAX` gives the unbounded GP 0.7.2 text.
+    pub inner_gas_budget_0_7_2: u64,
+}
+
+impl Default for InnerLimits {
+    fn default() -> Self {
+        InnerLimits {
+            max_machines_0_7_2: MAX_MACHINES,
+            inner_gas_budget_0_7_2: GP072_REFINE_GAS,
+        }
+    }
+}
+
 /// ⌈L·ℓ/1024⌉ (GP eq. fnmemgas), saturating.
 pub fn mem_gas(rate: u64, len: u64) -> u64 {
     let v = (rate as u128 * len as u128).div_ceil(1024);
@@ -151,7 +193,14 @@ pub fn mem_gas(rate: u64, len: u64) -> u64 {
 pub struct InnerPvms {
     spec: Spec,
     ids: HostCallIds,
+    limits: InnerLimits,
     machines: BTreeMap<u64, Instance>,
+    /// Ids below `next_id` that are not in `machines` (`machines` ∪ `free` = 0..next_id), so the
+    /// GP's n = min(n ∈ ℕ, n ∉ K(m)) is `free`'s first element or `next_id`: O(log n).
+    free: BTreeSet<u64>,
+    next_id: u64,
+    /// GP 0.7.2: inner gas left of [`InnerLimits::inner_gas_budget_0_7_2`].
+    inner_gas_left: u64,
 }
 
 /// Whether [addr, addr + len) lies in the 32-bit space and is accessible (empty ranges are).
@@ -166,11 +215,58 @@ fn range_ok(mem: &Memory, addr: u64, len: u64, write: bool) -> bool {
 impl InnerPvms {
     /// An empty set of inner machines, numbering and semantics of `spec`.
     pub fn new(spec: Spec) -> Self {
+        Self::with_limits(spec, InnerLimits::default())
+    }
+
+    /// An empty set of inner machines with host-chosen [`InnerLimits`] (GP 0.7.2 only).
+    pub fn with_limits(spec: Spec, limits: InnerLimits) -> Self {
         InnerPvms {
             spec,
             ids: HostCallIds::of(spec),
+            limits,
             machines: BTreeMap::new(),
+            free: BTreeSet::new(),
+            next_id: 0,
+            inner_gas_left: limits.inner_gas_budget_0_7_2,
         }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> InnerLimits {
+        self.limits
+    }
+
+    /// GP 0.7.2: the inner gas left of [`InnerLimits::inner_gas_budget_0_7_2`].
+    pub fn inner_gas_left(&self) -> u64 {
+        self.inner_gas_left
+    }
+
+    /// The most live machines: 63 (GP 0.8.0), or the host's limit (GP 0.7.2).
+    fn max_machines(&self) -> usize {
+        match self.spec {
+            Spec::Gp0_8_0 => MAX_MACHINES,
+            Spec::Gp0_7_2 => self.limits.max_machines_0_7_2,
+        }
+    }
+
+    /// Adds a machine under the smallest free id and returns the id.
+    fn insert(&mut self, inst: Instance) -> u64 {
+        let n = self.free.pop_first().unwrap_or_else(|| {
+            self.next_id += 1;
+            self.next_id - 1
+        });
+        self.machines.insert(n, inst);
+        n
+    }
+
+    /// Removes machine `n`.
+    fn remove(&mut self, n: u64) -> Option<Instance> {
+        let m = self.machines.remove(&n)?;
+        self.free.insert(n);
+        while self.next_id > 0 && self.free.remove(&(self.next_id - 1)) {
+            self.next_id -= 1;
+        }
+        Some(m)
     }
 
     /// The ids this handler answers.
@@ -241,7 +337,9 @@ impl InnerPvms {
         if !ctx.charge(self.cost(gas::MACHINE.0.saturating_add(mem_gas(gas::MACHINE.1, pz)))) {
             return HostOutcome::OutOfGas;
         }
-        if self.spec == Spec::Gp0_8_0 && self.machines.len() >= MAX_MACHINES {
+        // GP 0.8.0: FULL at 63 machines. GP 0.7.2 has no limit; the host's (InnerLimits) gives
+        // the same outcome.
+        if self.machines.len() >= self.max_machines() {
             ctx.set_reg(7, codes::FULL);
             return HostOutcome::Continue;
         }
@@ -271,10 +369,7 @@ impl InnerPvms {
         // GP 0.7.2 has no entry check: an out-of-range pc simply panics when invoked.
         inst.set_pc(i.min(u32::MAX as u64) as u32);
         inst.set_gas_charged(false);
-        let n = (0u64..)
-            .find(|n| !self.machines.contains_key(n))
-            .expect("fewer than 2^64 machines");
-        self.machines.insert(n, inst);
+        let n = self.insert(inst);
         ctx.set_reg(7, n);
         HostOutcome::Continue
     }
@@ -406,10 +501,19 @@ impl InnerPvms {
         for (i, r) in m.registers_mut().iter_mut().enumerate() {
             *r = u64::from_le_bytes(io[8 + 8 * i..16 + 8 * i].try_into().expect("8 bytes"));
         }
-        // In GP 0.8.0 g_R <= ϱ <= i64::MAX here; GP 0.7.2 does not bound it, so clamp.
-        m.set_gas(g_r.min(i64::MAX as u64) as i64);
+        // In GP 0.8.0 g_R <= ϱ <= i64::MAX here. GP 0.7.2 does not bound it: clamp to i64 and
+        // to the host's inner gas budget (InnerLimits::inner_gas_budget_0_7_2).
+        let limit = match self.spec {
+            Spec::Gp0_8_0 => g_r,
+            Spec::Gp0_7_2 => g_r.min(self.inner_gas_left),
+        }
+        .min(i64::MAX as u64);
+        m.set_gas(limit as i64);
         let exit = m.run();
         let g_r_after = m.gas().max(0) as u64;
+        if self.spec == Spec::Gp0_7_2 {
+            self.inner_gas_left -= limit - g_r_after.min(limit);
+        }
         match exit {
             // The inner pc continues after the ecalli on the next invoke.
             Exit::HostCall(_) => {
@@ -451,7 +555,7 @@ impl InnerPvms {
             return HostOutcome::OutOfGas;
         }
         let n = ctx.reg(7);
-        match self.machines.remove(&n) {
+        match self.remove(n) {
             Some(m) => ctx.set_reg(7, m.pc() as u64),
             None => ctx.set_reg(7, codes::WHO),
         }
@@ -460,39 +564,47 @@ impl InnerPvms {
 }
 
 /// `grow_heap` (GP 0.8.0, 1): φ7 = desired heap end in pages. The bounds come from the outer
-/// program's standard layout: a = (2Z_Z + Q(|o|))/Z_P, b = (2^32 − 3Z_Z − Z_I − P(s))/Z_P; for a
-/// program without a standard layout a = b = 0, so every request is a no-op.
+/// program's standard layout: a = (2Z_Z + Q(|o|))/Z_P, b = (2^32 − 3Z_Z − Z_I − Q(s))/Z_P; for a
+/// program without a standard layout a = b = 0, so every request is a no-op. h = a + c, with c
+/// the number of writable pages in [a, b).
+///
+/// Two GP errata (erratum GP #533/#538: this follows the community 0.8.0 vectors and conformance
+/// fuzzer, not the 0.8.0 text):
+/// - GP #533: out of gas (ϱ < g when growing) sets ϱ' = 0, like every other host call; the
+///   0.8.0 text left ϱ unchanged in that case.
+/// - GP #538: the upper bound b rounds the stack size to the 64 KiB zone (Q(s), Z_Z), the address
+///   space the stack reserves, not to a page (P(s)) as the 0.8.0 text does.
+///
+/// Cost: O(chunks of the page table in [a, b) + pages made writable), from the page table's
+/// bitmaps; a no-op call touches no page.
 pub fn grow_heap(ctx: &mut HostCallContext<'_>) -> HostOutcome {
     let want = ctx.reg(7);
     let (a, b) = match ctx.program().standard_layout() {
         Some(l) => {
             let a = l.rw_start() as u64 / PAGE_SIZE as u64;
-            let stack = (l.stack_size as u64).div_ceil(PAGE_SIZE as u64) * PAGE_SIZE as u64;
+            // Erratum GP #538: Q(s), not P(s).
+            let stack = (l.stack_size as u64).div_ceil(ZONE_SIZE) * ZONE_SIZE;
             let b = ((1u64 << 32) - 3 * ZONE_SIZE - INPUT_SIZE - stack) / PAGE_SIZE as u64;
             (a, b)
         }
         None => (0, 0),
     };
-    let c = ctx
-        .memory()
-        .pages()
-        .filter(|(p, acc)| (a..b).contains(&(*p as u64)) && *acc == Access::Write)
-        .count() as u64;
+    let c = ctx.memory().writable_page_count(a as u32..b as u32);
     let h = a + c;
     let (base, per_page) = gas::GROW_HEAP;
     if want <= h || want > b {
         // No-op: charge the base cost only (the explicit case of B.5).
         ctx.set_gas(ctx.gas().saturating_sub(base as i64));
         ctx.set_reg(7, h);
-        if a < h {
-            make_writable(ctx, a, h);
-        }
+        make_writable(ctx, a, h);
         return HostOutcome::Continue;
     }
     let g = base + (want - h) * per_page; // want <= b < 2^20: no overflow
     if ctx.gas() < g as i64 {
         ctx.set_reg(7, h);
-        return HostOutcome::OutOfGas; // ϱ unchanged
+        // Erratum GP #533: ϱ' = 0 (the 0.8.0 text: ϱ unchanged).
+        ctx.set_gas(0);
+        return HostOutcome::OutOfGas;
     }
     ctx.set_gas(ctx.gas() - g as i64);
     make_writable(ctx, a, want);
@@ -500,13 +612,9 @@ pub fn grow_heap(ctx: &mut HostCallContext<'_>) -> HostOutcome {
     HostOutcome::Continue
 }
 
-/// (μ'_A)[a..e) = W.
+/// (μ'_A)[a..e) = W, touching only the pages that are not writable yet.
 fn make_writable(ctx: &mut HostCallContext<'_>, a: u64, e: u64) {
     ctx.memory_mut()
-        .map_range(
-            a * PAGE_SIZE as u64,
-            (e - a) * PAGE_SIZE as u64,
-            Access::Write,
-        )
+        .make_writable(a as u32..e as u32)
         .expect("heap pages lie inside the standard layout");
 }

@@ -264,8 +264,19 @@ impl Instance {
         self.heap_top = top;
     }
 
-    /// GP Ψ_M's result after a halt: μ[φ7 .. φ7+φ8] if readable, else empty (A.8).
+    /// GP Ψ_M's result after a halt: μ[φ7 .. φ7+φ8] if readable, else empty (A.8). This builds
+    /// the whole output (up to 4 GiB for a guest that says so); to ask for its length only, use
+    /// [`Instance::output_len`], and to copy a bounded prefix, [`Instance::output_into`].
     pub fn output(&self) -> Option<Vec<u8>> {
+        let len = self.output_len()?;
+        let mut buf = vec![0u8; len as usize];
+        self.output_into(&mut buf)?;
+        Some(buf)
+    }
+
+    /// The length of [`Instance::output`] without building it: `None` unless the last exit was a
+    /// halt, 0 if μ[φ7 .. φ7+φ8] is not readable. Allocates nothing; costs O(pages of the range).
+    pub fn output_len(&self) -> Option<u64> {
         if self.last_exit != Some(Exit::Halt) {
             return None;
         }
@@ -274,11 +285,20 @@ impl Instance {
             || len > 1 << 32
             || !self.memory.is_accessible(addr as u32, len, false)
         {
-            return Some(Vec::new());
+            return Some(0);
         }
-        let mut buf = vec![0u8; len as usize];
-        self.memory.read(addr as u32, &mut buf).ok()?;
-        Some(buf)
+        Some(len)
+    }
+
+    /// Copies the first `min(buf.len(), output_len)` bytes of [`Instance::output`] into `buf` and
+    /// returns the full output length (`None` unless the last exit was a halt).
+    pub fn output_into(&self, buf: &mut [u8]) -> Option<u64> {
+        let len = self.output_len()?;
+        let n = (len.min(buf.len() as u64)) as usize;
+        if n > 0 {
+            self.memory.read(self.regs[7] as u32, &mut buf[..n]).ok()?;
+        }
+        Some(len)
     }
 
     /// Runs until an exit (GP Ψ).
@@ -983,7 +1003,11 @@ fn interpret<const STEP: bool>(
 /// GP 0.7.2 `sbrk` (A.5.9): φ'_D = min x ≥ h such that [x, x + φ_A) is not readable and becomes
 /// writable. libpvm tracks the heap end (initially the end of the standard program's heap) and
 /// maps the next `size` bytes there, page-granular; `size` 0 returns the current end. Growth past
-/// the 32-bit space or into mapped memory returns 0 and maps nothing.
+/// the 32-bit space or into readable memory returns 0 and maps nothing.
+///
+/// Cost: the check asks the page table's bitmaps for the first readable page of the range
+/// (O(2 MiB chunks of the range)), so a failing `sbrk` costs microseconds however large the
+/// request; a successful one costs O(pages mapped).
 fn sbrk(mem: &mut Memory, heap_top: &mut u32, size: u64) -> u64 {
     let x = *heap_top as u64;
     if size == 0 {
@@ -992,19 +1016,11 @@ fn sbrk(mem: &mut Memory, heap_top: &mut u32, size: u64) -> u64 {
     let Some(end) = x.checked_add(size).filter(|e| *e <= u32::MAX as u64) else {
         return 0;
     };
-    let first_new = x.div_ceil(4096) * 4096;
-    let last = end.div_ceil(4096) * 4096;
+    let first_new = (x.div_ceil(4096)) as u32;
+    let last = (end.div_ceil(4096)) as u32;
     if first_new < last {
-        if !(first_new..last)
-            .step_by(4096)
-            .all(|a| mem.access(a as u32) == Access::None)
-        {
-            return 0;
-        }
-        if mem
-            .map_range(first_new, last - first_new, Access::Write)
-            .is_err()
-        {
+        let pages = first_new..last;
+        if mem.first_readable_page(pages.clone()).is_some() || mem.make_writable(pages).is_err() {
             return 0;
         }
     }

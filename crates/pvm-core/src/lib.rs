@@ -42,7 +42,7 @@ pub use error::{InvalidCodeReason, ProgramError};
 pub use host::{HostCallContext, HostOutcome, InvocationResult};
 pub use instance::{Exit, Instance, InterruptHandle, HALT_ADDRESS, NUM_REGISTERS};
 pub use memory::{Access, Memory, MemoryError, PAGE_SIZE};
-pub use program::{Blob, BlockCost, Program, ProgramOptions, StandardLayout};
+pub use program::{Blob, BlockCost, JumpTable, Program, ProgramOptions, StandardLayout};
 
 /// The Gray Paper version whose PVM rules a program follows. A value chosen per program, not a
 /// build feature, so both conformance suites run in one build.

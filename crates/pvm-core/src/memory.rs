@@ -1,19 +1,23 @@
 //! PVM RAM (GP 4.7, A.4): 4 KiB pages over the 32-bit address space, each inaccessible,
 //! read-only or read-write. Addresses are taken mod 2^32.
 //!
-//! Representation: a flat table of 2^20 words, one per page, holding the address of the page's
-//! storage with the access bits in the low bits (0 = unmapped). The table is allocated zeroed (so
-//! the OS maps it lazily) and a guest load or store on the fast path is one table load, one bit
-//! test and the access itself. Mapping is lazy: a page that was never written points at a shared
-//! static zero page (readable on the fast path, never writable through it) and gets storage of its
-//! own on its first write, so instances are cheap to create and memory is proportional to the
-//! pages actually written. Page storage is boxed and never moves while mapped, which lets the
-//! bindings expose zero-copy views of it (`page_ptr` materialises the page first).
+//! Representation: a two-level page table. Each page's entry holds the address of its storage
+//! with the access bits in the low bits (0 = unmapped); entries come in chunks of 512 pages,
+//! allocated when a page in the chunk is first mapped, under a 2048-pointer top level whose
+//! unallocated slots point at a shared all-unmapped chunk. A guest load or store on the fast path
+//! is two dependent table loads, one bit test and the access itself. Mapping is lazy: a page that
+//! was never written points at a shared static zero page (readable on the fast path, never
+//! writable through it) and gets storage of its own on its first write, so instances are cheap
+//! to create (about 25 KB for a standard program) and memory is proportional to the pages
+//! actually written. Each chunk keeps bitmaps of its mapped, readable, writable and backed pages,
+//! so that page-set questions (the heap size of `grow_heap`, a free range for `sbrk`, the pages
+//! of the PVM hash) cost O(chunks) rather than O(pages) and never read a page that was never
+//! written. Page storage is boxed and never moves while mapped, which lets the bindings expose
+//! zero-copy views of it (`page_ptr` materialises the page first).
 //!
 //! Pages below 2^16 can never be mapped: GP A.4 makes every access there a panic "regardless of
 //! the apparent (in)accessibility", and refusing to map them keeps that rule in one place.
 
-use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use thiserror::Error;
 
@@ -126,31 +130,123 @@ fn page_ptr(entry: usize) -> *mut Page {
     std::ptr::with_exposed_provenance_mut(entry & !BITS)
 }
 
-/// The page table, owned through a raw pointer rather than a `Box`: the interpreter keeps a copy
-/// of the base pointer in a register for its fast paths (see [`GuestTable`]) while the slow
-/// paths still go through `&mut Memory`. With a `Box`, every use of the box would invalidate that
-/// copy (a `Box` asserts uniqueness); with a raw pointer, references made for individual
-/// accesses are short-lived children and the copy stays valid.
+/// Whether an entry maps its page (with any access).
+#[inline(always)]
+fn is_mapped(e: usize) -> bool {
+    e & !BITS != 0
+}
+
+/// Whether an entry points at storage of its own (not unmapped, not the zero page).
+#[inline(always)]
+fn is_backed(e: usize) -> bool {
+    let addr = e & !BITS;
+    addr != 0 && addr != zero_page_addr()
+}
+
+/// log2 of the pages per chunk of the page-set bitmaps.
+const CHUNK_BITS: u32 = 9;
+/// Pages per chunk: 512 (4 KiB of page table, 2 MiB of guest address space).
+const CHUNK_PAGES: usize = 1 << CHUNK_BITS;
+/// Chunks: 2048.
+const CHUNKS: usize = PAGE_COUNT / CHUNK_PAGES;
+/// Bitmap words per chunk.
+const WORDS: usize = CHUNK_PAGES / 64;
+/// Words of the allocated-chunk bitmap.
+const CHUNK_WORDS: usize = CHUNKS / 64;
+
+/// The page sets of one chunk of 512 pages: bitmaps of the pages that are mapped, readable (R or
+/// W), writable (W, backed or lazy) and backed (storage of their own). They answer "which pages
+/// are mapped / writable / hold data" in one bit test per page, or 64 pages per word, without
+/// reading the page table, let alone the pages. Allocated when a page of the chunk is first
+/// mapped, freed when its last page is unmapped.
+struct Meta {
+    mapped: [u64; WORDS],
+    readable: [u64; WORDS],
+    writable: [u64; WORDS],
+    backed: [u64; WORDS],
+    /// The number of bits set in `writable`, so that a fully writable chunk is recognised in O(1).
+    writable_count: u32,
+}
+
+/// The page table: 2^20 entries (8 MiB of address space), one per page, mapped so that only the
+/// parts that are written take memory. Owned through a raw pointer rather than a `Box`: the
+/// interpreter keeps a copy of the base pointer in a register for its fast paths (see
+/// [`GuestTable`]) while the slow paths still go through `&mut Memory`. With a `Box`, every use
+/// of the box would invalidate that copy (a `Box` asserts uniqueness); with a raw pointer,
+/// references made for individual accesses are short-lived children and the copy stays valid.
+///
+/// # Why not `alloc_zeroed`
+/// A zeroed 8 MiB allocation is fresh `mmap` memory, free until touched, only while the
+/// allocator decides to `mmap` it. glibc raises its mmap threshold to the size of every mmapped
+/// block that is freed (up to 32 MiB), so after the first instance is dropped each new table
+/// comes from the heap, where `calloc` must `memset` all 8 MiB: 0.5 ms per instance and the
+/// whole table resident, for every live instance. On Unix the table is therefore mapped directly
+/// (`mmap` of anonymous zero pages, `MAP_NORESERVE`): a 4 KiB page of the table, which covers
+/// 2 MiB of guest memory, becomes resident when an entry in it is first written, so a standard
+/// program's table costs 8 KiB (the low sections, and the stack with the arguments). Elsewhere
+/// `alloc_zeroed` is used (on Windows large allocations are fresh zero pages too). Dropped
+/// tables of which little was used go to a small pool (`TABLE_POOL`), all entries zero again.
 struct Table(NonNull<[usize; PAGE_COUNT]>);
 
-// SAFETY: `Table` owns its allocation exactly like the `Box` it was made from; access follows
-// `&`/`&mut` of the owning `Memory`.
+// SAFETY: `Table` owns its allocation exactly like a `Box`; access follows `&`/`&mut` of the
+// owning `Memory`.
 unsafe impl Send for Table {}
 // SAFETY: as above; `&Table` only gives shared reads.
 unsafe impl Sync for Table {}
 
+const TABLE_BYTES: usize = PAGE_COUNT * std::mem::size_of::<usize>();
+
 impl Table {
-    fn from_box(table: Box<[usize; PAGE_COUNT]>) -> Table {
-        Table(NonNull::from(Box::leak(table)))
+    /// A table with every entry 0 (unmapped).
+    fn new() -> Table {
+        #[cfg(unix)]
+        {
+            // SAFETY: an anonymous private mapping at an address of the kernel's choosing
+            // touches no existing memory; the result is checked before use.
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    TABLE_BYTES,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            match NonNull::new(ptr as *mut [usize; PAGE_COUNT]) {
+                Some(p) if ptr != libc::MAP_FAILED => Table(p),
+                _ => std::alloc::handle_alloc_error(Self::layout()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            // SAFETY: the layout has a non-zero size.
+            let ptr = unsafe { std::alloc::alloc_zeroed(Self::layout()) };
+            match NonNull::new(ptr as *mut [usize; PAGE_COUNT]) {
+                Some(p) => Table(p),
+                None => std::alloc::handle_alloc_error(Self::layout()),
+            }
+        }
     }
 
-    /// Gives the allocation back as a `Box`.
-    ///
-    /// # Safety
-    /// `self` must not be used afterwards (it is consumed; no copies of it exist).
-    unsafe fn into_box(self) -> Box<[usize; PAGE_COUNT]> {
-        // SAFETY: the pointer came from `Box::leak` in `from_box` and is given back once.
-        unsafe { Box::from_raw(self.0.as_ptr()) }
+    fn layout() -> std::alloc::Layout {
+        std::alloc::Layout::new::<[usize; PAGE_COUNT]>()
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        // SAFETY: the mapping was made by `Table::new` with this length and is unmapped once;
+        // no reference into it outlives the `Memory` that owns this table.
+        unsafe {
+            libc::munmap(self.0.as_ptr() as *mut libc::c_void, TABLE_BYTES);
+        }
+        #[cfg(not(unix))]
+        // SAFETY: allocated in `Table::new` with this layout, freed once.
+        unsafe {
+            std::alloc::dealloc(self.0.as_ptr() as *mut u8, Self::layout());
+        }
     }
 }
 
@@ -222,41 +318,90 @@ impl GuestTable {
 }
 
 /// The RAM of one PVM instance.
+///
+/// A flat page table (one word per page, so that a guest access is one table load) that takes
+/// memory only where it is written (see `Table`), and per 512-page chunk the page-set bitmaps
+/// (`Meta`, 264 bytes, allocated with the chunk's first mapped page) that the slow paths
+/// consult. A fresh standard program costs about 30 KB: 8 KiB of table, the 16 KiB chunk
+/// directory, two chunks' bitmaps and the pages its sections write.
 pub struct Memory {
-    /// Dropped explicitly (returned to [`TABLE_POOL`]) in `Drop`.
-    table: ManuallyDrop<Table>,
-    /// Which groups of 64 pages may hold mapped pages (a page is mapped iff its entry has a
-    /// pointer, to its storage or to the zero page): the table itself is the set of mapped pages,
-    /// this summary lets `pages()` and `drop` visit it without scanning 2^20 entries. A bit may
-    /// stay set after its group was unmapped again.
-    groups: Box<[u64; GROUP_WORDS]>,
+    /// Dropped explicitly in `Drop` (returned to [`TABLE_POOL`] when little of it is resident).
+    table: std::mem::ManuallyDrop<Table>,
+    /// The chunk directory (boxed, so that a `Memory` is four words).
+    dir: Box<Dir>,
     /// Number of mapped pages.
     count: usize,
+    /// Number of pages with storage of their own.
+    backed: usize,
 }
 
-/// Pages per summary bit.
-const GROUP: usize = 64;
-/// Words of the summary bitmap: one bit per group of 64 pages.
-const GROUP_WORDS: usize = PAGE_COUNT / GROUP / 64;
+/// The per-chunk page sets of a [`Memory`].
+struct Dir {
+    /// The page-set bitmaps of each chunk, `None` while no page of the chunk is mapped.
+    meta: [Option<Box<Meta>>; CHUNKS],
+    /// Which chunks have bitmaps (have mapped pages).
+    chunk_set: [u64; CHUNK_WORDS],
+    /// Which chunks are entirely writable.
+    full: [u64; CHUNK_WORDS],
+}
 
-/// The groups marked in a summary bitmap, ascending.
-fn marked_groups(groups: &[u64; GROUP_WORDS]) -> impl Iterator<Item = usize> + '_ {
-    groups.iter().enumerate().flat_map(|(w, &bits)| {
-        let mut bits = bits;
-        std::iter::from_fn(move || {
-            (bits != 0).then(|| {
-                let group = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                group
-            })
+/// Sets or clears `bit` of `word`.
+#[inline(always)]
+fn set_bit(word: &mut u64, bit: u64, on: bool) {
+    if on {
+        *word |= bit;
+    } else {
+        *word &= !bit;
+    }
+}
+
+/// The bits of word `w` (pages 64w..64w+64 of a chunk) that lie in [lo, hi).
+#[inline]
+fn word_mask(w: usize, lo: usize, hi: usize) -> u64 {
+    let (start, end) = (w * 64, w * 64 + 64);
+    let (a, b) = (lo.max(start), hi.min(end));
+    if a >= b {
+        return 0;
+    }
+    let n = b - a;
+    let bits = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+    bits << (a - start)
+}
+
+/// The set bits of `bits`, ascending, as indices offset by `base`.
+fn ones(bits: u64, base: usize) -> impl Iterator<Item = usize> {
+    let mut bits = bits;
+    std::iter::from_fn(move || {
+        (bits != 0).then(|| {
+            let i = base + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            i
         })
     })
 }
 
-/// Whether an entry maps its page (with any access).
-#[inline(always)]
-fn is_mapped(e: usize) -> bool {
-    e & !BITS != 0
+/// The chunks overlapping the pages [first, end) whose bit is set in the chunk bitmap given word
+/// by word by `word`, ascending: O((end − first)/2^15 + matches).
+fn chunks_where(
+    word: impl Fn(usize) -> u64,
+    first: usize,
+    end: usize,
+) -> impl Iterator<Item = usize> {
+    let (c0, c1) = if first < end {
+        (first >> CHUNK_BITS, (end - 1) / CHUNK_PAGES + 1)
+    } else {
+        (0, 0)
+    };
+    (c0 / 64..c1.div_ceil(64)).flat_map(move |w| ones(word(w) & word_mask(w, c0, c1), w * 64))
+}
+
+/// The in-chunk span [lo, hi) of chunk `c` that lies in the pages [first, end).
+fn span_of(c: usize, first: usize, end: usize) -> (usize, usize) {
+    let base = c << CHUNK_BITS;
+    (
+        first.saturating_sub(base).min(CHUNK_PAGES),
+        (end - base).min(CHUNK_PAGES),
+    )
 }
 
 impl Default for Memory {
@@ -269,6 +414,7 @@ impl std::fmt::Debug for Memory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Memory")
             .field("pages", &self.count)
+            .field("backed", &self.backed)
             .finish()
     }
 }
@@ -276,58 +422,68 @@ impl std::fmt::Debug for Memory {
 impl Clone for Memory {
     fn clone(&self) -> Self {
         let mut m = Memory::new();
-        for p in self.mapped_pages() {
-            let e = self.table[p as usize];
-            if self.is_backed(e) {
-                // (`materialize` records the page as mapped.)
-                let new = m.materialize(p);
-                new.0
-                    .copy_from_slice(self.page_bytes(p).expect("mapped page"));
-                m.table[p as usize] = (m.table[p as usize] & !BITS) | (e & BITS);
-            } else {
-                m.note_mapped(p);
-                m.table[p as usize] = e;
+        for c in self.chunks() {
+            let src = self.chunk(c).expect("chunk with bitmaps");
+            m.dir.meta[c] = Some(Box::new(Meta {
+                mapped: src.mapped,
+                readable: src.readable,
+                writable: src.writable,
+                backed: src.backed,
+                writable_count: src.writable_count,
+            }));
+            m.dir.chunk_set[c / 64] |= 1 << (c % 64);
+            for w in 0..WORDS {
+                for i in ones(src.mapped[w], (c << CHUNK_BITS) + w * 64) {
+                    let e = self.table[i];
+                    m.table[i] = if is_backed(e) {
+                        // SAFETY: a backed entry points at a live page of `self`.
+                        let bytes = unsafe { &(*page_ptr(e)).0 };
+                        let ptr = Box::into_raw(Box::new(Page(*bytes)));
+                        ptr.expose_provenance() | (e & BITS)
+                    } else {
+                        e
+                    };
+                }
             }
         }
-        debug_assert_eq!(m.count, self.count);
+        m.dir.full = self.dir.full;
+        m.count = self.count;
+        m.backed = self.backed;
         m
     }
 }
 
 impl Drop for Memory {
     fn drop(&mut self) {
-        for group in marked_groups(&self.groups) {
-            for p in group * GROUP..(group + 1) * GROUP {
-                let e = self.table[p];
-                if self.is_backed(e) {
-                    // SAFETY: a backed entry holds the pointer produced by `Box::into_raw` in
-                    // `materialize`, freed exactly once (here or in `unmap`, which also zeroes
-                    // the entry).
-                    drop(unsafe { Box::from_raw(page_ptr(e)) });
-                }
-                self.table[p] = 0;
-            }
+        let chunks: Vec<usize> = self.chunks().collect();
+        for &c in &chunks {
+            // (Clears every non-zero entry of the chunk.)
+            self.free_chunk(c);
         }
-        // Every entry is zero again (entries are only set in groups marked in `groups`): keep
-        // the table for the next Memory instead of having the allocator zero 8 MiB again.
         // SAFETY: `drop` runs once and `self.table` is not used after this line; no `GuestTable`
         // copy outlives the `&mut` borrow that made it.
-        let table = unsafe { ManuallyDrop::take(&mut self.table).into_box() };
-        if let Ok(mut pool) = TABLE_POOL.lock() {
-            if pool.len() < TABLE_POOL_SIZE {
-                pool.push(table);
+        let table = unsafe { std::mem::ManuallyDrop::take(&mut self.table) };
+        // Every entry is zero again. A table of which little was used (so little is resident)
+        // is kept for the next Memory: that saves the mmap/munmap pair and the page faults,
+        // ~15 µs per instance.
+        if chunks.len() <= POOLED_CHUNKS {
+            if let Ok(mut pool) = TABLE_POOL.lock() {
+                if pool.len() < TABLE_POOL_SIZE {
+                    pool.push(table);
+                }
             }
         }
     }
 }
 
-/// Page tables of dropped memories, all entries zero, reused by [`Memory::new`]. Allocating a
-/// fresh zeroed 8 MiB table costs ~0.5 ms once the allocator serves it from its heap (glibc
-/// raises its mmap threshold after the first large free); a pooled table costs nothing.
-static TABLE_POOL: std::sync::Mutex<Vec<Box<[usize; PAGE_COUNT]>>> =
-    std::sync::Mutex::new(Vec::new());
-/// At most this many tables (8 MiB each) are kept.
+/// Page tables of dropped memories, every entry zero, reused by [`Memory::new`].
+static TABLE_POOL: std::sync::Mutex<Vec<Table>> = std::sync::Mutex::new(Vec::new());
+/// At most this many tables are kept...
 const TABLE_POOL_SIZE: usize = 4;
+/// ...and only tables that had at most this many chunks (4 KiB of table each) in use when
+/// dropped, so the pool holds at most 4 × 64 KiB of resident table (a table that was used more
+/// is unmapped, which returns its memory).
+const POOLED_CHUNKS: usize = 16;
 
 /// Checks that [address, address + length) lies inside the 32-bit space and returns its page range.
 fn page_range(address: u64, length: u64) -> Result<std::ops::Range<u32>, MemoryError> {
@@ -341,53 +497,121 @@ fn page_range(address: u64, length: u64) -> Result<std::ops::Range<u32>, MemoryE
 }
 
 impl Memory {
-    /// Empty memory: every page inaccessible.
+    /// Empty memory: every page inaccessible. Maps the page table (no memory until written) and
+    /// allocates the 16 KiB chunk directory.
     pub fn new() -> Self {
-        let table = TABLE_POOL
-            .lock()
-            .ok()
-            .and_then(|mut pool| pool.pop())
-            .unwrap_or_else(|| {
-                let table: Box<[usize]> = vec![0usize; PAGE_COUNT].into_boxed_slice();
-                table.try_into().expect("length is PAGE_COUNT")
-            });
         Memory {
-            table: ManuallyDrop::new(Table::from_box(table)),
-            groups: Box::new([0; GROUP_WORDS]),
+            table: std::mem::ManuallyDrop::new(
+                TABLE_POOL
+                    .lock()
+                    .ok()
+                    .and_then(|mut pool| pool.pop())
+                    .unwrap_or_else(Table::new),
+            ),
+            dir: Box::new(Dir {
+                meta: [const { None }; CHUNKS],
+                chunk_set: [0; CHUNK_WORDS],
+                full: [0; CHUNK_WORDS],
+            }),
             count: 0,
+            backed: 0,
         }
     }
 
-    /// Records that `page` is about to get a table entry (before the entry is written).
-    #[inline(always)]
-    fn note_mapped(&mut self, page: u32) {
-        if !is_mapped(self.table[page as usize]) {
-            self.count += 1;
+    /// Indices of the chunks with mapped pages, ascending.
+    fn chunks(&self) -> impl Iterator<Item = usize> + '_ {
+        self.dir
+            .chunk_set
+            .iter()
+            .enumerate()
+            .flat_map(|(w, &bits)| ones(bits, w * 64))
+    }
+
+    /// The bitmaps of chunk `c`, if it has mapped pages.
+    #[inline]
+    fn chunk(&self, c: usize) -> Option<&Meta> {
+        self.dir.meta[c].as_deref()
+    }
+
+    /// Frees the pages of chunk `c` and its bitmaps (all its pages are unmapped afterwards).
+    fn free_chunk(&mut self, c: usize) {
+        let Some(meta) = self.dir.meta[c].take() else {
+            return;
+        };
+        let base = c << CHUNK_BITS;
+        let mut mapped = 0;
+        let mut freed = 0;
+        for w in 0..WORDS {
+            mapped += meta.mapped[w].count_ones() as usize;
+            for i in ones(meta.mapped[w], base + w * 64) {
+                let e = self.table[i];
+                if is_backed(e) {
+                    // SAFETY: a backed entry holds the pointer produced by `Box::into_raw` in
+                    // `materialize` (or `clone`), freed exactly once: the entry is cleared here,
+                    // and `unmap` clears it too when it frees a page.
+                    drop(unsafe { Box::from_raw(page_ptr(e)) });
+                    freed += 1;
+                }
+                self.table[i] = 0;
+            }
         }
-        let group = page as usize / GROUP;
-        self.groups[group / 64] |= 1 << (group % 64);
+        self.dir.chunk_set[c / 64] &= !(1 << (c % 64));
+        self.dir.full[c / 64] &= !(1 << (c % 64));
+        self.count -= mapped;
+        self.backed -= freed;
     }
 
-    /// Mapped page indices, ascending.
-    fn mapped_pages(&self) -> impl Iterator<Item = u32> + '_ {
-        marked_groups(&self.groups).flat_map(move |g| {
-            (g * GROUP..(g + 1) * GROUP)
-                .filter(move |&p| is_mapped(self.table[p]))
-                .map(|p| p as u32)
-        })
+    /// The table entry of `page` (< 2^20).
+    #[inline]
+    fn entry(&self, page: u32) -> usize {
+        self.table[page as usize]
     }
 
-    /// Whether an entry points at storage of its own (not unmapped, not the zero page).
-    fn is_backed(&self, e: usize) -> bool {
-        let addr = e & !BITS;
-        addr != 0 && addr != zero_page_addr()
+    /// Writes the table entry of `page`, keeping the chunk's bitmaps and the counts in step; the
+    /// bitmaps of an emptied chunk are freed. (The caller frees or keeps the old entry's storage.)
+    fn set_entry(&mut self, page: u32, new: usize) {
+        let c = page as usize >> CHUNK_BITS;
+        let i = page as usize & (CHUNK_PAGES - 1);
+        let old = self.table[page as usize];
+        if old == new {
+            return;
+        }
+        self.table[page as usize] = new;
+        let meta = self.dir.meta[c].get_or_insert_with(|| {
+            Box::new(Meta {
+                mapped: [0; WORDS],
+                readable: [0; WORDS],
+                writable: [0; WORDS],
+                backed: [0; WORDS],
+                writable_count: 0,
+            })
+        });
+        let (w, bit) = (i / 64, 1u64 << (i % 64));
+        set_bit(&mut meta.mapped[w], bit, is_mapped(new));
+        set_bit(&mut meta.readable[w], bit, new & READ != 0);
+        let (was_w, is_w) = (old & (WRITE | LAZY) != 0, new & (WRITE | LAZY) != 0);
+        set_bit(&mut meta.writable[w], bit, is_w);
+        meta.writable_count = meta.writable_count + is_w as u32 - was_w as u32;
+        set_bit(&mut meta.backed[w], bit, is_backed(new));
+        let emptied = !is_mapped(new) && meta.mapped.iter().all(|w| *w == 0);
+        let full = meta.writable_count == CHUNK_PAGES as u32;
+        set_bit(&mut self.dir.full[c / 64], 1 << (c % 64), full);
+        self.count = self.count + is_mapped(new) as usize - is_mapped(old) as usize;
+        self.backed = self.backed + is_backed(new) as usize - is_backed(old) as usize;
+        if emptied {
+            self.dir.meta[c] = None;
+            self.dir.chunk_set[c / 64] &= !(1 << (c % 64));
+        } else {
+            self.dir.chunk_set[c / 64] |= 1 << (c % 64);
+        }
     }
 
-    /// Gives a page storage of its own (zero-filled) if it has none, keeping its access (a lazy
-    /// writable page becomes an ordinary writable one), and returns it.
+    /// Gives a mapped page storage of its own (zero-filled) if it has none, keeping its access (a
+    /// lazy writable page becomes an ordinary writable one), and returns it.
     fn materialize(&mut self, page: u32) -> &mut Page {
-        let e = self.table[page as usize];
-        let ptr = if self.is_backed(e) {
+        let e = self.entry(page);
+        debug_assert!(is_mapped(e));
+        let ptr = if is_backed(e) {
             page_ptr(e)
         } else {
             let bits = if e & LAZY != 0 {
@@ -396,14 +620,27 @@ impl Memory {
                 e & (READ | WRITE)
             };
             let ptr = Box::into_raw(Box::new(Page([0; PAGE_SIZE as usize])));
-            self.note_mapped(page);
-            self.table[page as usize] = ptr.expose_provenance() | bits;
+            self.set_entry(page, ptr.expose_provenance() | bits);
             ptr
         };
         // SAFETY: `ptr` is a live page owned by this Memory (just allocated or found in the
         // table, never the shared zero page); the returned borrow is tied to `&mut self`, so no
         // other reference exists.
         unsafe { &mut *ptr }
+    }
+
+    /// Maps one page with `access`, keeping its contents.
+    #[inline]
+    fn map_page(&mut self, p: u32, access: Access) {
+        let e = self.entry(p);
+        let new = if is_backed(e) {
+            (e & !BITS) | access.bits()
+        } else {
+            zero_page_addr() | access.lazy_bits()
+        };
+        if new != e {
+            self.set_entry(p, new);
+        }
     }
 
     /// Makes the pages covering [address, address + length) accessible with `access`. New pages
@@ -428,17 +665,90 @@ impl Memory {
                 address: address as u32,
             });
         }
-        let zero = zero_page_addr();
         for p in page_range(address, length)? {
-            let e = self.table[p as usize];
-            self.note_mapped(p);
-            self.table[p as usize] = if self.is_backed(e) {
-                (e & !BITS) | access.bits()
-            } else {
-                zero | access.lazy_bits()
-            };
+            self.map_page(p, access);
         }
         Ok(())
+    }
+
+    /// Makes every page of `pages` writable, keeping contents, and touches only the pages that
+    /// are not writable yet: O(chunks in the range + pages changed) rather than O(pages). Equal
+    /// to `map_range` with [`Access::Write`] over the same pages.
+    pub fn make_writable(&mut self, pages: std::ops::Range<u32>) -> Result<(), MemoryError> {
+        if pages.is_empty() {
+            return Ok(());
+        }
+        if pages.start < MIN_ADDRESS / PAGE_SIZE {
+            return Err(MemoryError::BelowMinimum {
+                address: pages.start.wrapping_mul(PAGE_SIZE),
+            });
+        }
+        if pages.end as usize > PAGE_COUNT {
+            return Err(MemoryError::OutOfRange {
+                address: pages.start as u64 * PAGE_SIZE as u64,
+                length: (pages.end - pages.start) as u64 * PAGE_SIZE as u64,
+            });
+        }
+        let (first, end) = (pages.start as usize, pages.end as usize);
+        // Chunks that are not entirely writable (including those without mapped pages).
+        let todo: Vec<usize> = chunks_where(|w| !self.dir.full[w], first, end).collect();
+        for c in todo {
+            let (lo, hi) = span_of(c, first, end);
+            for w in lo / 64..hi.div_ceil(64) {
+                let writable = self.chunk(c).map_or(0, |ch| ch.writable[w]);
+                let missing = !writable & word_mask(w, lo, hi);
+                for i in ones(missing, (c << CHUNK_BITS) + w * 64) {
+                    self.map_page(i as u32, Access::Write);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The number of writable pages (access W) among `pages`: O(range/2^15 + partly writable
+    /// chunks), from the bitmaps.
+    pub fn writable_page_count(&self, pages: std::ops::Range<u32>) -> u64 {
+        let (first, end) = (pages.start as usize, (pages.end as usize).min(PAGE_COUNT));
+        if first >= end {
+            return 0;
+        }
+        // Entirely writable chunks inside the range, 64 at a time.
+        let (c0, c1) = (first.div_ceil(CHUNK_PAGES), end / CHUNK_PAGES);
+        let mut n = 0u64;
+        if c0 < c1 {
+            for w in c0 / 64..c1.div_ceil(64) {
+                n += (self.dir.full[w] & word_mask(w, c0, c1)).count_ones() as u64
+                    * CHUNK_PAGES as u64;
+            }
+        }
+        // Every other chunk with mapped pages.
+        let counted = |w: usize| self.dir.full[w] & word_mask(w, c0, c1);
+        for c in chunks_where(|w| self.dir.chunk_set[w] & !counted(w), first, end) {
+            let (lo, hi) = span_of(c, first, end);
+            let ch = self.chunk(c).expect("chunk with mapped pages");
+            for w in lo / 64..hi.div_ceil(64) {
+                n += (ch.writable[w] & word_mask(w, lo, hi)).count_ones() as u64;
+            }
+        }
+        n
+    }
+
+    /// The first page of `pages` that the guest can read (access R or W): O(range/2^15 + chunks
+    /// with mapped pages in the range), from the bitmaps.
+    pub fn first_readable_page(&self, pages: std::ops::Range<u32>) -> Option<u32> {
+        let (first, end) = (pages.start as usize, (pages.end as usize).min(PAGE_COUNT));
+        for c in chunks_where(|w| self.dir.chunk_set[w], first, end) {
+            let (lo, hi) = span_of(c, first, end);
+            let ch = self.chunk(c).expect("chunk with mapped pages");
+            for w in lo / 64..hi.div_ceil(64) {
+                let bits = ch.readable[w] & word_mask(w, lo, hi);
+                if bits != 0 {
+                    let i = w * 64 + bits.trailing_zeros() as usize;
+                    return Some(((c << CHUNK_BITS) + i) as u32);
+                }
+            }
+        }
+        None
     }
 
     /// Removes the pages covering [address, address + length) and frees their storage.
@@ -446,15 +756,28 @@ impl Memory {
         if length == 0 {
             return Ok(());
         }
-        for p in page_range(address as u64, length as u64)? {
-            let e = self.table[p as usize];
-            if is_mapped(e) {
-                self.table[p as usize] = 0;
-                self.count -= 1;
-                if self.is_backed(e) {
-                    // SAFETY: a backed entry holds a pointer from `Box::into_raw` that has not
-                    // been freed; the page is now removed from the table.
-                    drop(unsafe { Box::from_raw(page_ptr(e)) });
+        let range = page_range(address as u64, length as u64)?;
+        let (first, end) = (range.start as usize, range.end as usize);
+        let chunks: Vec<usize> = chunks_where(|w| self.dir.chunk_set[w], first, end).collect();
+        for c in chunks {
+            let (lo, hi) = span_of(c, first, end);
+            if lo == 0 && hi == CHUNK_PAGES {
+                self.free_chunk(c);
+                continue;
+            }
+            for w in lo / 64..hi.div_ceil(64) {
+                let Some(ch) = self.chunk(c) else {
+                    break;
+                };
+                let mapped = ch.mapped[w] & word_mask(w, lo, hi);
+                for i in ones(mapped, (c << CHUNK_BITS) + w * 64) {
+                    let e = self.entry(i as u32);
+                    self.set_entry(i as u32, 0);
+                    if is_backed(e) {
+                        // SAFETY: a backed entry holds a pointer from `Box::into_raw` that has
+                        // not been freed; the page is now removed from the table.
+                        drop(unsafe { Box::from_raw(page_ptr(e)) });
+                    }
                 }
             }
         }
@@ -462,14 +785,22 @@ impl Memory {
     }
 
     /// Fills the mapped pages covering the range with zeros (access unchanged; unmapped pages are
-    /// skipped).
+    /// skipped). Pages without storage of their own already read as zeros and are not touched.
     pub fn zero(&mut self, address: u32, length: u32) -> Result<(), MemoryError> {
         if length == 0 {
             return Ok(());
         }
-        for p in page_range(address as u64, length as u64)? {
-            if self.is_backed(self.table[p as usize]) {
-                self.materialize(p).0.fill(0);
+        let range = page_range(address as u64, length as u64)?;
+        let (first, end) = (range.start as usize, range.end as usize);
+        for c in chunks_where(|w| self.dir.chunk_set[w], first, end) {
+            let (lo, hi) = span_of(c, first, end);
+            let ch = self.chunk(c).expect("chunk with mapped pages");
+            for w in lo / 64..hi.div_ceil(64) {
+                for i in ones(ch.backed[w] & word_mask(w, lo, hi), w * 64) {
+                    // SAFETY: a backed entry points at a live page owned by this Memory, which
+                    // `&mut self` holds exclusively.
+                    unsafe { (*page_ptr(self.table[(c << CHUNK_BITS) + i])).0.fill(0) };
+                }
             }
         }
         Ok(())
@@ -477,7 +808,7 @@ impl Memory {
 
     /// The access of the page holding `address`.
     pub fn access(&self, address: u32) -> Access {
-        let e = self.table[(address >> 12) as usize];
+        let e = self.entry(address >> 12);
         if e & (WRITE | LAZY) != 0 {
             Access::Write
         } else if e & READ != 0 {
@@ -489,18 +820,19 @@ impl Memory {
 
     /// Whether the page is mapped (with any access, possibly None).
     pub fn is_allocated(&self, page: u32) -> bool {
-        self.table
-            .get(page as usize)
-            .is_some_and(|e| e & !BITS != 0)
+        (page as usize) < PAGE_COUNT && is_mapped(self.entry(page))
     }
 
     /// The contents of a mapped page (whatever its access).
     pub fn page_bytes(&self, page: u32) -> Option<&[u8; PAGE_SIZE as usize]> {
-        let e = *self.table.get(page as usize)?;
-        if e & !BITS == 0 {
+        if page as usize >= PAGE_COUNT {
             return None;
         }
-        // SAFETY: a non-zero entry points to a live page owned by this Memory or to the static
+        let e = self.entry(page);
+        if !is_mapped(e) {
+            return None;
+        }
+        // SAFETY: a mapped entry points to a live page owned by this Memory or to the static
         // zero page; the shared borrow is tied to `&self`, and mutation needs `&mut self`.
         Some(unsafe { &(*page_ptr(e)).0 })
     }
@@ -508,8 +840,7 @@ impl Memory {
     /// Mutable contents of a mapped page (whatever its access); a page that was never written
     /// gets storage of its own first.
     pub fn page_bytes_mut(&mut self, page: u32) -> Option<&mut [u8; PAGE_SIZE as usize]> {
-        let e = *self.table.get(page as usize)?;
-        if e & !BITS == 0 {
+        if !self.is_allocated(page) {
             return None;
         }
         Some(&mut self.materialize(page).0)
@@ -523,14 +854,65 @@ impl Memory {
 
     /// Mapped page indices, ascending, with their access.
     pub fn pages(&self) -> impl Iterator<Item = (u32, Access)> + '_ {
-        self.mapped_pages().map(|p| (p, self.access(p << 12)))
+        self.chunks().flat_map(move |c| {
+            let ch = self.chunk(c).expect("allocated chunk");
+            (0..WORDS).flat_map(move |w| {
+                ones(ch.mapped[w], w * 64).map(move |i| {
+                    let p = ((c << CHUNK_BITS) + i) as u32;
+                    (p, self.access(p << 12))
+                })
+            })
+        })
+    }
+
+    /// The pages the guest can read (access R or W) that have storage of their own, ascending,
+    /// with their contents. Every other page reads as zeros to the guest (a readable page without
+    /// storage reads the shared zero page) or is unreadable: this is every page that can hold a
+    /// non-zero byte the guest can see, found from the bitmaps without reading any other page.
+    pub fn readable_backed_pages(
+        &self,
+    ) -> impl Iterator<Item = (u32, &[u8; PAGE_SIZE as usize])> + '_ {
+        self.chunks().flat_map(move |c| {
+            let ch = self.chunk(c).expect("allocated chunk");
+            (0..WORDS).flat_map(move |w| {
+                ones(ch.backed[w] & ch.readable[w], w * 64).map(move |i| {
+                    // SAFETY: a backed entry points at a live page owned by this Memory; the
+                    // shared borrow is tied to `&self`.
+                    let bytes = unsafe { &(*page_ptr(self.table[(c << CHUNK_BITS) + i])).0 };
+                    (((c << CHUNK_BITS) + i) as u32, bytes)
+                })
+            })
+        })
+    }
+
+    #[cfg(test)]
+    fn is_backed_page(&self, page: u32) -> bool {
+        is_backed(self.entry(page))
+    }
+
+    /// Number of mapped pages.
+    pub fn mapped_page_count(&self) -> usize {
+        self.count
     }
 
     /// Number of pages with storage of their own (written at least once), for memory accounting.
     pub fn backed_pages(&self) -> usize {
-        self.mapped_pages()
-            .filter(|&p| self.is_backed(self.table[p as usize]))
-            .count()
+        self.backed
+    }
+
+    /// The page-table memory in use: one 4 KiB page of the table per chunk with mapped pages (the
+    /// 512 entries of a chunk are one page of the page-aligned mapping).
+    fn table_bytes(&self) -> usize {
+        self.chunks().count() * CHUNK_PAGES * std::mem::size_of::<usize>()
+    }
+
+    /// Bytes of host memory this Memory holds (an estimate of what it makes resident): the parts
+    /// of the page table in use, the chunk directory and bitmaps, and the backed pages.
+    pub fn host_bytes(&self) -> usize {
+        self.table_bytes()
+            + CHUNKS * std::mem::size_of::<Option<Box<Meta>>>()
+            + self.chunks().count() * std::mem::size_of::<Meta>()
+            + self.backed * std::mem::size_of::<Page>()
     }
 
     /// Finds the lowest address of `[address, address + len)` (mod 2^32) that is not accessible
@@ -541,7 +923,7 @@ impl Memory {
         let mut i = 0u32;
         while i < len {
             let a = address.wrapping_add(i);
-            let e = self.table[(a >> 12) as usize];
+            let e = self.entry(a >> 12);
             let in_page = (PAGE_SIZE - (a & (PAGE_SIZE - 1))).min(len - i);
             if e & need == 0 {
                 lowest = Some(lowest.map_or(a, |l| l.min(a)));
@@ -668,7 +1050,7 @@ impl Memory {
         let need = if write { WRITE | LAZY } else { READ };
         while i < len {
             let a = (address as u64 + i) as u32;
-            if self.table[(a >> 12) as usize] & need == 0 {
+            if self.entry(a >> 12) & need == 0 {
                 return false;
             }
             i += (PAGE_SIZE - (a & (PAGE_SIZE - 1))) as u64;
@@ -697,6 +1079,7 @@ impl Memory {
 
     /// The guest load slow path (any access, with the GP fault rules).
     #[cold]
+    #[inline(never)]
     pub(crate) fn load_slow<const N: usize>(&self, address: u32) -> Result<[u8; N], Trap> {
         let mut buf = [0u8; N];
         self.read_guest(address, &mut buf)?;
@@ -719,6 +1102,7 @@ impl Memory {
 
     /// The guest store slow path (any access, with the GP fault rules; materialises lazy pages).
     #[cold]
+    #[inline(never)]
     pub(crate) fn store_slow(&mut self, address: u32, bytes: &[u8]) -> Result<(), Trap> {
         self.write_guest(address, bytes)
     }
@@ -850,10 +1234,11 @@ mod tests {
     }
 
     #[test]
-    fn reused_page_tables_start_empty() {
+    fn fresh_memories_start_empty() {
         for round in 0..(2 * TABLE_POOL_SIZE) {
             let mut m = Memory::new();
             assert_eq!(m.pages().count(), 0, "round {round}");
+            assert!(m.table.iter().all(|e| *e == 0), "round {round}");
             assert_eq!(
                 m.load::<1>(0x30000),
                 Err(Trap::Fault(0x30000)),
@@ -862,7 +1247,46 @@ mod tests {
             m.map(0x30000, 3 * 4096, Access::Write).unwrap();
             m.store::<1>(0x31000, [9]).unwrap();
             m.map(0x40000, 4096, Access::None).unwrap();
+            m.map(0xfefe_0000, 0x3000, Access::Read).unwrap();
+            m.write_unchecked(0xfefe_1000, &[1]).unwrap();
+            m.unmap(0xfefe_2000, 0x1000).unwrap();
         }
+    }
+
+    /// The chunk bitmaps and counts agree with the entries.
+    fn check_bitmaps(m: &Memory) {
+        let (mut mapped, mut backed) = (0, 0);
+        for c in 0..CHUNKS {
+            let entries = &m.table[c << CHUNK_BITS..(c + 1) << CHUNK_BITS];
+            let Some(ch) = m.chunk(c) else {
+                // (Reading all 2^20 entries is slow in debug builds: a sample of chunks.)
+                if c % 61 == 0 || c == CHUNKS - 1 {
+                    assert!(entries.iter().all(|e| *e == 0), "chunk {c}");
+                }
+                assert_eq!(m.dir.chunk_set[c / 64] >> (c % 64) & 1, 0);
+                continue;
+            };
+            assert_eq!(m.dir.chunk_set[c / 64] >> (c % 64) & 1, 1);
+            let mut writable = 0;
+            assert!(ch.mapped.iter().any(|w| *w != 0), "empty chunk {c} kept");
+            for i in 0..CHUNK_PAGES {
+                let e = entries[i];
+                let bit = |words: &[u64; WORDS]| words[i / 64] >> (i % 64) & 1 == 1;
+                assert_eq!(bit(&ch.mapped), is_mapped(e));
+                assert_eq!(bit(&ch.readable), e & READ != 0);
+                assert_eq!(bit(&ch.writable), e & (WRITE | LAZY) != 0);
+                assert_eq!(bit(&ch.backed), is_backed(e));
+                writable += (e & (WRITE | LAZY) != 0) as u32;
+                mapped += is_mapped(e) as usize;
+                backed += is_backed(e) as usize;
+            }
+            assert_eq!(ch.writable_count, writable);
+            assert_eq!(
+                m.dir.full[c / 64] >> (c % 64) & 1 == 1,
+                writable == CHUNK_PAGES as u32
+            );
+        }
+        assert_eq!((m.count, m.backed), (mapped, backed));
     }
 
     #[test]
@@ -911,11 +1335,71 @@ mod tests {
             let want: Vec<(u32, Access)> = model.iter().map(|(&p, &a)| (p, a)).collect();
             assert_eq!(got, want, "step {step}");
             assert_eq!(m.count, model.len());
+            check_bitmaps(&m);
             if step % 500 == 0 {
                 let c = m.clone();
                 assert_eq!(c.pages().collect::<Vec<_>>(), want);
                 assert_eq!((c.count, c.backed_pages()), (m.count, m.backed_pages()));
             }
         }
+    }
+
+    #[test]
+    fn page_set_queries_match_a_scan() {
+        let mut rng = 0x9e3779b97f4a7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut m = Memory::new();
+        let accesses = [Access::None, Access::Read, Access::Write];
+        for step in 0..400 {
+            let first = 16 + (next() % 3000) as u32;
+            let n = 1 + (next() % 1200) as u32;
+            match next() % 5 {
+                0 | 1 => m
+                    .map(first << 12, n << 12, accesses[next() as usize % 3])
+                    .unwrap(),
+                2 => m.unmap(first << 12, n << 12).unwrap(),
+                3 => m.make_writable(first..first + n).unwrap(),
+                _ => {
+                    if let Some(b) = m.page_bytes_mut(first) {
+                        b[1] = 1;
+                    }
+                }
+            }
+            check_bitmaps(&m);
+            let (a, b) = (16 + (next() % 3500) as u32, (next() % 2000) as u32);
+            let range = a..a + b;
+            let scan_w = range
+                .clone()
+                .filter(|p| m.access(p << 12) == Access::Write)
+                .count();
+            assert_eq!(
+                m.writable_page_count(range.clone()),
+                scan_w as u64,
+                "step {step}"
+            );
+            let scan_r = range.clone().find(|p| m.access(p << 12) != Access::None);
+            assert_eq!(m.first_readable_page(range.clone()), scan_r, "step {step}");
+            let want: Vec<u32> = m
+                .pages()
+                .filter(|(p, acc)| *acc != Access::None && m.is_backed_page(*p))
+                .map(|(p, _)| p)
+                .collect();
+            let got: Vec<u32> = m.readable_backed_pages().map(|(p, _)| p).collect();
+            assert_eq!(got, want, "step {step}");
+        }
+        // make_writable keeps contents, like map_range with Access::Write.
+        let mut m = Memory::new();
+        m.map(0x20000, 4096, Access::Read).unwrap();
+        m.write_unchecked(0x20000, &[5]).unwrap();
+        m.make_writable(0x1f..0x22).unwrap();
+        assert_eq!(m.load::<1>(0x20000), Ok([5]));
+        assert_eq!(m.writable_page_count(0..PAGE_COUNT as u32), 3);
+        assert_eq!(m.store::<1>(0x21000, [1]), Ok(()));
+        assert!(m.make_writable(0..2).is_err());
     }
 }

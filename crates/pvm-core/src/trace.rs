@@ -20,21 +20,24 @@ use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
 
 use crate::instance::Instance;
-use crate::memory::{Access, Memory, PAGE_SIZE};
+use crate::memory::{Memory, PAGE_SIZE};
 
 type Blake2b256 = Blake2b<U32>;
 
 /// The pages of the hash preimage: readable pages with at least one non-zero byte, ascending.
+///
+/// Only pages with storage of their own are read ([`Memory::readable_backed_pages`], from the page
+/// table's bitmaps): a mapped page that was never written reads the shared zero page, so it can
+/// never be in the set and is skipped without being read. The cost is O(written pages), not
+/// O(mapped pages) — a guest that maps the whole 4 GiB space and writes one byte hashes one page.
+/// The set is exactly the v1 definition: a page that was written and zeroed again still has
+/// storage, is read, and is left out because it is all zero.
 pub fn hashed_pages(
     memory: &Memory,
 ) -> impl Iterator<Item = (u32, &[u8; PAGE_SIZE as usize])> + '_ {
-    memory.pages().filter_map(move |(p, access)| {
-        if access == Access::None {
-            return None;
-        }
-        let bytes = memory.page_bytes(p)?;
-        bytes.iter().any(|b| *b != 0).then_some((p, bytes))
-    })
+    memory
+        .readable_backed_pages()
+        .filter(|(_, bytes)| bytes.iter().any(|b| *b != 0))
 }
 
 /// The first 112 bytes of the preimage: E8 of the 13 registers and of the gas.
@@ -91,6 +94,18 @@ pub fn dump_state(instance: &Instance) -> String {
         ));
     }
     s
+}
+
+/// Length in bytes of the first line of [`dump_state`]: `regs+gas: ` + 224 hex digits + `\n`.
+const DUMP_HEADER_LEN: usize = 10 + 224 + 1;
+/// Length of one page line: `page 0x000fe: ` + 8 hex digits + ` ` + 8192 hex digits + `\n`
+/// (page indices are below 2^20, so `{:#07x}` always prints 5 digits).
+const DUMP_PAGE_LEN: usize = 14 + 8 + 1 + 2 * PAGE_SIZE as usize + 1;
+
+/// `dump_state(instance).len()` without building the text (it reads only the pages that hold
+/// storage of their own, to check that they are non-zero).
+pub fn dump_state_len(instance: &Instance) -> usize {
+    DUMP_HEADER_LEN + DUMP_PAGE_LEN * hashed_pages(instance.memory()).count()
 }
 
 /// One per-instruction trace line (`STEP: PC pc NAME g=gas pvmHash=0x… reg="[r0 … r12]"`); the

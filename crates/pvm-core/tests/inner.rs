@@ -113,12 +113,12 @@ fn grow_heap_call() {
         (Some(HostOutcome::Continue), 275 + 3 * 121, h + 3)
     );
     assert_eq!(vm.memory().access(((h + 2) * 4096) as u32), Access::Write);
-    // not enough gas: OOG with gas unchanged and φ7 = h
+    // not enough gas: OOG with ϱ' = 0 (erratum GP #533) and φ7 = h
     vm.set_gas(275 + 121 - 1);
     let (out, charged) = call(&mut inner, &mut vm, 1, &[h + 4]);
     assert_eq!(
-        (out, charged, vm.registers()[7]),
-        (Some(HostOutcome::OutOfGas), 0, h + 3)
+        (out, charged, vm.gas(), vm.registers()[7]),
+        (Some(HostOutcome::OutOfGas), 275 + 121 - 1, 0, h + 3)
     );
     // GP 0.7.2 has no grow_heap host call (id 1 is fetch there).
     let mut inner07 = InnerPvms::new(Spec::Gp0_7_2);

@@ -200,7 +200,7 @@ fn two_register_bit_operations() {
 
 fn code_blob(code: &[u8], bitmask: &[bool]) -> Vec<u8> {
     pvm_core::Blob {
-        jump_table: vec![],
+        jump_table: Default::default(),
         code: code.to_vec(),
         bitmask: bitmask.to_vec(),
     }

@@ -68,11 +68,129 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// GP erratum #559: a program blob holds at most 2^25 bytes of code.
+pub const MAX_CODE_LEN: u64 = 1 << 25;
+/// GP erratum #559: a program blob holds at most 2^24 jump-table entries.
+pub const MAX_JUMP_TABLE_LEN: u64 = 1 << 24;
+
+/// The dynamic jump table j: code offsets, entries of up to 8 bytes kept as u64.
+///
+/// A table of zero-width entries (z = 0) takes no input bytes however long it is, and every such
+/// entry decodes to 0; it is kept as its length alone, so an 8-byte blob that declares 2^24 of
+/// them costs nothing to load. [`JumpTable::iter`] and [`JumpTable::get`] read both forms alike.
+#[derive(Clone, Default)]
+pub struct JumpTable {
+    /// The explicit entries; empty for an all-zero table of `len` entries.
+    entries: Vec<u64>,
+    len: usize,
+}
+
+static ZERO_ENTRY: u64 = 0;
+
+impl JumpTable {
+    /// A table of `len` entries that are all 0 (what z = 0 encodes).
+    pub fn zeros(len: usize) -> JumpTable {
+        JumpTable {
+            entries: Vec::new(),
+            len,
+        }
+    }
+
+    /// Number of entries |j|.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Entry `i`.
+    pub fn get(&self, i: usize) -> Option<u64> {
+        if i >= self.len {
+            return None;
+        }
+        Some(self.entries.get(i).copied().unwrap_or(0))
+    }
+
+    /// The entries, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &u64> + '_ {
+        let zeros = if self.entries.is_empty() { self.len } else { 0 };
+        let explicit: &[u64] = &self.entries;
+        JumpTableIter {
+            explicit: explicit.iter(),
+            zeros,
+        }
+    }
+
+    /// The explicit entries, or `None` for an all-zero table kept as its length.
+    pub fn explicit(&self) -> Option<&[u64]> {
+        (!self.entries.is_empty() || self.len == 0).then_some(&self.entries[..])
+    }
+}
+
+struct JumpTableIter<'a> {
+    explicit: std::slice::Iter<'a, u64>,
+    zeros: usize,
+}
+
+impl<'a> Iterator for JumpTableIter<'a> {
+    type Item = &'a u64;
+    fn next(&mut self) -> Option<&'a u64> {
+        if let Some(e) = self.explicit.next() {
+            return Some(e);
+        }
+        (self.zeros > 0).then(|| {
+            self.zeros -= 1;
+            &ZERO_ENTRY
+        })
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.explicit.len() + self.zeros;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for JumpTableIter<'_> {}
+
+impl From<Vec<u64>> for JumpTable {
+    fn from(entries: Vec<u64>) -> JumpTable {
+        JumpTable {
+            len: entries.len(),
+            entries,
+        }
+    }
+}
+
+impl FromIterator<u64> for JumpTable {
+    fn from_iter<I: IntoIterator<Item = u64>>(iter: I) -> JumpTable {
+        Vec::from_iter(iter).into()
+    }
+}
+
+impl PartialEq for JumpTable {
+    fn eq(&self, other: &JumpTable) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for JumpTable {}
+
+impl std::fmt::Debug for JumpTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.explicit() {
+            Some(e) => f.debug_list().entries(e).finish(),
+            None => write!(f, "[0; {}]", self.len),
+        }
+    }
+}
+
 /// A decoded generic program blob (GP A.1 `deblob` without the validity checks).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Blob {
-    /// The dynamic jump table j (code offsets; entries of up to 8 bytes are kept as u64).
-    pub jump_table: Vec<u64>,
+    /// The dynamic jump table j.
+    pub jump_table: JumpTable,
     /// The instruction bytes c.
     pub code: Vec<u8>,
     /// The opcode bitmask k, unpacked (one bool per code byte).
@@ -80,7 +198,9 @@ pub struct Blob {
 }
 
 impl Blob {
-    /// Parses `E(|j|) E1(z) E(|c|) E_z(j) c k`. The whole input must be consumed.
+    /// Parses `E(|j|) E1(z) E(|c|) E_z(j) c k`. The whole input must be consumed. Costs
+    /// O(input size) in time and memory: a declared length is checked against the input and the
+    /// GP erratum #559 limits before anything is allocated.
     pub fn parse(bytes: &[u8]) -> Result<Blob, ProgramError> {
         let mut r = Reader::new(bytes);
         let blob = Self::parse_from(&mut r)?;
@@ -101,30 +221,11 @@ impl Blob {
         }
         let code_offset = r.offset();
         let code_len = r.varint("code length")?;
-        if code_len > u32::MAX as u64 - 1 {
-            return Err(ProgramError::TooLarge {
-                what: "code length",
-                value: code_len,
-                offset: code_offset,
-            });
-        }
-        let jt_bytes = jt_len.checked_mul(z as u64).ok_or(ProgramError::TooLarge {
-            what: "jump table length",
-            value: jt_len,
-            offset: jt_offset,
-        })?;
-        let jt_raw = r.take(jt_bytes, "jump table")?;
+        check_limits(jt_len, jt_offset, code_len, code_offset)?;
+        // jt_len <= 2^24 and z <= 8: no overflow.
+        let jt_raw = r.take(jt_len * z as u64, "jump table")?;
         let jump_table = if z == 0 {
-            // Zero-width entries all encode 0; the count is bounded by the input only through
-            // z·|j| = 0, so cap it to keep memory proportional to the input.
-            if jt_len > MAX_ZERO_WIDTH_ENTRIES {
-                return Err(ProgramError::TooLarge {
-                    what: "jump table length",
-                    value: jt_len,
-                    offset: jt_offset,
-                });
-            }
-            vec![0; jt_len as usize]
+            JumpTable::zeros(jt_len as usize)
         } else {
             jt_raw
                 .chunks_exact(z as usize)
@@ -149,13 +250,7 @@ impl Blob {
         bitmask: &[u8],
         jump_table: &[u32],
     ) -> Result<Blob, ProgramError> {
-        if code.len() as u64 > u32::MAX as u64 - 1 {
-            return Err(ProgramError::TooLarge {
-                what: "code length",
-                value: code.len() as u64,
-                offset: 0,
-            });
-        }
+        check_limits(jump_table.len() as u64, 0, code.len() as u64, 0)?;
         let packed_len = code.len().div_ceil(8);
         // When |c| <= 1 both forms have the same length; the packed reading is used then.
         let bitmask = if bitmask.len() == packed_len {
@@ -187,7 +282,7 @@ impl Blob {
         encode_varint(self.jump_table.len() as u64, &mut out);
         out.push(z);
         encode_varint(self.code.len() as u64, &mut out);
-        for e in &self.jump_table {
+        for e in self.jump_table.iter() {
             out.extend_from_slice(&e.to_le_bytes()[..z as usize]);
         }
         out.extend_from_slice(&self.code);
@@ -196,8 +291,31 @@ impl Blob {
     }
 }
 
-/// Zero-width jump-table entries take no input bytes; this bounds their count.
-const MAX_ZERO_WIDTH_ENTRIES: u64 = 1 << 24;
+/// The GP erratum #559 limits on |j| and |c| (offsets of the fields for the error).
+fn check_limits(
+    jt_len: u64,
+    jt_offset: usize,
+    code_len: u64,
+    code_offset: usize,
+) -> Result<(), ProgramError> {
+    if jt_len > MAX_JUMP_TABLE_LEN {
+        return Err(ProgramError::LimitExceeded {
+            what: "jump table length",
+            value: jt_len,
+            limit: MAX_JUMP_TABLE_LEN,
+            offset: jt_offset,
+        });
+    }
+    if code_len > MAX_CODE_LEN {
+        return Err(ProgramError::LimitExceeded {
+            what: "code length",
+            value: code_len,
+            limit: MAX_CODE_LEN,
+            offset: code_offset,
+        });
+    }
+    Ok(())
+}
 
 /// Every byte's bits, LSB first.
 static UNPACKED: [[bool; 8]; 256] = {
@@ -343,6 +461,17 @@ fn shift_offsets(e: ProgramError, by: usize) -> ProgramError {
             value,
             offset: offset + by,
         },
+        ProgramError::LimitExceeded {
+            what,
+            value,
+            limit,
+            offset,
+        } => ProgramError::LimitExceeded {
+            what,
+            value,
+            limit,
+            offset: offset + by,
+        },
         other => other,
     }
 }
@@ -377,7 +506,7 @@ mod tests {
     #[test]
     fn blob_round_trips_and_reports_truncation() {
         let blob = Blob {
-            jump_table: vec![0, 5],
+            jump_table: vec![0, 5].into(),
             code: vec![0, 1, 2, 3, 4, 0],
             bitmask: vec![true, false, true, true, true, true],
         };

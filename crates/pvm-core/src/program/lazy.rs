@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use super::lower::{lower, Op, Reg, K};
+use super::JumpTable;
 use crate::error::{InvalidCodeReason, ProgramError};
 use crate::gas::simulator;
 use crate::isa::{Code, Opcode};
@@ -64,7 +65,7 @@ pub(crate) struct OpTable {
     /// Charge points, sorted by pc (and so by slot).
     pub blocks: Box<[BlockInfo]>,
     /// For every jump-table entry: the target block's `Charge` slot, or [`INVALID_SLOT`].
-    pub jump_table: Box<[u32]>,
+    pub jump_table: SlotTable,
     compile_lock: Mutex<()>,
 }
 
@@ -82,6 +83,45 @@ impl std::fmt::Debug for OpTable {
             .field("blocks", &self.blocks.len())
             .field("jump_table", &self.jump_table.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// The jump table resolved to `Charge` slots. A table of zero-width entries (all targeting pc 0)
+/// is kept as one slot and a length, so that loading costs O(blob size) however many such
+/// entries the blob declares (up to 2^24 for an 8-byte blob).
+///
+/// The interpreter reads it as `let jt = &table.jump_table[..]; … jt.len() … jt[i]`: `[..]`
+/// gives the table itself, and indexing masks the index (with 0 for the one-slot form, with
+/// `usize::MAX` otherwise), so a lookup stays one load plus one AND.
+pub(crate) struct SlotTable {
+    slots: Box<[u32]>,
+    len: usize,
+    mask: usize,
+}
+
+impl SlotTable {
+    /// Number of entries |j|.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl std::ops::Index<std::ops::RangeFull> for SlotTable {
+    type Output = SlotTable;
+    #[inline(always)]
+    fn index(&self, _: std::ops::RangeFull) -> &SlotTable {
+        self
+    }
+}
+
+impl std::ops::Index<usize> for SlotTable {
+    type Output = u32;
+    /// The slot of entry `i < len`.
+    #[inline(always)]
+    fn index(&self, i: usize) -> &u32 {
+        debug_assert!(i < self.len);
+        &self.slots[i & self.mask]
     }
 }
 
@@ -124,7 +164,7 @@ fn opcode_flags(spec: Spec) -> [u8; 256] {
 pub(crate) fn scan(
     code: &Code<'_>,
     spec: Spec,
-    jump_table: &[u64],
+    jump_table: &JumpTable,
 ) -> Result<OpTable, ProgramError> {
     let (bytes, bitmask) = (code.code, code.bitmask);
     let len = bytes.len();
@@ -207,18 +247,33 @@ pub(crate) fn scan(
     let mut table = OpTable {
         ops,
         blocks: blocks.into_boxed_slice(),
-        jump_table: Box::new([]),
+        jump_table: SlotTable {
+            slots: Box::new([]),
+            len: 0,
+            mask: 0,
+        },
         compile_lock: Mutex::new(()),
     };
-    table.jump_table = jump_table
-        .iter()
-        .map(|&t| {
-            u32::try_from(t)
-                .ok()
-                .and_then(|t| table.target_slot(t))
-                .unwrap_or(INVALID_SLOT)
-        })
-        .collect();
+    let slot = |t: u64| {
+        u32::try_from(t)
+            .ok()
+            .and_then(|t| table.target_slot(t))
+            .unwrap_or(INVALID_SLOT)
+    };
+    table.jump_table = match jump_table.explicit() {
+        // |j| entries with z > 0 took |j|·z input bytes: O(input).
+        Some(entries) => SlotTable {
+            slots: entries.iter().map(|&t| slot(t)).collect(),
+            len: entries.len(),
+            mask: usize::MAX,
+        },
+        // All-zero entries (z = 0): one resolution for all of them.
+        None => SlotTable {
+            slots: Box::new([slot(0)]),
+            len: jump_table.len(),
+            mask: 0,
+        },
+    };
     Ok(table)
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::error::ProgramError;
 use crate::isa::{Code, Instruction};
 use crate::Spec;
-pub use blob::{Blob, StandardParts};
+pub use blob::{Blob, JumpTable, StandardParts};
 pub(crate) use lazy::{OpTable, INVALID_TARGET, UNCOMPILED};
 pub(crate) use lower::{Op, K};
 
@@ -265,7 +265,7 @@ impl Program {
 /// valid instruction, the walk must land exactly on |c| > 0, and the last instruction must be a
 /// terminator. (Under GP 0.7.2 every code is accepted.)
 pub fn validate(code: &Code<'_>, spec: Spec) -> Result<(), ProgramError> {
-    lazy::scan(code, spec, &[]).map(drop)
+    lazy::scan(code, spec, &JumpTable::default()).map(drop)
 }
 
 /// Loads a blob: one pass over the code (validation and the block table); blocks are compiled
