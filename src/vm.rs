@@ -1078,14 +1078,18 @@ impl Pvm {
     /// it, without allocating or throwing on a fault: returns -1 when every byte was read, else
     /// the lowest unreadable address (and `target` is left unchanged). For hosts that read guest
     /// memory on every host call. Argument errors (a range past 2^32) still throw.
-    #[napi(ts_args_type = "address: number, target: Uint8Array", ts_return_type = "number")]
+    #[napi(
+        ts_args_type = "address: number, target: Uint8Array",
+        ts_return_type = "number"
+    )]
     pub fn read_memory_into(&self, env: &Env, address: Unknown, target: Unknown) -> Result<Val> {
         let env = env.raw();
         self.guard(env, || {
             let address = arg_u32(env, &address, "address")?;
             let (dst, len) = js::bytes_ptr(env, target.raw(), "target")?;
-            let len32 = u32::try_from(len)
-                .map_err(|_| Fail::new(Code::InvalidArgument, "target is longer than 2^32 bytes"))?;
+            let len32 = u32::try_from(len).map_err(|_| {
+                Fail::new(Code::InvalidArgument, "target is longer than 2^32 bytes")
+            })?;
             range_end(address, len32)?;
             let fault = SCRATCH.with_borrow_mut(|buf| -> Res<Option<u32>> {
                 buf.clear();
@@ -1110,7 +1114,10 @@ impl Pvm {
     /// Writes `data` to guest memory, checked as the guest sees it, without throwing on a
     /// fault: returns -1 when every byte was written, else the lowest unwritable address (and
     /// nothing is written). Argument errors (a range past 2^32) still throw.
-    #[napi(ts_args_type = "address: number, data: Uint8Array", ts_return_type = "number")]
+    #[napi(
+        ts_args_type = "address: number, data: Uint8Array",
+        ts_return_type = "number"
+    )]
     pub fn try_write_memory(&self, env: &Env, address: Unknown, data: Unknown) -> Result<Val> {
         let env = env.raw();
         self.guard_mem(env, || {
@@ -1119,8 +1126,9 @@ impl Pvm {
                 // Copied first: `data` may be a view of guest memory itself.
                 buf.clear();
                 buf.extend_from_slice(js::to_bytes(env, data.raw(), "data")?);
-                let len = u32::try_from(buf.len())
-                    .map_err(|_| Fail::new(Code::InvalidArgument, "data is longer than 2^32 bytes"))?;
+                let len = u32::try_from(buf.len()).map_err(|_| {
+                    Fail::new(Code::InvalidArgument, "data is longer than 2^32 bytes")
+                })?;
                 range_end(address, len)?;
                 match self.with(|i| i.memory_mut().write(address, buf))? {
                     Ok(()) => {}
