@@ -24,7 +24,7 @@ use pvm_core::inner::HostCallIds;
 use pvm_core::jip7::{self, CallRecorder, HostCallEntry, Jip7Error, Jip7Log, OpenCall};
 use pvm_core::{Exit, Spec};
 
-use crate::error::{throw, Code, Fail, Res};
+use crate::error::{Code, Fail, Res};
 use crate::js::{self, RawEnv, Val};
 use crate::vm::Pvm;
 
@@ -221,7 +221,6 @@ pub struct ReplayResultDecl {
     pub host_call_id: Option<u32>,
 }
 
-// Only `replay_jip7` calls this (see there).
 #[cfg_attr(test, allow(dead_code))]
 fn jip7_fail(e: Jip7Error) -> Fail {
     match e {
@@ -243,8 +242,8 @@ impl Pvm {
     /// earlier name.)
     #[napi]
     pub fn jip7_log(&self, env: &Env) -> Result<String> {
-        let env = env.raw();
-        self.jip6_text().map_err(|e| throw(env, e))
+        // One implementation (guarded, and readable after `free()`): see `jip6_log` in vm.rs.
+        self.jip6_log(env)
     }
 }
 
@@ -266,7 +265,9 @@ impl Pvm {
 #[cfg_attr(test, allow(dead_code))]
 pub fn replay_jip7(env: &Env, log: Unknown, options: Option<Unknown>) -> Result<Val> {
     let env = env.raw();
-    replay_impl(env, log.raw(), options.map(|o| o.raw())).map_err(|e| throw(env, e))
+    crate::error::guard(env, || {
+        replay_impl(env, log.raw(), options.map(|o| o.raw()))
+    })
 }
 
 /// The earlier name of `replayJip7` (same arguments and result), kept for one release.
@@ -278,10 +279,11 @@ pub fn replay_jip7(env: &Env, log: Unknown, options: Option<Unknown>) -> Result<
 #[cfg_attr(test, allow(dead_code))]
 pub fn replay_jip6(env: &Env, log: Unknown, options: Option<Unknown>) -> Result<Val> {
     let env = env.raw();
-    replay_impl(env, log.raw(), options.map(|o| o.raw())).map_err(|e| throw(env, e))
+    crate::error::guard(env, || {
+        replay_impl(env, log.raw(), options.map(|o| o.raw()))
+    })
 }
 
-// Only `replay_jip7` calls this (see there).
 #[cfg_attr(test, allow(dead_code))]
 fn replay_impl(env: RawEnv, log: Val, options: Option<Val>) -> Res<Val> {
     let mut opts = jip7::ReplayOptions::default();

@@ -19,6 +19,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod asm;
+pub mod boundary;
 pub mod disasm;
 pub mod error;
 pub mod gas;
