@@ -181,6 +181,19 @@ export declare class Pvm {
    */
   readMemory(address: number, length: number, options?: MemoryOptions | null): Buffer
   /**
+   * Reads guest memory into `target` (as many bytes as it holds), checked as the guest sees
+   * it, without allocating or throwing on a fault: returns -1 when every byte was read, else
+   * the lowest unreadable address (and `target` is left unchanged). For hosts that read guest
+   * memory on every host call. Argument errors (a range past 2^32) still throw.
+   */
+  readMemoryInto(address: number, target: Uint8Array): number
+  /**
+   * Writes `data` to guest memory, checked as the guest sees it, without throwing on a
+   * fault: returns -1 when every byte was written, else the lowest unwritable address (and
+   * nothing is written). Argument errors (a range past 2^32) still throw.
+   */
+  tryWriteMemory(address: number, data: Uint8Array): number
+  /**
    * Writes guest memory. Checked: throws `MEMORY_FAULT` (nothing written) unless every byte
    * is writable. With `{ unchecked: true }` it writes any mapped page, read-only included.
    */

@@ -200,7 +200,12 @@ impl Instance {
     }
 
     /// Sets ı. This also cancels the pending "continue after the host call" of a `HostCall` exit.
+    /// On a finished instance (after a halt or panic) it also clears χ, so that entering the
+    /// program again charges the block it enters (the exit left χ set for the exiting block).
     pub fn set_pc(&mut self, pc: u32) {
+        if self.is_finished() {
+            self.gas_charged = false;
+        }
         self.pc = pc;
         self.resume_after_host = false;
     }

@@ -680,3 +680,24 @@ fn host_call_loop_outcomes() {
         assert_eq!(vm.pc(), 0, "stops at the ecalli");
     }
 }
+
+/// Setting the pc of a finished instance (after a halt) clears χ: the next run pays for the
+/// block it enters, exactly as a fresh instance does.
+#[test]
+fn set_pc_after_a_halt_charges_the_entered_block_again() {
+    let p = program(Spec::Gp0_8_0, |a| {
+        a.inst(O::LoadImm, Ops::reg_imm(1, 0xffff_0000u32 as i64));
+        a.inst(O::AddImm64, Ops::reg_reg_imm(2, 2, 1));
+        a.inst(O::JumpInd, Ops::reg_imm(1, 0));
+    });
+    let cost = p.block_cost_at(0).unwrap() as i64;
+    let mut vm = instance(&p, 1000);
+    assert_eq!(vm.run(), Exit::Halt);
+    assert_eq!(vm.gas(), 1000 - cost);
+    assert!(vm.gas_charged());
+    vm.set_pc(0);
+    assert!(!vm.gas_charged());
+    assert_eq!(vm.run(), Exit::Halt);
+    assert_eq!(vm.gas(), 1000 - 2 * cost, "the second entry is paid for");
+    assert_eq!(vm.registers()[2], 2);
+}
