@@ -7,21 +7,12 @@ import { describe, expect, it } from 'vitest'
 
 import { Program, Pvm, PvmError, PvmErrorCode, Status, type Exit, type HostCallHandler } from '../index.js'
 import { I, LAYOUT, codeBlob, standardProgram } from './asm.mjs'
+import { pvmError } from './guests'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const HOSTCALLS = `${ROOT}examples/guests/hostcalls.jam`
 const PAGE = 0x20000
 
-/** Calls `f` and returns the PvmError it throws. */
-function pvmError(f: () => unknown): PvmError {
-  try {
-    f()
-  } catch (e) {
-    expect(e).toBeInstanceOf(PvmError)
-    return e as PvmError
-  }
-  throw new Error('expected a PvmError')
-}
 
 /** ecalli 7; r7 += 1; ecalli 8; halt. */
 const twoCalls = () =>

@@ -6,19 +6,10 @@ import { describe, expect, it } from 'vitest'
 
 import { builtinHostCallIds, InnerPvms, Program, PvmError, type Pvm } from '../index.js'
 import { I, codeBlob } from './asm.mjs'
-import { ROOT, refineGuest } from './guests'
+import { ROOT, pvmError, refineGuest } from './guests'
 
 const GAS_COST = 48n // GP 0.8.0 I.4.5: the `gas` host call
 
-function pvmError(f: () => unknown): PvmError {
-  try {
-    f()
-  } catch (e) {
-    expect(e).toBeInstanceOf(PvmError)
-    return e as PvmError
-  }
-  throw new Error('expected a PvmError')
-}
 
 const guest = refineGuest()
 const refine = () => Program.fromStandard(guest.bytes).instantiate({ gas: guest.gas })

@@ -2,7 +2,9 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
-import { Program, type Pvm } from '../index.js'
+import { expect } from 'vitest'
+
+import { Program, PvmError, type Pvm } from '../index.js'
 import { loadVector } from './vectors'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -55,3 +57,14 @@ export function vectorVm(path: string): Pvm {
 }
 
 export const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
+
+/** Calls `f` and returns the PvmError it throws (failing the test if it throws anything else). */
+export function pvmError(f: () => unknown): PvmError {
+  try {
+    f()
+  } catch (e) {
+    expect(e).toBeInstanceOf(PvmError)
+    return e as PvmError
+  }
+  throw new Error('expected a PvmError')
+}

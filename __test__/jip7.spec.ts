@@ -9,21 +9,12 @@ import { describe, expect, it } from 'vitest'
 
 import { Program, PvmError, replayJip6, replayJip7, type HostCallHandler, type Pvm } from '../index.js'
 import { I, codeBlob, standardProgram } from './asm.mjs'
-import { HOSTCALLS, PVM_CLI, hasCli, hex, refineGuest } from './guests'
+import { HOSTCALLS, PVM_CLI, hasCli, hex, pvmError, refineGuest } from './guests'
 
 const ARGS_START = 0xfeff0000
 const START = 'hostcalls: start'
 const RESULT = 'numbers: 100, 200, 300; sum = 600'
 
-function pvmError(f: () => unknown): PvmError {
-  try {
-    f()
-  } catch (e) {
-    expect(e).toBeInstanceOf(PvmError)
-    return e as PvmError
-  }
-  throw new Error('expected a PvmError')
-}
 
 const textHex = (s: string) => Buffer.from(s).toString('hex')
 const args3 = () => Uint8Array.from([3, 0, 0, 0])

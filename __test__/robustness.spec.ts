@@ -8,20 +8,11 @@ import { describe, expect, it } from 'vitest'
 import * as lib from '../index.js'
 import { Program, PvmError, replayJip6 } from '../index.js'
 import { I, codeBlob } from './asm.mjs'
+import { pvmError } from './guests'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const INDEX = JSON.stringify(`${ROOT}index.js`)
 
-/** Calls `f` and returns the PvmError it throws. */
-function pvmError(f: () => unknown): PvmError {
-  try {
-    f()
-  } catch (e) {
-    expect(e).toBeInstanceOf(PvmError)
-    return e as PvmError
-  }
-  throw new Error('expected a PvmError')
-}
 
 /** Runs a CommonJS script in a fresh Node process (a crash there cannot take vitest down). */
 function node(script: string, flags: string[] = []) {
