@@ -130,7 +130,7 @@ impl Program {
             let inner = pvm_core::Program::from_standard(
                 bytes,
                 metadata,
-                pvm_core::ProgramOptions { spec },
+                pvm_core::ProgramOptions::new(spec),
             )?;
             Ok(Program {
                 inner,
@@ -151,7 +151,7 @@ impl Program {
             let opts = options_object(env, options, "options")?;
             let spec = parse_spec(env, opts)?;
             let bytes = js::to_bytes(env, bytes.raw(), "bytes")?;
-            let inner = pvm_core::Program::from_code(bytes, pvm_core::ProgramOptions { spec })?;
+            let inner = pvm_core::Program::from_code(bytes, pvm_core::ProgramOptions::new(spec))?;
             Ok(Program {
                 inner,
                 bytes: bytes.into(),

@@ -106,7 +106,7 @@ pub struct Sample {
 /// libpvm, phase 1. `bytes` must already use the model's opcode table (see
 /// `pvm_cli::bench::for_gp072`).
 pub fn libpvm_prepare(bytes: &[u8], model: GasModel) -> Result<Program, String> {
-    Program::from_standard(bytes, false, ProgramOptions { spec: model.spec() })
+    Program::from_standard(bytes, false, ProgramOptions::new(model.spec()))
         .map_err(|e| format!("libpvm: {e}"))
 }
 

@@ -89,7 +89,7 @@ pub unsafe extern "C" fn pvm_create_ex(
         let blob = Blob::from_parts(code, bitmask, jump_table).map_err(|e| e.to_string())?;
         let bytes = blob.encode();
         let program =
-            Program::from_blob(blob, ProgramOptions { spec }).map_err(|e| e.to_string())?;
+            Program::from_blob(blob, ProgramOptions::new(spec)).map_err(|e| e.to_string())?;
         let mut inst = program.instantiate(&[]).map_err(|e| e.to_string())?;
         if let Some(regs) = regs {
             inst.registers_mut().copy_from_slice(regs);
@@ -151,7 +151,7 @@ pub unsafe extern "C" fn pvm_create_from_blob(
         // SAFETY: the caller guarantees validity for `len` bytes.
         let bytes = unsafe { slice_in(bytes, len, "blob") }?;
         let program =
-            Program::from_code(bytes, ProgramOptions { spec }).map_err(|e| e.to_string())?;
+            Program::from_code(bytes, ProgramOptions::new(spec)).map_err(|e| e.to_string())?;
         let inst = program.instantiate(&[]).map_err(|e| e.to_string())?;
         Ok(new_vm(inst, initial_gas, 0, bytes.to_vec(), &[]))
     })
@@ -181,7 +181,7 @@ pub unsafe extern "C" fn pvm_create_standard(
         let bytes = unsafe { slice_in(bytes, len, "program") }?;
         // SAFETY: the caller guarantees validity for `args_len` bytes.
         let args = unsafe { slice_in(args, args_len, "args") }?;
-        let program = Program::from_standard(bytes, has_metadata != 0, ProgramOptions { spec })
+        let program = Program::from_standard(bytes, has_metadata != 0, ProgramOptions::new(spec))
             .map_err(|e| e.to_string())?;
         let inst = program.instantiate(args).map_err(|e| e.to_string())?;
         Ok(new_vm(inst, initial_gas, 0, bytes.to_vec(), args))

@@ -89,7 +89,7 @@ pub(crate) fn refine_guest(spec: Spec) -> Vec<u8> {
 /// The pvm-core reference run: (exit, output, gas left, host-call ids).
 fn reference_run(spec: Spec) -> (Exit, Vec<u8>, i64, Vec<u32>) {
     let bytes = refine_guest(spec);
-    let program = Program::from_standard(&bytes, false, ProgramOptions { spec }).unwrap();
+    let program = Program::from_standard(&bytes, false, ProgramOptions::new(spec)).unwrap();
     let mut inner = InnerPvms::new(spec);
     let mut seen = Vec::new();
     let mut vm = program.instantiate(&[]).unwrap();

@@ -227,7 +227,7 @@ fn instantiate(p: &BenchProgram, program: &Program) -> Result<Instance, String> 
 }
 
 fn load(p: &BenchProgram, bytes: &[u8], spec: Spec) -> Result<Program, String> {
-    let opts = ProgramOptions { spec };
+    let opts = ProgramOptions::new(spec);
     if p.standard {
         Program::from_standard(bytes, false, opts).map_err(|e| e.to_string())
     } else {

@@ -249,7 +249,7 @@ fn cmd_block_gas(args: &[String]) -> Result<ExitCode, String> {
     }
     let file = file.ok_or("block-gas needs a FILE")?;
     let code = load_code(&file)?;
-    let program = pvm_core::Program::from_code(&code, pvm_core::ProgramOptions { spec })
+    let program = pvm_core::Program::from_code(&code, pvm_core::ProgramOptions::new(spec))
         .map_err(|e| format!("{file}: {e}"))?;
     for b in program.block_gas_costs() {
         println!("{} {}", b.pc, b.cost);

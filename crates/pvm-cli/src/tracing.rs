@@ -52,9 +52,7 @@ pub fn load_target(
             args: vec![],
         });
     }
-    let opts = ProgramOptions {
-        spec: spec.unwrap_or_default(),
-    };
+    let opts = ProgramOptions::new(spec.unwrap_or_default());
     let program = match metadata {
         Some(m) => Program::from_standard(&bytes, m, opts),
         None => Program::from_standard(&bytes, false, opts)

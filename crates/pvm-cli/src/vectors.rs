@@ -132,7 +132,7 @@ enum Machine {
 
 impl Machine {
     fn new(program: &[u8], spec: Spec) -> Machine {
-        match Program::from_code(program, ProgramOptions { spec }) {
+        match Program::from_code(program, ProgramOptions::new(spec)) {
             Ok(p) => Machine::Valid(Box::new(p.instantiate(&[]).expect("no args"))),
             Err(_) => Machine::Invalid {
                 regs: [0; 13],
@@ -474,7 +474,7 @@ fn run_gp08(v: &Value, spec: Spec, mode: Mode) -> Vec<String> {
     // Block gas costs, when present and the program is valid.
     if let (Some(costs), Ok(p)) = (
         v.get("block-gas-costs").and_then(Value::as_array),
-        Program::from_code(&bytes_of(&v["program"]), ProgramOptions { spec }),
+        Program::from_code(&bytes_of(&v["program"]), ProgramOptions::new(spec)),
     ) {
         if spec == Spec::Gp0_8_0 {
             let ours: BTreeMap<u32, u32> =
@@ -505,7 +505,7 @@ pub fn initial_instance(
         Format::Gp07 => Spec::Gp0_7_2,
         Format::Gp08 => Spec::Gp0_8_0,
     });
-    let program = Program::from_code(&bytes_of(&v["program"]), ProgramOptions { spec })
+    let program = Program::from_code(&bytes_of(&v["program"]), ProgramOptions::new(spec))
         .map_err(|e| e.to_string())?;
     let mut vm = program.instantiate(&[]).map_err(|e| e.to_string())?;
     let mut pages = Vec::new();

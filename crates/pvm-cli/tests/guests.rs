@@ -26,7 +26,7 @@ fn expected() -> Value {
 /// Runs a standard program; the handler answers `get_number` (1001) with 100, 200, 300, … and
 /// every other host call by continuing. Returns (exit, gas used, output, host calls).
 fn run(bytes: &[u8], spec: Spec, args: &[u8]) -> (Exit, u64, Vec<u8>, u32) {
-    let program = Program::from_standard(bytes, false, ProgramOptions { spec }).unwrap();
+    let program = Program::from_standard(bytes, false, ProgramOptions::new(spec)).unwrap();
     let mut vm = program.instantiate(args).unwrap();
     let gas = 10_000_000_000i64;
     vm.set_gas(gas);

@@ -92,6 +92,17 @@ pub enum ProgramError {
         /// The length given.
         len: usize,
     },
+    /// The recompiler was asked for on a machine it does not support (it needs x86-64 Unix).
+    #[error("the recompiler backend is not supported on this machine (it needs x86-64 on a Unix system); use the interpreter or auto")]
+    BackendUnsupported,
+    /// `LIBPVM_BACKEND` holds something other than `interpreter`, `recompiler` or `auto`.
+    #[error(
+        "LIBPVM_BACKEND={value:?} is not a backend (expected interpreter, recompiler or auto)"
+    )]
+    InvalidBackendEnv {
+        /// The variable's value.
+        value: String,
+    },
     /// A bitmask given separately (C ABI) has the wrong length.
     #[error(
         "bitmask is {len} bytes, expected {packed} (packed) or {unpacked} (one byte per code byte)"

@@ -349,7 +349,7 @@ impl InnerPvms {
         let blob = ctx
             .read_vec(po as u32, pz as usize)
             .expect("range checked readable");
-        let program = match Program::from_code(&blob, ProgramOptions { spec: self.spec }) {
+        let program = match Program::from_code(&blob, ProgramOptions::new(self.spec)) {
             Ok(p) => p,
             Err(_) => {
                 ctx.set_reg(7, codes::HUH);

@@ -19,6 +19,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod asm;
+pub mod backend;
 pub mod boundary;
 pub mod disasm;
 pub mod error;
@@ -37,8 +38,10 @@ pub mod jip6 {
 }
 pub mod memory;
 pub mod program;
+pub mod recompiler;
 pub mod trace;
 
+pub use backend::Backend;
 pub use error::{InvalidCodeReason, ProgramError};
 pub use host::{HostCallContext, HostOutcome, InvocationResult};
 pub use instance::{Exit, Instance, InterruptHandle, HALT_ADDRESS, NUM_REGISTERS};

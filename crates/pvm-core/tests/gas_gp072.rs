@@ -11,13 +11,7 @@ use pvm_core::{Access, Exit, Instance, Program, ProgramOptions, Spec};
 fn program(build: impl FnOnce(&mut Assembler)) -> Program {
     let mut a = Assembler::for_spec(Spec::Gp0_7_2);
     build(&mut a);
-    Program::from_code(
-        &a.finish(),
-        ProgramOptions {
-            spec: Spec::Gp0_7_2,
-        },
-    )
-    .expect("valid program")
+    Program::from_code(&a.finish(), ProgramOptions::new(Spec::Gp0_7_2)).expect("valid program")
 }
 
 fn instance(p: &Program, gas: i64) -> Instance {

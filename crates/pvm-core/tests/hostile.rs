@@ -17,7 +17,7 @@ fn hex(s: &str) -> Vec<u8> {
 }
 
 fn opts(spec: Spec) -> ProgramOptions {
-    ProgramOptions { spec }
+    ProgramOptions::new(spec)
 }
 
 /// Runs `f` `n` times and fails if that takes longer than `limit`.

@@ -15,7 +15,7 @@ fn outer(spec: Spec) -> Instance {
     let mut a = Assembler::for_spec(spec);
     a.inst(O::Trap, Ops::none());
     let bytes = standard_program(None, &[1, 2, 3], &[], 4, 4096, &a.finish());
-    let p = Program::from_standard(&bytes, false, ProgramOptions { spec }).unwrap();
+    let p = Program::from_standard(&bytes, false, ProgramOptions::new(spec)).unwrap();
     let mut vm = p.instantiate(&[]).unwrap();
     vm.set_gas(GAS);
     vm
@@ -500,7 +500,7 @@ fn refine_style_guest_end_to_end() {
         a.inst(O::JumpInd, Ops::reg_imm(0, 0));
         let outer_blob = a.finish();
         let bytes = standard_program(None, &blob, &[], 1, 4096, &outer_blob);
-        let program = Program::from_standard(&bytes, false, ProgramOptions { spec }).unwrap();
+        let program = Program::from_standard(&bytes, false, ProgramOptions::new(spec)).unwrap();
         let mut inner = InnerPvms::new(spec);
         let mut seen = Vec::new();
         let mut vm = program.instantiate(&[]).unwrap();

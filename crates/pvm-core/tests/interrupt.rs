@@ -19,7 +19,7 @@ fn counting_loop(spec: Spec, n: i64) -> Program {
     a.inst(O::AddImm64, Ops::reg_reg_imm(1, 1, -1));
     a.inst(O::BranchNeImm, Ops::branch_imm(1, 0, top));
     a.inst(O::Trap, Ops::none());
-    Program::from_code(&a.finish(), ProgramOptions { spec }).unwrap()
+    Program::from_code(&a.finish(), ProgramOptions::new(spec)).unwrap()
 }
 
 fn state(vm: &Instance) -> (u32, i64, [u64; 13]) {
@@ -33,7 +33,7 @@ fn an_endless_loop_is_interrupted_from_another_thread() {
         let top = a.here();
         a.inst(O::AddImm64, Ops::reg_reg_imm(1, 1, 1));
         a.inst(O::Jump, Ops::to(top));
-        let p = Program::from_code(&a.finish(), ProgramOptions { spec }).unwrap();
+        let p = Program::from_code(&a.finish(), ProgramOptions::new(spec)).unwrap();
         let mut vm = p.instantiate(&[]).unwrap();
         vm.set_gas(i64::MAX);
         let handle = vm.interrupt_handle();

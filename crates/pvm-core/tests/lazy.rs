@@ -40,7 +40,7 @@ fn many_blocks(spec: Spec, rounds: i64) -> Program {
     a.inst(O::JumpInd, Ops::reg_imm(5, 0));
     a.bind(done);
     a.inst(O::JumpInd, Ops::reg_imm(0, 0));
-    Program::from_code(&a.finish(), ProgramOptions { spec }).expect("valid program")
+    Program::from_code(&a.finish(), ProgramOptions::new(spec)).expect("valid program")
 }
 
 fn run(p: &Program, gas: i64) -> (Exit, [u64; 13], i64) {

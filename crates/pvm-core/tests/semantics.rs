@@ -10,7 +10,7 @@ use pvm_core::{
 fn program(spec: Spec, build: impl FnOnce(&mut Assembler)) -> Program {
     let mut a = Assembler::for_spec(spec);
     build(&mut a);
-    Program::from_code(&a.finish(), ProgramOptions { spec }).expect("valid program")
+    Program::from_code(&a.finish(), ProgramOptions::new(spec)).expect("valid program")
 }
 
 fn instance(p: &Program, gas: i64) -> Instance {
@@ -254,25 +254,13 @@ fn gp072_executes_invalid_code_as_trap() {
     // Opcode 3 is invalid: GP 0.7.2 runs it as trap (panic at that pc); the instruction before it
     // still executes.
     let blob = code_blob(&[51, 7, 9, 3], &[true, false, false, true]);
-    let p = Program::from_code(
-        &blob,
-        ProgramOptions {
-            spec: Spec::Gp0_7_2,
-        },
-    )
-    .unwrap();
+    let p = Program::from_code(&blob, ProgramOptions::new(Spec::Gp0_7_2)).unwrap();
     let mut vm = instance(&p, 100);
     assert_eq!(vm.run(), Exit::Panic);
     assert_eq!((vm.pc(), vm.registers()[7]), (3, 9));
     // Running off the end executes the implicit trap at |c|.
     let blob = code_blob(&[51, 7, 9], &[true, false, false]);
-    let p = Program::from_code(
-        &blob,
-        ProgramOptions {
-            spec: Spec::Gp0_7_2,
-        },
-    )
-    .unwrap();
+    let p = Program::from_code(&blob, ProgramOptions::new(Spec::Gp0_7_2)).unwrap();
     let mut vm = instance(&p, 100);
     assert_eq!(vm.run(), Exit::Panic);
     assert_eq!((vm.pc(), vm.gas()), (3, 98));
@@ -296,7 +284,7 @@ fn gp080_branch_checks_both_edges_gp072_only_the_taken_one() {
         let off = i32::from_le_bytes(blob.code[3..7].try_into().unwrap()) + 1;
         blob.code[3..7].copy_from_slice(&off.to_le_bytes());
         blob.bitmask[off as usize] = false;
-        Program::from_blob(blob, ProgramOptions { spec }).unwrap()
+        Program::from_blob(blob, ProgramOptions::new(spec)).unwrap()
     };
     let mut vm = instance(&build(Spec::Gp0_8_0), 1000);
     assert_eq!(vm.run(), Exit::Panic);
@@ -324,7 +312,7 @@ fn first_targets_mid_instruction(
     let at = blob.code.len() - 1 - 3 - 4;
     let off = i32::from_le_bytes(blob.code[at..at + 4].try_into().unwrap()) + 1;
     blob.code[at..at + 4].copy_from_slice(&off.to_le_bytes());
-    Program::from_blob(blob, ProgramOptions { spec }).unwrap()
+    Program::from_blob(blob, ProgramOptions::new(spec)).unwrap()
 }
 
 #[test]

@@ -17,7 +17,7 @@ pub const DEFAULT_REPLAY_GAS: i64 = 1_000_000_000;
 /// Loads the logged program: a JAM service blob (with metadata), else a standard program, else
 /// a plain code blob.
 pub fn load_program(bytes: &[u8], spec: Spec) -> Result<Program, Jip7Error> {
-    let opts = ProgramOptions { spec };
+    let opts = ProgramOptions::new(spec);
     Program::from_standard(bytes, true, opts)
         .or_else(|_| Program::from_standard(bytes, false, opts))
         .or_else(|_| Program::from_code(bytes, opts))

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::error::ProgramError;
 use crate::isa::{Code, Instruction};
-use crate::Spec;
+use crate::{Backend, Spec};
 pub use blob::{Blob, JumpTable, StandardParts};
 pub(crate) use lazy::{OpTable, INVALID_TARGET, UNCOMPILED};
 pub(crate) use lower::{Op, K};
@@ -84,12 +84,26 @@ impl StandardLayout {
 pub struct ProgramOptions {
     /// Which Gray Paper version's rules apply.
     pub spec: Spec,
+    /// Which engine executes it (see [`Backend`]; default `Auto`).
+    pub backend: Backend,
+}
+
+impl ProgramOptions {
+    /// Options for `spec` with the default backend.
+    pub fn new(spec: Spec) -> ProgramOptions {
+        ProgramOptions {
+            spec,
+            backend: Backend::Auto,
+        }
+    }
 }
 
 /// The shared, immutable part of a program.
 #[derive(Debug)]
 pub(crate) struct ProgramInner {
     pub spec: Spec,
+    /// The resolved backend (never `Auto`).
+    pub backend: Backend,
     pub blob: Blob,
     /// The lazily compiled ops and the block table (see `lazy.rs`).
     pub table: OpTable,
@@ -174,7 +188,7 @@ impl Program {
                 stack: layout.stack_size as u64,
             });
         }
-        let mut inner = compile(parts.blob, options.spec)?;
+        let mut inner = compile(parts.blob, options)?;
         inner.standard = Some(layout);
         inner.metadata = parts.metadata;
         Ok(Program {
@@ -185,13 +199,18 @@ impl Program {
     /// Builds a program from an already parsed blob.
     pub fn from_blob(blob: Blob, options: ProgramOptions) -> Result<Program, ProgramError> {
         Ok(Program {
-            inner: Arc::new(compile(blob, options.spec)?),
+            inner: Arc::new(compile(blob, options)?),
         })
     }
 
     /// The spec version this program follows.
     pub fn spec(&self) -> Spec {
         self.inner.spec
+    }
+
+    /// The backend that executes this program (`Interpreter` or `Recompiler`, never `Auto`).
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
     }
 
     /// The decoded blob (code, bitmask, jump table).
@@ -270,7 +289,9 @@ pub fn validate(code: &Code<'_>, spec: Spec) -> Result<(), ProgramError> {
 
 /// Loads a blob: one pass over the code (validation and the block table); blocks are compiled
 /// when first entered.
-fn compile(blob: Blob, spec: Spec) -> Result<ProgramInner, ProgramError> {
+fn compile(blob: Blob, options: ProgramOptions) -> Result<ProgramInner, ProgramError> {
+    let spec = options.spec;
+    let backend = options.backend.resolve()?;
     let code = Code {
         code: &blob.code,
         bitmask: &blob.bitmask,
@@ -278,6 +299,7 @@ fn compile(blob: Blob, spec: Spec) -> Result<ProgramInner, ProgramError> {
     let table = lazy::scan(&code, spec, &blob.jump_table)?;
     Ok(ProgramInner {
         spec,
+        backend,
         blob,
         table,
         standard: None,

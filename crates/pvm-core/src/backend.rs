@@ -1,0 +1,74 @@
+//! Which engine executes a program: the pre-decoded interpreter or the x86-64 recompiler. Both
+//! run the same [`Program`](crate::Program) (validation, block table ϖ, block gas) over the same
+//! [`Instance`](crate::Instance) state (registers, pc, gas, χ, memory), so the choice changes
+//! speed, never results.
+
+/// The execution engine of a program (GP Ψ has one meaning; this picks how it is computed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// The pre-decoded interpreter: every platform.
+    Interpreter,
+    /// The x86-64 recompiler (x86-64 Linux, macOS and other Unix systems).
+    Recompiler,
+    /// The recompiler where it is supported, the interpreter elsewhere; the environment variable
+    /// `LIBPVM_BACKEND` (`interpreter`, `recompiler` or `auto`) overrides this default.
+    #[default]
+    Auto,
+}
+
+/// The environment variable that chooses the backend of programs built with [`Backend::Auto`].
+pub const BACKEND_ENV: &str = "LIBPVM_BACKEND";
+
+impl Backend {
+    /// Parses `interpreter`, `recompiler` or `auto` (ASCII case-insensitive).
+    pub fn parse(s: &str) -> Option<Backend> {
+        match s.to_ascii_lowercase().as_str() {
+            "interpreter" | "interp" => Some(Backend::Interpreter),
+            "recompiler" | "jit" => Some(Backend::Recompiler),
+            "auto" => Some(Backend::Auto),
+            _ => None,
+        }
+    }
+
+    /// The lowercase name (`interpreter`, `recompiler`, `auto`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Interpreter => "interpreter",
+            Backend::Recompiler => "recompiler",
+            Backend::Auto => "auto",
+        }
+    }
+
+    /// Whether the recompiler can run on this machine (an x86-64 Unix system).
+    pub fn recompiler_supported() -> bool {
+        crate::recompiler::SUPPORTED
+    }
+
+    /// The concrete backend for this choice: `Auto` becomes `LIBPVM_BACKEND`'s choice if that is
+    /// set, else the recompiler where supported, else the interpreter. An explicit `Recompiler`
+    /// on a machine without one is an error, as is an unknown `LIBPVM_BACKEND` value.
+    pub fn resolve(self) -> Result<Backend, crate::ProgramError> {
+        let chosen = match self {
+            Backend::Auto => match std::env::var(BACKEND_ENV) {
+                Ok(v) if !v.is_empty() => {
+                    Backend::parse(&v).ok_or(crate::ProgramError::InvalidBackendEnv { value: v })?
+                }
+                _ => Backend::Auto,
+            },
+            b => b,
+        };
+        match chosen {
+            Backend::Interpreter => Ok(Backend::Interpreter),
+            Backend::Recompiler if Self::recompiler_supported() => Ok(Backend::Recompiler),
+            Backend::Recompiler => Err(crate::ProgramError::BackendUnsupported),
+            Backend::Auto if Self::recompiler_supported() => Ok(Backend::Recompiler),
+            Backend::Auto => Ok(Backend::Interpreter),
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
