@@ -95,6 +95,9 @@ pub enum ProgramError {
     /// The recompiler was asked for on a machine it does not support (it needs x86-64 Unix).
     #[error("the recompiler backend is not supported on this machine (it needs x86-64 on a Unix system); use the interpreter or auto")]
     BackendUnsupported,
+    /// The recompiler could not get executable memory (the system refused the mapping).
+    #[error("the recompiler could not map executable memory (out of memory, or executable mappings are forbidden here); use the interpreter backend")]
+    ExecutableMemory,
     /// `LIBPVM_BACKEND` holds something other than `interpreter`, `recompiler` or `auto`.
     #[error(
         "LIBPVM_BACKEND={value:?} is not a backend (expected interpreter, recompiler or auto)"

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use crate::error::ProgramError;
 use crate::memory::{Access, Memory, Trap};
 use crate::program::{Op, Program, ProgramInner, INVALID_TARGET, K, UNCOMPILED};
+use crate::recompiler::NativeExit;
 use crate::Spec;
 
 /// Number of PVM registers.
@@ -308,8 +309,88 @@ impl Instance {
 
     /// Runs until an exit (GP Ψ).
     pub fn run(&mut self) -> Exit {
+        if self.program.inner.native.is_some() {
+            return self.run_native();
+        }
         self.execute::<false>()
             .expect("run mode always ends in an exit")
+    }
+
+    /// The recompiler's run loop: compiled code from every block entry it can take, interpreter
+    /// steps for whatever it yields (see `recompiler/codegen.rs`), back to compiled code at the
+    /// next block entry. Both work on this instance's state, so the result is the interpreter's.
+    fn run_native(&mut self) -> Exit {
+        let program = self.program.inner.clone();
+        let native = program.native.as_ref().expect("a recompiled program");
+        let table = &program.table;
+        let gp072 = program.spec == Spec::Gp0_7_2;
+        // The interpreter looks at interrupt requests when it enters a block from another one,
+        // not for the block a run starts in; compiled code checks at every block entry. So a run
+        // that starts with a request pending takes its first block in the interpreter.
+        let mut first = true;
+        loop {
+            let pending = first && self.interrupt.0.load(Ordering::Relaxed);
+            first = false;
+            if let Some(block) = self.native_entry(&program).filter(|_| !pending) {
+                let mut ctx = crate::recompiler::Ctx {
+                    regs: self.regs[..NUM_REGISTERS].try_into().expect("13 registers"),
+                    gas: self.gas,
+                    table: self.memory.guest_table().as_ptr(),
+                    interrupt: &*self.interrupt.0,
+                    exit_pc: 0,
+                    exit_kind: 0,
+                };
+                // SAFETY: the table is `self.memory`'s, borrowed exclusively by `&mut self` for
+                // the call; the flag is this instance's; `block` comes from this program's table.
+                let exit = unsafe { native.run(&mut ctx, block) };
+                self.regs[..NUM_REGISTERS].copy_from_slice(&ctx.regs);
+                self.gas = ctx.gas;
+                match exit {
+                    NativeExit::Entry(pc) => {
+                        self.pc = pc;
+                        self.gas_charged = false;
+                        if self.interrupt.0.swap(false, Ordering::Relaxed) {
+                            self.last_exit = Some(Exit::Interrupted);
+                            return Exit::Interrupted;
+                        }
+                        // Otherwise the block is unaffordable: the interpreter's steps below
+                        // produce the exact out-of-gas exit (GP 0.8.0) or walk the block
+                        // instruction by instruction (GP 0.7.2).
+                    }
+                    NativeExit::Yield(pc) => {
+                        self.pc = pc;
+                        if gp072 {
+                            // Give back the pre-charged instructions from `pc` on; the step
+                            // below charges the one at `pc`.
+                            let slot = program.op_for_pc(pc).expect("a yield is at an instruction");
+                            self.gas += (table.block_end_slot(slot) - slot) as i64;
+                        } else {
+                            self.gas_charged = true;
+                        }
+                    }
+                }
+            }
+            loop {
+                if let Some(e) = self.step() {
+                    return e;
+                }
+                if self.native_entry(&program).is_some() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The block whose compiled code can continue this instance: the pc is a block start with
+    /// nothing of the block charged yet (GP 0.7.2: any gas-block start) and no host call is
+    /// pending resumption.
+    fn native_entry(&self, program: &ProgramInner) -> Option<usize> {
+        if self.resume_after_host || (self.gas_charged && program.spec == Spec::Gp0_8_0) {
+            return None;
+        }
+        let table = &program.table;
+        let b = table.block_containing(self.pc);
+        (table.blocks[b].pc == self.pc).then_some(b)
     }
 
     /// Executes one instruction; `None` if the machine can continue.

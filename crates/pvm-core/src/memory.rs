@@ -276,6 +276,11 @@ impl std::ops::DerefMut for Table {
 pub(crate) struct GuestTable(*const usize);
 
 impl GuestTable {
+    /// The table's base pointer (for compiled code).
+    pub(crate) fn as_ptr(self) -> *const usize {
+        self.0
+    }
+
     /// Guest load fast path: `None` when the slow path must decide (not readable, crosses a page).
     ///
     /// # Safety

@@ -107,6 +107,13 @@ impl SlotTable {
     }
 }
 
+impl SlotTable {
+    /// Whether every entry is the same slot (the zero-width form: one slot and a length).
+    pub fn is_uniform(&self) -> bool {
+        self.mask == 0
+    }
+}
+
 impl std::ops::Index<std::ops::RangeFull> for SlotTable {
     type Output = SlotTable;
     #[inline(always)]
@@ -289,6 +296,20 @@ impl OpTable {
     #[inline(always)]
     pub fn len(&self) -> usize {
         self.ops.len()
+    }
+
+    /// The op in slot `slot` of a compiled block (or a `Charge` slot); the caller has compiled
+    /// the block with [`OpTable::ensure_compiled`].
+    pub fn op(&self, slot: u32) -> &Op {
+        debug_assert!(
+            !self.is_charge_slot(slot)
+                || slot == INVALID_SLOT
+                || self.slot_cost(slot) != UNCOMPILED
+        );
+        // SAFETY: compiled slots are never written again (module documentation), and the
+        // caller compiled the block (an `Acquire` load of its cost happened in
+        // `ensure_compiled`).
+        unsafe { &*self.ops[slot as usize].get() }
     }
 
     /// The cost stored in a `Charge` slot: the block's gas, [`UNCOMPILED`] or [`INVALID_TARGET`].

@@ -3,8 +3,8 @@
 //! many [`crate::Instance`]s can share one.
 
 pub mod blob;
-mod lazy;
-mod lower;
+pub(crate) mod lazy;
+pub(crate) mod lower;
 
 use std::sync::Arc;
 
@@ -104,6 +104,8 @@ pub(crate) struct ProgramInner {
     pub spec: Spec,
     /// The resolved backend (never `Auto`).
     pub backend: Backend,
+    /// The machine code, with the recompiler backend.
+    pub native: Option<crate::recompiler::Compiled>,
     pub blob: Blob,
     /// The lazily compiled ops and the block table (see `lazy.rs`).
     pub table: OpTable,
@@ -297,9 +299,14 @@ fn compile(blob: Blob, options: ProgramOptions) -> Result<ProgramInner, ProgramE
         bitmask: &blob.bitmask,
     };
     let table = lazy::scan(&code, spec, &blob.jump_table)?;
+    let native = match backend {
+        Backend::Recompiler => Some(crate::recompiler::Compiled::new(&table, &code, spec)?),
+        _ => None,
+    };
     Ok(ProgramInner {
         spec,
         backend,
+        native,
         blob,
         table,
         standard: None,

@@ -1,5 +1,140 @@
-//! The x86-64 recompiler backend: translates a program's blocks to machine code that runs over the
-//! same instance state as the interpreter. Work in progress: see `docs/ARCHITECTURE.md`.
+//! The x86-64 recompiler backend: translates every block of a program to machine code that runs
+//! over the same instance state as the interpreter (registers, pc, gas, χ, memory), so that
+//! either backend, or both in turn, give the same results.
+//!
+//! - `x64.rs`: the instruction encoder;
+//! - `codegen.rs`: blocks → code (what compiled code does itself, and what it leaves to the
+//!   interpreter: see its documentation);
+//! - `exec_memory.rs`: W^X executable mappings.
+//!
+//! The driver that alternates compiled code and interpreter steps is `Instance::run_native` in
+//! `instance.rs`; the design is written down in `docs/ARCHITECTURE.md`.
 
 /// Whether this build can run recompiled code (x86-64 Unix).
-pub const SUPPORTED: bool = false;
+pub const SUPPORTED: bool = cfg!(all(target_arch = "x86_64", unix));
+
+#[cfg(all(target_arch = "x86_64", unix))]
+mod codegen;
+#[cfg(all(target_arch = "x86_64", unix))]
+mod exec_memory;
+#[cfg(all(target_arch = "x86_64", unix))]
+mod x64;
+
+use std::sync::atomic::AtomicBool;
+
+use crate::error::ProgramError;
+use crate::program::OpTable;
+
+/// The state compiled code reads on entry and writes on exit (layout shared with
+/// `codegen::ctx`).
+#[repr(C)]
+pub(crate) struct Ctx {
+    pub regs: [u64; 13],
+    pub gas: i64,
+    pub table: *const usize,
+    pub interrupt: *const AtomicBool,
+    pub exit_pc: u32,
+    pub exit_kind: u32,
+}
+
+/// How compiled code stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NativeExit {
+    /// Before the instruction at this pc, inside a block whose gas was charged: the interpreter
+    /// executes it.
+    Yield(u32),
+    /// At the entry of the block at this pc, nothing of it charged: its gas could not be paid or
+    /// an interrupt was requested.
+    Entry(u32),
+}
+
+/// A program's machine code.
+pub(crate) struct Compiled {
+    #[cfg(all(target_arch = "x86_64", unix))]
+    mem: exec_memory::ExecMemory,
+    /// Native offset of each block of the op table's block list.
+    block_offsets: Vec<u32>,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("blocks", &self.block_offsets.len())
+            .field("code_bytes", &self.code_len())
+            .finish()
+    }
+}
+
+impl Compiled {
+    /// Compiles every block of `table` (lowering the ones not lowered yet).
+    #[cfg(all(target_arch = "x86_64", unix))]
+    pub fn new(
+        table: &OpTable,
+        code: &crate::isa::Code<'_>,
+        spec: crate::Spec,
+    ) -> Result<Compiled, ProgramError> {
+        for b in 0..table.blocks.len() {
+            table.ensure_compiled(code, spec, b);
+        }
+        let out = codegen::generate(table, codegen::Features::detect())
+            .ok_or(ProgramError::ExecutableMemory)?;
+        let mem = exec_memory::ExecMemory::new(&out.code).ok_or(ProgramError::ExecutableMemory)?;
+        Ok(Compiled {
+            mem,
+            block_offsets: out.block_offsets,
+        })
+    }
+
+    /// Not supported on this target (never called: `Backend::resolve` refuses the recompiler).
+    #[cfg(not(all(target_arch = "x86_64", unix)))]
+    pub fn new(
+        _: &OpTable,
+        _: &crate::isa::Code<'_>,
+        _: crate::Spec,
+    ) -> Result<Compiled, ProgramError> {
+        Err(ProgramError::BackendUnsupported)
+    }
+
+    /// Bytes of machine code (mapped).
+    pub fn code_len(&self) -> usize {
+        #[cfg(all(target_arch = "x86_64", unix))]
+        return self.mem.len();
+        #[cfg(not(all(target_arch = "x86_64", unix)))]
+        0
+    }
+
+    /// Runs compiled code from the entry of block `block` until it yields or exits.
+    ///
+    /// # Safety
+    /// `ctx.table` must be the page table of a live `Memory` that the caller holds exclusively
+    /// for the duration of the call, `ctx.interrupt` a live flag, and `block` a block of the
+    /// table this code was compiled from.
+    #[cfg(all(target_arch = "x86_64", unix))]
+    pub unsafe fn run(&self, ctx: &mut Ctx, block: usize) -> NativeExit {
+        type Entry = unsafe extern "sysv64" fn(*mut Ctx, *const u8);
+        let base = self.mem.base();
+        // SAFETY: offset 0 of the mapping is the trampoline, generated with exactly this
+        // signature (System V: ctx in rdi, entry in rsi; callee-saved registers restored).
+        let trampoline: Entry = unsafe { std::mem::transmute::<*const u8, Entry>(base) };
+        // SAFETY: block offsets are inside the mapping (produced by the generator).
+        let entry = unsafe { base.add(self.block_offsets[block] as usize) };
+        // SAFETY: the generated code touches only the frame it builds on this stack, `ctx`, the
+        // page table and the guest pages it maps (READ/WRITE bits checked, in-page offsets) and
+        // the interrupt flag — all valid per this function's contract — and jumps only inside
+        // the mapping; it returns through the trampoline's epilogue.
+        unsafe { trampoline(ctx, entry) };
+        match ctx.exit_kind {
+            codegen::EXIT_YIELD => NativeExit::Yield(ctx.exit_pc),
+            _ => NativeExit::Entry(ctx.exit_pc),
+        }
+    }
+
+    /// Not supported on this target.
+    ///
+    /// # Safety
+    /// Never called.
+    #[cfg(not(all(target_arch = "x86_64", unix)))]
+    pub unsafe fn run(&self, _: &mut Ctx, _: usize) -> NativeExit {
+        unreachable!("the recompiler is not supported on this target")
+    }
+}

@@ -1,0 +1,988 @@
+//! Translation of a program's blocks (the shared decoded form of `program/`: ops with resolved
+//! targets and block gas) to x86-64.
+//!
+//! # Machine state
+//! Guest registers ω0–ω11 live in host registers, ω12 in a frame slot; rax, rcx and rdx are
+//! scratch. rsp points at the frame ([`frame`]), which holds the gas counter, the page table
+//! and interrupt-flag pointers, ω12 and the exit record. Compiled code calls nothing.
+//!
+//! # What compiled code does itself, and what it leaves to the interpreter
+//! Compiled code does the common case exactly: block entry (interrupt check, then the block's
+//! gas, charged as the interpreter charges it), every ALU instruction, loads and stores whose
+//! page-table entry allows them on one page, branches, jumps and jump-table jumps to valid
+//! targets. Everything else *yields*: it stops before the instruction with the state exactly as
+//! the interpreter would have it there (registers, gas after the block charge, pc) and lets the
+//! interpreter execute that instruction (faults, page-straddling or first writes to a lazy page,
+//! host calls, traps, halts, invalid jumps, division by zero and overflow, `sbrk`). An
+//! unaffordable block or an interrupt request *exits at the block entry*, uncharged. So every
+//! rule whose outcome is an exit lives once, in the interpreter, and the recompiler only has to
+//! be exact on the paths it takes.
+//!
+//! # Memory safety
+//! A guest address is a 32-bit value; its page-table index is < 2^20 (the table has 2^20
+//! entries). Compiled code reads a page only through an entry with the READ bit and writes only
+//! through one with the WRITE bit, at an offset that keeps the whole access inside the page —
+//! the same invariants the interpreter's fast path relies on (`memory.rs`). Jumps go only to
+//! labels of this code or through the jump table's native offsets, each bounds-checked.
+
+use super::x64::*;
+use crate::program::lower::{Op, Reg};
+use crate::program::{OpTable, K};
+
+/// The frame at rsp while compiled code runs.
+pub(crate) mod frame {
+    /// `*mut Ctx` of the run.
+    pub const CTX: i32 = 0;
+    /// The gas counter (i64).
+    pub const GAS: i32 = 8;
+    /// The page table's base pointer.
+    pub const TABLE: i32 = 16;
+    /// The interrupt flag's address.
+    pub const INTR: i32 = 24;
+    /// ω12.
+    pub const G12: i32 = 32;
+    /// Exit pc (u32) and, at +4, the exit kind (u32).
+    pub const EXIT: i32 = 40;
+    /// Frame size (keeps rsp 16-byte aligned after six pushes).
+    pub const SIZE: i32 = 56;
+}
+
+/// Byte offsets in [`super::Ctx`].
+pub(crate) mod ctx {
+    pub const REGS: i32 = 0;
+    pub const GAS: i32 = 104;
+    pub const TABLE: i32 = 112;
+    pub const INTR: i32 = 120;
+    pub const EXIT: i32 = 128;
+}
+
+/// Exit kinds written to the exit record.
+pub(crate) const EXIT_YIELD: u32 = 1;
+pub(crate) const EXIT_ENTRY: u32 = 2;
+
+/// Host registers of ω0..ω11 (ω12 is in the frame).
+const HOST: [R; 12] = [R12, RSI, RDI, R8, R9, R10, R11, RBX, RBP, R13, R14, R15];
+
+/// Where a guest register lives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Loc {
+    H(R),
+    M,
+}
+
+fn loc(g: Reg) -> Loc {
+    match g as usize {
+        12 => Loc::M,
+        i => Loc::H(HOST[i]),
+    }
+}
+
+fn rm(g: Reg) -> Rm {
+    match loc(g) {
+        Loc::H(h) => Rm::Reg(h),
+        Loc::M => Rm::mem(RSP, frame::G12),
+    }
+}
+
+fn fits_i32(x: u64) -> bool {
+    (x as i64) >= i32::MIN as i64 && (x as i64) <= i32::MAX as i64
+}
+
+/// CPU features the code generator may use (detected once per compilation).
+#[derive(Clone, Copy)]
+pub(crate) struct Features {
+    pub popcnt: bool,
+    pub lzcnt: bool,
+    pub bmi1: bool,
+}
+
+impl Features {
+    pub fn detect() -> Features {
+        Features {
+            popcnt: std::arch::is_x86_feature_detected!("popcnt"),
+            lzcnt: std::arch::is_x86_feature_detected!("lzcnt"),
+            bmi1: std::arch::is_x86_feature_detected!("bmi1"),
+        }
+    }
+}
+
+/// The result of code generation, before it is mapped executable.
+pub(crate) struct Output {
+    pub code: Vec<u8>,
+    /// Native offset of each block of `OpTable::blocks`.
+    pub block_offsets: Vec<u32>,
+}
+
+struct Gen<'a> {
+    a: Asm,
+    table: &'a OpTable,
+    features: Features,
+    /// Label of each block (index into `table.blocks`).
+    block_labels: Vec<Label>,
+    /// Yield stubs to emit after the code: (label, pc).
+    yields: Vec<(Label, u32)>,
+    /// Entry-exit stubs: (label, pc, gas to give back).
+    entries: Vec<(Label, u32, u64)>,
+    exit_yield: Label,
+    exit_entry: Label,
+    code_base: Label,
+    jt_label: Label,
+}
+
+/// Generates the code of every block. The caller has compiled all blocks of `table`.
+pub(crate) fn generate(table: &OpTable, features: Features) -> Option<Output> {
+    let n = table.blocks.len();
+    let mut g = Gen {
+        a: Asm::with_capacity(table.len() * 24 + 1024),
+        table,
+        features,
+        block_labels: Vec::with_capacity(n),
+        yields: Vec::new(),
+        entries: Vec::new(),
+        exit_yield: Label(0),
+        exit_entry: Label(0),
+        code_base: Label(0),
+        jt_label: Label(0),
+    };
+    g.code_base = g.a.label();
+    g.exit_yield = g.a.label();
+    g.exit_entry = g.a.label();
+    g.jt_label = g.a.label();
+    for _ in 0..n {
+        let l = g.a.label();
+        g.block_labels.push(l);
+    }
+    g.a.bind(g.code_base);
+    g.trampoline();
+    g.exits();
+    for b in 0..n {
+        g.block(b);
+    }
+    g.stubs();
+    g.jump_table();
+    if !g.a.finish() {
+        return None;
+    }
+    let block_offsets = g
+        .block_labels
+        .iter()
+        .map(|&l| g.a.offset_of(l).expect("every block is bound"))
+        .collect();
+    Some(Output {
+        code: g.a.code,
+        block_offsets,
+    })
+}
+
+impl Gen<'_> {
+    /// `extern "sysv64" fn(ctx: *mut Ctx, entry: *const u8)`: saves the callee-saved registers,
+    /// builds the frame, loads the guest registers and jumps to `entry`.
+    fn trampoline(&mut self) {
+        let a = &mut self.a;
+        for r in [RBX, RBP, R12, R13, R14, R15] {
+            a.push(r);
+        }
+        a.alu_rm_imm(Size::B64, Alu::Sub, Rm::Reg(RSP), frame::SIZE);
+        a.mov_rm_r(Size::B64, Rm::mem(RSP, frame::CTX), RDI);
+        for (from, to) in [
+            (ctx::GAS, frame::GAS),
+            (ctx::TABLE, frame::TABLE),
+            (ctx::INTR, frame::INTR),
+            (ctx::REGS + 96, frame::G12),
+        ] {
+            a.mov_r_rm(Size::B64, RAX, Rm::mem(RDI, from));
+            a.mov_rm_r(Size::B64, Rm::mem(RSP, to), RAX);
+        }
+        a.mov_r_rm(Size::B64, RAX, Rm::Reg(RSI));
+        // rdi (the context) holds ω2: load it last.
+        for (i, &h) in HOST.iter().enumerate() {
+            if h != RDI {
+                a.mov_r_rm(Size::B64, h, Rm::mem(RDI, ctx::REGS + 8 * i as i32));
+            }
+        }
+        a.mov_r_rm(Size::B64, RDI, Rm::mem(RDI, ctx::REGS + 16));
+        a.jmp_rm(Rm::Reg(RAX));
+    }
+
+    /// The two exits: write the exit kind, store the guest state into the context, return.
+    fn exits(&mut self) {
+        let a = &mut self.a;
+        let common = a.label();
+        a.bind(self.exit_yield);
+        a.mov_rm_imm(Size::B32, Rm::mem(RSP, frame::EXIT + 4), EXIT_YIELD as i32);
+        a.jmp(common);
+        a.bind(self.exit_entry);
+        a.mov_rm_imm(Size::B32, Rm::mem(RSP, frame::EXIT + 4), EXIT_ENTRY as i32);
+        a.bind(common);
+        a.mov_r_rm(Size::B64, RAX, Rm::mem(RSP, frame::CTX));
+        for (i, &h) in HOST.iter().enumerate() {
+            a.mov_rm_r(Size::B64, Rm::mem(RAX, ctx::REGS + 8 * i as i32), h);
+        }
+        for (from, to) in [
+            (frame::G12, ctx::REGS + 96),
+            (frame::GAS, ctx::GAS),
+            (frame::EXIT, ctx::EXIT),
+        ] {
+            a.mov_r_rm(Size::B64, RCX, Rm::mem(RSP, from));
+            a.mov_rm_r(Size::B64, Rm::mem(RAX, to), RCX);
+        }
+        a.alu_rm_imm(Size::B64, Alu::Add, Rm::Reg(RSP), frame::SIZE);
+        for r in [R15, R14, R13, R12, RBP, RBX] {
+            a.pop(r);
+        }
+        a.ret();
+    }
+
+    fn yield_at(&mut self, pc: u32) -> Label {
+        if let Some(&(l, p)) = self.yields.last() {
+            if p == pc {
+                return l;
+            }
+        }
+        let l = self.a.label();
+        self.yields.push((l, pc));
+        l
+    }
+
+    fn stubs(&mut self) {
+        for (l, pc) in std::mem::take(&mut self.yields) {
+            self.a.bind(l);
+            self.a
+                .mov_rm_imm(Size::B32, Rm::mem(RSP, frame::EXIT), pc as i32);
+            self.a.jmp(self.exit_yield);
+        }
+        for (l, pc, refund) in std::mem::take(&mut self.entries) {
+            self.a.bind(l);
+            if refund != 0 {
+                self.add_gas(Alu::Add, refund);
+            }
+            self.a
+                .mov_rm_imm(Size::B32, Rm::mem(RSP, frame::EXIT), pc as i32);
+            self.a.jmp(self.exit_entry);
+        }
+    }
+
+    /// `gas op= amount`.
+    fn add_gas(&mut self, op: Alu, amount: u64) {
+        let gas = Rm::mem(RSP, frame::GAS);
+        if amount <= i32::MAX as u64 {
+            self.a.alu_rm_imm(Size::B64, op, gas, amount as i32);
+        } else {
+            self.a.mov_r_imm(RAX, amount);
+            self.a.alu_rm_r(Size::B64, op, gas, RAX);
+        }
+    }
+
+    /// The native jump table: per entry the offset of the target block's code from the code
+    /// base, 0 for an invalid target.
+    fn jump_table(&mut self) {
+        self.a.align(4);
+        self.a.bind(self.jt_label);
+        let jt = &self.table.jump_table;
+        if jt.is_uniform() {
+            return;
+        }
+        for i in 0..jt.len() {
+            let slot = jt[i];
+            let off = self.block_of_target(slot).map_or(0, |b| {
+                self.a.offset_of(self.block_labels[b]).expect("bound")
+            });
+            self.a.data32(off);
+        }
+    }
+
+    /// The block whose `Charge` slot is `slot`, `None` for the invalid-target slot.
+    fn block_of_target(&self, slot: u32) -> Option<usize> {
+        (slot != crate::program::lazy::INVALID_SLOT).then(|| self.table.block_of_slot(slot))
+    }
+
+    fn target_label(&mut self, slot: u32, from_pc: u32) -> Label {
+        match self.block_of_target(slot) {
+            Some(b) => self.block_labels[b],
+            None => self.yield_at(from_pc),
+        }
+    }
+
+    fn block(&mut self, b: usize) {
+        let info = self.table.blocks[b];
+        let end = self
+            .table
+            .blocks
+            .get(b + 1)
+            .map_or(self.table.len() as u32, |n| n.slot);
+        let cost = self.table.slot_cost(info.slot);
+        // No alignment padding: the previous block may run into this one.
+        self.a.bind(self.block_labels[b]);
+        // Interrupt request: exit at the entry, nothing charged.
+        let intr = self.a.label();
+        self.entries.push((intr, info.pc, 0));
+        self.a.mov_r_rm(Size::B64, RAX, Rm::mem(RSP, frame::INTR));
+        self.a.alu_rm_imm(Size::B8, Alu::Cmp, Rm::mem(RAX, 0), 0);
+        self.a.jcc(Cond::Ne, intr);
+        // Gas (GP 0.8.0 A.9 block cost; GP 0.7.2 the block's instruction count): an
+        // unaffordable block exits at its entry with the gas unchanged.
+        let oog = self.a.label();
+        self.entries.push((oog, info.pc, cost));
+        self.add_gas(Alu::Sub, cost);
+        self.a.jcc(Cond::L, oog);
+        let next = self.block_labels.get(b + 1).copied();
+        for slot in info.slot + 1..end {
+            let op = self.table.op(slot);
+            self.op(op, slot, next);
+        }
+    }
+
+    /// Loads ω`g` into a host register: its own, or `scratch`.
+    fn read(&mut self, g: Reg, scratch: R) -> R {
+        match loc(g) {
+            Loc::H(h) => h,
+            Loc::M => {
+                self.a.mov_r_rm(Size::B64, scratch, rm(g));
+                scratch
+            }
+        }
+    }
+
+    /// ω`g` ← `src` (64 bits).
+    fn set(&mut self, g: Reg, src: R) {
+        self.a.mov_rm_r(Size::B64, rm(g), src);
+    }
+
+    /// ω`g` ← sign-extended low 32 bits of `src`.
+    fn set_sx32(&mut self, g: Reg, src: R) {
+        match loc(g) {
+            Loc::H(h) => self.a.movsx(Size::B32, h, Rm::Reg(src)),
+            Loc::M => {
+                self.a.movsx(Size::B32, RAX, Rm::Reg(src));
+                self.set(g, RAX);
+            }
+        }
+    }
+
+    /// ω`g` ← `imm`.
+    fn set_imm(&mut self, g: Reg, imm: u64) {
+        match loc(g) {
+            Loc::H(h) => self.a.mov_r_imm(h, imm),
+            Loc::M if fits_i32(imm) => self.a.mov_rm_imm(Size::B64, rm(g), imm as i32),
+            Loc::M => {
+                self.a.mov_r_imm(RAX, imm);
+                self.set(g, RAX);
+            }
+        }
+    }
+
+    /// ω`d` = ω`a` op ω`b` / imm (64 bits), with the fewest moves. `f(asm, dst, src)` emits
+    /// `dst op= src`.
+    fn binop(
+        &mut self,
+        d: Reg,
+        a: Reg,
+        b: Operand,
+        commutative: bool,
+        f: impl Fn(&mut Asm, R, Rm),
+    ) {
+        let src = match b {
+            Operand::G(b) => rm(b),
+            Operand::Imm(_) => Rm::Reg(RCX),
+        };
+        if let Operand::Imm(v) = b {
+            self.a.mov_r_imm(RCX, v);
+        }
+        match loc(d) {
+            Loc::H(dh) if d == a => f(&mut self.a, dh, src),
+            Loc::H(dh) if b == Operand::G(d) => {
+                if commutative {
+                    f(&mut self.a, dh, rm(a));
+                } else {
+                    self.a.mov_r_rm(Size::B64, RAX, rm(a));
+                    f(&mut self.a, RAX, src);
+                    self.a.mov_r_rm(Size::B64, dh, Rm::Reg(RAX));
+                }
+            }
+            Loc::H(dh) => {
+                self.a.mov_r_rm(Size::B64, dh, rm(a));
+                f(&mut self.a, dh, src);
+            }
+            Loc::M => {
+                self.a.mov_r_rm(Size::B64, RAX, rm(a));
+                f(&mut self.a, RAX, src);
+                self.set(d, RAX);
+            }
+        }
+    }
+
+    /// 64-bit ALU op with an immediate where x86 has one.
+    fn alu64(&mut self, op: Alu, d: Reg, a: Reg, b: Operand) {
+        if let Operand::Imm(v) = b {
+            if fits_i32(v) {
+                let v = v as i32;
+                return self.binop_with(d, a, |asm, dst| {
+                    asm.alu_rm_imm(Size::B64, op, Rm::Reg(dst), v)
+                });
+            }
+        }
+        let commutative = op != Alu::Sub;
+        self.binop(d, a, b, commutative, |asm, dst, src| {
+            asm.alu_r_rm(Size::B64, op, dst, src)
+        });
+    }
+
+    /// ω`d` = f(ω`a`) computed in place in a register.
+    fn binop_with(&mut self, d: Reg, a: Reg, f: impl Fn(&mut Asm, R)) {
+        match loc(d) {
+            Loc::H(dh) => {
+                self.a.mov_r_rm(Size::B64, dh, rm(a));
+                f(&mut self.a, dh);
+            }
+            Loc::M => {
+                self.a.mov_r_rm(Size::B64, RAX, rm(a));
+                f(&mut self.a, RAX);
+                self.set(d, RAX);
+            }
+        }
+    }
+
+    /// 32-bit op: eax = ω`a` (low 32) op src; ω`d` = sx32(eax).
+    fn op32(&mut self, d: Reg, a: Operand, f: impl Fn(&mut Asm, R)) {
+        match a {
+            Operand::G(a) => self.a.mov_r_rm(Size::B32, RAX, rm(a)),
+            Operand::Imm(v) => self.a.mov_r_imm(RAX, v as u32 as u64),
+        }
+        f(&mut self.a, RAX);
+        self.set_sx32(d, RAX);
+    }
+
+    /// ecx = the 32-bit guest address ω`base` + off (or `off`).
+    fn address(&mut self, base: Option<Reg>, off: u64) {
+        match base.map(loc) {
+            None => self.a.mov_r_imm(RCX, off as u32 as u64),
+            Some(Loc::H(h)) => self.a.lea(Size::B32, RCX, Rm::mem(h, off as u32 as i32)),
+            Some(Loc::M) => {
+                self.a.mov_r_rm(Size::B32, RCX, rm(Reg::R12));
+                if off as u32 != 0 {
+                    self.a
+                        .alu_rm_imm(Size::B32, Alu::Add, Rm::Reg(RCX), off as u32 as i32);
+                }
+            }
+        }
+    }
+
+    /// With the address in ecx: rax = the page's host address, rdx = the offset in it, or a
+    /// yield at `pc` if the page's entry lacks the access bit or the `n`-byte access crosses the
+    /// page end.
+    fn translate(&mut self, n: u32, write: bool, pc: u32) {
+        let slow = self.yield_at(pc);
+        let a = &mut self.a;
+        a.mov_r_rm(Size::B32, RAX, Rm::Reg(RCX));
+        a.shift_imm(Size::B32, Shift::Shr, Rm::Reg(RAX), 12);
+        a.mov_r_rm(Size::B64, RDX, Rm::mem(RSP, frame::TABLE));
+        a.mov_r_rm(Size::B64, RAX, Rm::idx(RDX, RAX, 8));
+        a.test_rm_imm(Size::B8, Rm::Reg(RAX), if write { 2 } else { 1 });
+        a.jcc(Cond::E, slow);
+        a.mov_r_rm(Size::B32, RDX, Rm::Reg(RCX));
+        a.alu_rm_imm(Size::B32, Alu::And, Rm::Reg(RDX), 0xfff);
+        if n > 1 {
+            a.alu_rm_imm(Size::B32, Alu::Cmp, Rm::Reg(RDX), (4096 - n) as i32);
+            a.jcc(Cond::A, slow);
+        }
+        a.alu_rm_imm(Size::B64, Alu::And, Rm::Reg(RAX), -8);
+    }
+
+    fn load(&mut self, kind: K, dst: Reg, base: Option<Reg>, off: u64, pc: u32) {
+        let (n, f): (u32, fn(&mut Asm, R, Rm)) = match kind {
+            K::LoadU8 | K::LoadIndU8 => (1, |a, d, s| a.movzx(Size::B8, d, s)),
+            K::LoadI8 | K::LoadIndI8 => (1, |a, d, s| a.movsx(Size::B8, d, s)),
+            K::LoadU16 | K::LoadIndU16 => (2, |a, d, s| a.movzx(Size::B16, d, s)),
+            K::LoadI16 | K::LoadIndI16 => (2, |a, d, s| a.movsx(Size::B16, d, s)),
+            K::LoadU32 | K::LoadIndU32 => (4, |a, d, s| a.mov_r_rm(Size::B32, d, s)),
+            K::LoadI32 | K::LoadIndI32 => (4, |a, d, s| a.movsx(Size::B32, d, s)),
+            _ => (8, |a, d, s| a.mov_r_rm(Size::B64, d, s)),
+        };
+        self.address(base, off);
+        self.translate(n, false, pc);
+        let at = Rm::idx(RAX, RDX, 1);
+        match loc(dst) {
+            Loc::H(h) => f(&mut self.a, h, at),
+            Loc::M => {
+                f(&mut self.a, RCX, at);
+                self.set(dst, RCX);
+            }
+        }
+    }
+
+    fn store(&mut self, n: u32, value: Operand, base: Option<Reg>, off: u64, pc: u32) {
+        self.address(base, off);
+        self.translate(n, true, pc);
+        let size = match n {
+            1 => Size::B8,
+            2 => Size::B16,
+            4 => Size::B32,
+            _ => Size::B64,
+        };
+        let at = Rm::idx(RAX, RDX, 1);
+        match value {
+            Operand::Imm(v) => self.a.mov_rm_imm(size, at, v as u32 as i32),
+            Operand::G(g) => {
+                let r = self.read(g, RCX);
+                self.a.mov_rm_r(size, at, r);
+            }
+        }
+    }
+
+    /// `cmp ω(a), b` with ω(a) possibly in the frame.
+    fn cmp(&mut self, a: Reg, b: Operand) {
+        match b {
+            Operand::Imm(v) if fits_i32(v) => {
+                self.a.alu_rm_imm(Size::B64, Alu::Cmp, rm(a), v as i32)
+            }
+            Operand::Imm(v) => {
+                self.a.mov_r_imm(RCX, v);
+                self.a.alu_rm_r(Size::B64, Alu::Cmp, rm(a), RCX);
+            }
+            Operand::G(b) => {
+                let ra = self.read(a, RCX);
+                self.a.alu_r_rm(Size::B64, Alu::Cmp, ra, rm(b));
+            }
+        }
+    }
+
+    fn branch(&mut self, c: Cond, a: Reg, b: Operand, target: u32, pc: u32, next: Option<Label>) {
+        self.cmp(a, b);
+        let t = self.target_label(target, pc);
+        self.a.jcc(c, t);
+        self.goto_next(next, pc);
+    }
+
+    /// Continues at the next block (the not-taken edge), which the layout puts right here.
+    fn goto_next(&mut self, next: Option<Label>, pc: u32) {
+        match next {
+            Some(_) => {} // the next block's code follows
+            None => {
+                let y = self.yield_at(pc);
+                self.a.jmp(y);
+            }
+        }
+    }
+
+    fn set_cond(&mut self, d: Reg, a: Reg, b: Operand, c: Cond) {
+        // Materialise 0 before the compare (xor clobbers the flags).
+        self.a.alu_r_rm(Size::B32, Alu::Xor, RAX, Rm::Reg(RAX));
+        self.cmp(a, b);
+        self.a.setcc(c, RAX);
+        self.set(d, RAX);
+    }
+
+    /// With the jump address in ecx: a dynamic jump (GP A.5 djump); halts, invalid addresses
+    /// and invalid targets yield at `pc`. `before_jump` is emitted after the target is known
+    /// and before jumping (it must not touch rax).
+    fn djump(&mut self, pc: u32, before_jump: impl FnOnce(&mut Self)) {
+        let slow = self.yield_at(pc);
+        let jt_len = self.table.jump_table.len() as u64;
+        let a = &mut self.a;
+        a.test_rm_imm(Size::B8, Rm::Reg(RCX), 1);
+        a.jcc(Cond::Ne, slow);
+        a.lea(Size::B32, RAX, Rm::mem(RCX, -2));
+        a.shift_imm(Size::B32, Shift::Shr, Rm::Reg(RAX), 1);
+        if jt_len > i32::MAX as u64 {
+            unreachable!("jump tables have at most 2^24 entries");
+        }
+        a.alu_rm_imm(Size::B32, Alu::Cmp, Rm::Reg(RAX), jt_len as i32);
+        a.jcc(Cond::Ae, slow);
+        if self.table.jump_table.is_uniform() {
+            // Every entry has the same target.
+            let slot = if jt_len == 0 {
+                0
+            } else {
+                self.table.jump_table[0]
+            };
+            match self.block_of_target(slot) {
+                Some(b) => {
+                    let l = self.block_labels[b];
+                    before_jump(self);
+                    self.a.jmp(l);
+                }
+                None => self.a.jmp(slow),
+            }
+            return;
+        }
+        a.lea_rip(RDX, self.jt_label);
+        a.mov_r_rm(Size::B32, RAX, Rm::idx(RDX, RAX, 4));
+        a.test_rm_r(Size::B32, Rm::Reg(RAX), RAX);
+        a.jcc(Cond::E, slow);
+        a.lea_rip(RDX, self.code_base);
+        a.alu_r_rm(Size::B64, Alu::Add, RAX, Rm::Reg(RDX));
+        before_jump(self);
+        self.a.jmp_rm(Rm::Reg(RAX));
+    }
+
+    fn bitcount(&mut self, d: Reg, a: Reg, size: Size, op: u8, ok: bool, pc: u32) {
+        if !ok {
+            let y = self.yield_at(pc);
+            self.a.jmp(y);
+            return;
+        }
+        match loc(d) {
+            Loc::H(h) => self.a.bitcount(size, op, h, rm(a)),
+            Loc::M => {
+                self.a.bitcount(size, op, RAX, rm(a));
+                self.set(d, RAX);
+            }
+        }
+    }
+
+    /// Division and remainder. Division by zero and signed overflow yield (the interpreter
+    /// computes the GP results, which x86 would fault on).
+    fn divide(&mut self, k: K, d: Reg, a: Reg, b: Reg, pc: u32) {
+        let wide = matches!(k, K::DivU64 | K::DivS64 | K::RemU64 | K::RemS64);
+        let signed = matches!(k, K::DivS64 | K::RemS64 | K::DivS32 | K::RemS32);
+        let rem = matches!(k, K::RemU64 | K::RemS64 | K::RemU32 | K::RemS32);
+        let size = if wide { Size::B64 } else { Size::B32 };
+        let slow = self.yield_at(pc);
+        self.a.mov_r_rm(size, RCX, rm(b));
+        self.a.test_rm_r(size, Rm::Reg(RCX), RCX);
+        self.a.jcc(Cond::E, slow);
+        self.a.mov_r_rm(size, RAX, rm(a));
+        if signed {
+            let ok = self.a.label();
+            self.a.alu_rm_imm(size, Alu::Cmp, Rm::Reg(RCX), -1);
+            self.a.jcc(Cond::Ne, ok);
+            if wide {
+                self.a.mov_r_imm(RDX, i64::MIN as u64);
+                self.a.alu_r_rm(Size::B64, Alu::Cmp, RAX, Rm::Reg(RDX));
+            } else {
+                self.a
+                    .alu_rm_imm(Size::B32, Alu::Cmp, Rm::Reg(RAX), i32::MIN);
+            }
+            self.a.jcc(Cond::E, slow);
+            self.a.bind(ok);
+            if wide {
+                self.a.cqo();
+            } else {
+                self.a.cdq();
+            }
+            self.a.group3(size, 7, Rm::Reg(RCX));
+        } else {
+            self.a.alu_r_rm(Size::B32, Alu::Xor, RDX, Rm::Reg(RDX));
+            self.a.group3(size, 6, Rm::Reg(RCX));
+        }
+        let result = if rem { RDX } else { RAX };
+        if wide {
+            self.set(d, result);
+        } else {
+            self.set_sx32(d, result);
+        }
+    }
+
+    /// Shifts and rotations by a register (count in cl; x86 masks it like the PVM: & 63 / & 31).
+    fn shift_reg(&mut self, d: Reg, value: Operand, count: Reg, op: Shift, wide: bool) {
+        self.a.mov_r_rm(Size::B32, RCX, rm(count));
+        if wide {
+            match value {
+                Operand::G(v) => {
+                    self.binop_with(d, v, |a, r| a.shift_cl(Size::B64, op, Rm::Reg(r)))
+                }
+                Operand::Imm(v) => {
+                    self.a.mov_r_imm(RAX, v);
+                    self.a.shift_cl(Size::B64, op, Rm::Reg(RAX));
+                    self.set(d, RAX);
+                }
+            }
+        } else {
+            self.op32(d, value, |a, r| a.shift_cl(Size::B32, op, Rm::Reg(r)));
+        }
+    }
+
+    fn op(&mut self, op: &Op, slot: u32, next: Option<Label>) {
+        use Operand::{Imm, G};
+        let pc = op.pc;
+        let imm = op.imm();
+        let lo = imm as u32 as i32 as i64 as u64; // sx32 of the low half
+        let hi = imm >> 32;
+        let (a, b, d) = (op.a, op.b, op.d);
+        match op.k {
+            K::Charge => {
+                // Running into the next block's entry (see the interpreter).
+                let t = self.target_label(slot, pc);
+                self.a.jmp(t);
+            }
+            K::Nop => {}
+            K::Trap | K::Ecalli | K::Sbrk => {
+                let y = self.yield_at(pc);
+                self.a.jmp(y);
+            }
+            K::Fallthrough => self.goto_next(next, pc),
+            K::Jump => {
+                let t = self.target_label(imm as u32, pc);
+                self.a.jmp(t);
+            }
+            K::LoadImmJump => {
+                let t = self.target_label(hi as u32, pc);
+                if self.block_of_target(hi as u32).is_some() {
+                    self.set_imm(a, lo);
+                }
+                self.a.jmp(t);
+            }
+            K::JumpInd => {
+                self.address(Some(a), imm);
+                self.djump(pc, |_| {});
+            }
+            K::LoadImmJumpInd => {
+                // The address uses ω_B before ω_A is written.
+                self.address(Some(b), hi as u32 as i32 as i64 as u64);
+                self.djump(pc, |g| match loc(a) {
+                    Loc::H(h) => g.a.mov_r_imm(h, lo),
+                    Loc::M => g.a.mov_rm_imm(Size::B64, rm(a), lo as i32),
+                });
+            }
+            K::LoadImm | K::LoadImm64 => self.set_imm(a, imm),
+            K::MoveReg => match loc(d) {
+                Loc::H(h) => self.a.mov_r_rm(Size::B64, h, rm(a)),
+                Loc::M => {
+                    let r = self.read(a, RAX);
+                    self.set(d, r);
+                }
+            },
+            K::LoadU8
+            | K::LoadI8
+            | K::LoadU16
+            | K::LoadI16
+            | K::LoadU32
+            | K::LoadI32
+            | K::LoadU64 => self.load(op.k, a, None, imm, pc),
+            K::LoadIndU8
+            | K::LoadIndI8
+            | K::LoadIndU16
+            | K::LoadIndI16
+            | K::LoadIndU32
+            | K::LoadIndI32
+            | K::LoadIndU64 => self.load(op.k, a, Some(b), imm, pc),
+            K::StoreU8 => self.store(1, G(a), None, imm, pc),
+            K::StoreU16 => self.store(2, G(a), None, imm, pc),
+            K::StoreU32 => self.store(4, G(a), None, imm, pc),
+            K::StoreU64 => self.store(8, G(a), None, imm, pc),
+            K::StoreIndU8 => self.store(1, G(a), Some(b), imm, pc),
+            K::StoreIndU16 => self.store(2, G(a), Some(b), imm, pc),
+            K::StoreIndU32 => self.store(4, G(a), Some(b), imm, pc),
+            K::StoreIndU64 => self.store(8, G(a), Some(b), imm, pc),
+            K::StoreImmU8 => self.store(1, Imm(hi), None, imm & 0xffff_ffff, pc),
+            K::StoreImmU16 => self.store(2, Imm(hi), None, imm & 0xffff_ffff, pc),
+            K::StoreImmU32 => self.store(4, Imm(hi), None, imm & 0xffff_ffff, pc),
+            K::StoreImmU64 => self.store(8, Imm(hi), None, imm & 0xffff_ffff, pc),
+            K::StoreImmIndU8 => self.store(1, Imm(hi), Some(a), lo, pc),
+            K::StoreImmIndU16 => self.store(2, Imm(hi), Some(a), lo, pc),
+            K::StoreImmIndU32 => self.store(4, Imm(hi), Some(a), lo, pc),
+            K::StoreImmIndU64 => self.store(8, Imm(hi), Some(a), lo, pc),
+            K::BranchEqImm => self.branch(Cond::E, a, Imm(lo), hi as u32, pc, next),
+            K::BranchNeImm => self.branch(Cond::Ne, a, Imm(lo), hi as u32, pc, next),
+            K::BranchLtUImm => self.branch(Cond::B, a, Imm(lo), hi as u32, pc, next),
+            K::BranchLeUImm => self.branch(Cond::Be, a, Imm(lo), hi as u32, pc, next),
+            K::BranchGeUImm => self.branch(Cond::Ae, a, Imm(lo), hi as u32, pc, next),
+            K::BranchGtUImm => self.branch(Cond::A, a, Imm(lo), hi as u32, pc, next),
+            K::BranchLtSImm => self.branch(Cond::L, a, Imm(lo), hi as u32, pc, next),
+            K::BranchLeSImm => self.branch(Cond::Le, a, Imm(lo), hi as u32, pc, next),
+            K::BranchGeSImm => self.branch(Cond::Ge, a, Imm(lo), hi as u32, pc, next),
+            K::BranchGtSImm => self.branch(Cond::G, a, Imm(lo), hi as u32, pc, next),
+            K::BranchEq => self.branch(Cond::E, a, G(b), imm as u32, pc, next),
+            K::BranchNe => self.branch(Cond::Ne, a, G(b), imm as u32, pc, next),
+            K::BranchLtU => self.branch(Cond::B, a, G(b), imm as u32, pc, next),
+            K::BranchLtS => self.branch(Cond::L, a, G(b), imm as u32, pc, next),
+            K::BranchGeU => self.branch(Cond::Ae, a, G(b), imm as u32, pc, next),
+            K::BranchGeS => self.branch(Cond::Ge, a, G(b), imm as u32, pc, next),
+            K::CountSetBits64 => self.bitcount(d, a, Size::B64, 0xb8, self.features.popcnt, pc),
+            K::CountSetBits32 => self.bitcount(d, a, Size::B32, 0xb8, self.features.popcnt, pc),
+            K::LeadingZeroBits64 => self.bitcount(d, a, Size::B64, 0xbd, self.features.lzcnt, pc),
+            K::LeadingZeroBits32 => self.bitcount(d, a, Size::B32, 0xbd, self.features.lzcnt, pc),
+            K::TrailingZeroBits64 => self.bitcount(d, a, Size::B64, 0xbc, self.features.bmi1, pc),
+            K::TrailingZeroBits32 => self.bitcount(d, a, Size::B32, 0xbc, self.features.bmi1, pc),
+            K::SignExtend8 => self.unary(d, |asm, r| asm.movsx(Size::B8, r, rm(a))),
+            K::SignExtend16 => self.unary(d, |asm, r| asm.movsx(Size::B16, r, rm(a))),
+            K::ZeroExtend16 => self.unary(d, |asm, r| asm.movzx(Size::B16, r, rm(a))),
+            K::ReverseBytes => self.unary(d, |asm, r| {
+                asm.mov_r_rm(Size::B64, r, rm(a));
+                asm.bswap(r);
+            }),
+            // Two registers and an immediate: ω_A = f(ω_B, imm).
+            K::AddImm64 => match (loc(a), loc(b)) {
+                (Loc::H(ha), Loc::H(hb)) if fits_i32(imm) => {
+                    self.a.lea(Size::B64, ha, Rm::mem(hb, imm as i32))
+                }
+                _ => self.alu64(Alu::Add, a, b, Imm(imm)),
+            },
+            K::AndImm => self.alu64(Alu::And, a, b, Imm(imm)),
+            K::XorImm => self.alu64(Alu::Xor, a, b, Imm(imm)),
+            K::OrImm => self.alu64(Alu::Or, a, b, Imm(imm)),
+            K::MulImm64 => self.unary(a, |asm, r| {
+                asm.imul_r_rm_imm(Size::B64, r, rm(b), imm as i32)
+            }),
+            K::AddImm32 => self.op32(a, G(b), |asm, r| {
+                asm.alu_rm_imm(Size::B32, Alu::Add, Rm::Reg(r), imm as i32)
+            }),
+            K::MulImm32 => self.op32(a, G(b), |asm, r| {
+                asm.imul_r_rm_imm(Size::B32, r, Rm::Reg(r), imm as i32)
+            }),
+            K::SetLtUImm => self.set_cond(a, b, Imm(imm), Cond::B),
+            K::SetLtSImm => self.set_cond(a, b, Imm(imm), Cond::L),
+            K::SetGtUImm => self.set_cond(a, b, Imm(imm), Cond::A),
+            K::SetGtSImm => self.set_cond(a, b, Imm(imm), Cond::G),
+            K::ShloLImm32 => self.op32(a, G(b), |asm, r| {
+                asm.shift_imm(Size::B32, Shift::Shl, Rm::Reg(r), (imm & 31) as u8)
+            }),
+            K::ShloRImm32 => self.op32(a, G(b), |asm, r| {
+                asm.shift_imm(Size::B32, Shift::Shr, Rm::Reg(r), (imm & 31) as u8)
+            }),
+            K::SharRImm32 => self.op32(a, G(b), |asm, r| {
+                asm.shift_imm(Size::B32, Shift::Sar, Rm::Reg(r), (imm & 31) as u8)
+            }),
+            K::RotR32Imm => self.op32(a, G(b), |asm, r| {
+                asm.shift_imm(Size::B32, Shift::Ror, Rm::Reg(r), (imm & 31) as u8)
+            }),
+            K::NegAddImm32 => self.op32(a, Imm(imm), |asm, r| {
+                asm.alu_r_rm(Size::B32, Alu::Sub, r, rm(b))
+            }),
+            K::NegAddImm64 => {
+                self.a.mov_r_imm(RAX, imm);
+                self.a.alu_r_rm(Size::B64, Alu::Sub, RAX, rm(b));
+                self.set(a, RAX);
+            }
+            K::ShloLImm64 => self.binop_with(a, b, |asm, r| {
+                asm.shift_imm(Size::B64, Shift::Shl, Rm::Reg(r), (imm & 63) as u8)
+            }),
+            K::ShloRImm64 => self.binop_with(a, b, |asm, r| {
+                asm.shift_imm(Size::B64, Shift::Shr, Rm::Reg(r), (imm & 63) as u8)
+            }),
+            K::SharRImm64 => self.binop_with(a, b, |asm, r| {
+                asm.shift_imm(Size::B64, Shift::Sar, Rm::Reg(r), (imm & 63) as u8)
+            }),
+            K::RotR64Imm => self.binop_with(a, b, |asm, r| {
+                asm.shift_imm(Size::B64, Shift::Ror, Rm::Reg(r), (imm & 63) as u8)
+            }),
+            K::ShloLImmAlt32 => self.shift_reg(a, Imm(imm), b, Shift::Shl, false),
+            K::ShloRImmAlt32 => self.shift_reg(a, Imm(imm), b, Shift::Shr, false),
+            K::SharRImmAlt32 => self.shift_reg(a, Imm(imm), b, Shift::Sar, false),
+            K::RotR32ImmAlt => self.shift_reg(a, Imm(imm), b, Shift::Ror, false),
+            K::ShloLImmAlt64 => self.shift_reg(a, Imm(imm), b, Shift::Shl, true),
+            K::ShloRImmAlt64 => self.shift_reg(a, Imm(imm), b, Shift::Shr, true),
+            K::SharRImmAlt64 => self.shift_reg(a, Imm(imm), b, Shift::Sar, true),
+            K::RotR64ImmAlt => self.shift_reg(a, Imm(imm), b, Shift::Ror, true),
+            K::CmovIzImm | K::CmovNzImm => {
+                let c = if op.k == K::CmovIzImm {
+                    Cond::E
+                } else {
+                    Cond::Ne
+                };
+                self.a.mov_r_imm(RCX, imm);
+                self.cmov(a, b, c, Rm::Reg(RCX));
+            }
+            // Three registers: ω_D = f(ω_A, ω_B).
+            K::Add64 => self.alu64(Alu::Add, d, a, G(b)),
+            K::Sub64 => self.alu64(Alu::Sub, d, a, G(b)),
+            K::And => self.alu64(Alu::And, d, a, G(b)),
+            K::Xor => self.alu64(Alu::Xor, d, a, G(b)),
+            K::Or => self.alu64(Alu::Or, d, a, G(b)),
+            K::Mul64 => self.binop(d, a, G(b), true, |asm, dst, src| {
+                asm.imul_r_rm(Size::B64, dst, src)
+            }),
+            K::Add32 => self.op32(d, G(a), |asm, r| {
+                asm.alu_r_rm(Size::B32, Alu::Add, r, rm(b))
+            }),
+            K::Sub32 => self.op32(d, G(a), |asm, r| {
+                asm.alu_r_rm(Size::B32, Alu::Sub, r, rm(b))
+            }),
+            K::Mul32 => self.op32(d, G(a), |asm, r| asm.imul_r_rm(Size::B32, r, rm(b))),
+            K::DivU32
+            | K::DivS32
+            | K::RemU32
+            | K::RemS32
+            | K::DivU64
+            | K::DivS64
+            | K::RemU64
+            | K::RemS64 => self.divide(op.k, d, a, b, pc),
+            K::ShloL32 => self.shift_reg(d, G(a), b, Shift::Shl, false),
+            K::ShloR32 => self.shift_reg(d, G(a), b, Shift::Shr, false),
+            K::SharR32 => self.shift_reg(d, G(a), b, Shift::Sar, false),
+            K::RotL32 => self.shift_reg(d, G(a), b, Shift::Rol, false),
+            K::RotR32 => self.shift_reg(d, G(a), b, Shift::Ror, false),
+            K::ShloL64 => self.shift_reg(d, G(a), b, Shift::Shl, true),
+            K::ShloR64 => self.shift_reg(d, G(a), b, Shift::Shr, true),
+            K::SharR64 => self.shift_reg(d, G(a), b, Shift::Sar, true),
+            K::RotL64 => self.shift_reg(d, G(a), b, Shift::Rol, true),
+            K::RotR64 => self.shift_reg(d, G(a), b, Shift::Ror, true),
+            K::MulUpperUU | K::MulUpperSS | K::MulUpperSU => {
+                self.a.mov_r_rm(Size::B64, RAX, rm(a));
+                let digit = if op.k == K::MulUpperSS { 5 } else { 4 };
+                self.a.group3(Size::B64, digit, rm(b));
+                if op.k == K::MulUpperSU {
+                    // hi_su = hi_uu - (a < 0 ? b : 0)
+                    self.a.mov_r_rm(Size::B64, RCX, rm(a));
+                    self.a.shift_imm(Size::B64, Shift::Sar, Rm::Reg(RCX), 63);
+                    self.a.alu_r_rm(Size::B64, Alu::And, RCX, rm(b));
+                    self.a.alu_r_rm(Size::B64, Alu::Sub, RDX, Rm::Reg(RCX));
+                }
+                self.set(d, RDX);
+            }
+            K::SetLtU => self.set_cond(d, a, G(b), Cond::B),
+            K::SetLtS => self.set_cond(d, a, G(b), Cond::L),
+            K::CmovIz => self.cmov(d, b, Cond::E, rm(a)),
+            K::CmovNz => self.cmov(d, b, Cond::Ne, rm(a)),
+            K::AndInv | K::OrInv => {
+                let alu = if op.k == K::AndInv { Alu::And } else { Alu::Or };
+                self.a.mov_r_rm(Size::B64, RAX, rm(b));
+                self.a.group3(Size::B64, 2, Rm::Reg(RAX));
+                self.a.alu_r_rm(Size::B64, alu, RAX, rm(a));
+                self.set(d, RAX);
+            }
+            K::Xnor => {
+                self.a.mov_r_rm(Size::B64, RAX, rm(a));
+                self.a.alu_r_rm(Size::B64, Alu::Xor, RAX, rm(b));
+                self.a.group3(Size::B64, 2, Rm::Reg(RAX));
+                self.set(d, RAX);
+            }
+            K::Max | K::MaxU | K::Min | K::MinU => {
+                let c = match op.k {
+                    K::Max => Cond::L,
+                    K::MaxU => Cond::B,
+                    K::Min => Cond::G,
+                    _ => Cond::A,
+                };
+                self.a.mov_r_rm(Size::B64, RAX, rm(a));
+                self.a.alu_r_rm(Size::B64, Alu::Cmp, RAX, rm(b));
+                self.a.cmov(Size::B64, c, RAX, rm(b));
+                self.set(d, RAX);
+            }
+        }
+    }
+
+    /// ω`d` = value computed by `f` into a register.
+    fn unary(&mut self, d: Reg, f: impl FnOnce(&mut Asm, R)) {
+        match loc(d) {
+            Loc::H(h) => f(&mut self.a, h),
+            Loc::M => {
+                f(&mut self.a, RAX);
+                self.set(d, RAX);
+            }
+        }
+    }
+
+    /// if ω`cond` (==0 for E, !=0 for Ne) { ω`d` = src }.
+    fn cmov(&mut self, d: Reg, cond: Reg, c: Cond, src: Rm) {
+        let dst = match loc(d) {
+            Loc::H(h) => h,
+            Loc::M => {
+                self.a.mov_r_rm(Size::B64, RAX, rm(d));
+                RAX
+            }
+        };
+        self.a.alu_rm_imm(Size::B64, Alu::Cmp, rm(cond), 0);
+        self.a.cmov(Size::B64, c, dst, src);
+        if dst == RAX {
+            self.set(d, RAX);
+        }
+    }
+}
+
+/// A second operand: a guest register or an immediate.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Operand {
+    G(Reg),
+    Imm(u64),
+}
