@@ -71,7 +71,7 @@ pub fn check(
         mismatches: Vec::new(),
         error: None,
     };
-    let program = match libpvm_prepare(libpvm_bytes, model) {
+    let program = match libpvm_prepare(libpvm_bytes, model, pvm_core::Backend::Interpreter) {
         Ok(p) => p,
         Err(e) => {
             result.error = Some(e);

@@ -17,7 +17,7 @@ use polkavm::{
     InterruptKind, Module, ModuleConfig, ProgramBlob, ProgramCounter, ProgramParts, RawInstance,
     Reg,
 };
-use pvm_core::{Exit, HostOutcome, Instance, Program, ProgramOptions};
+use pvm_core::{Backend, Exit, HostOutcome, Instance, Program, ProgramOptions};
 
 use crate::GasModel;
 
@@ -35,6 +35,8 @@ const HALT_ADDRESS: u64 = 0xFFFF_0000;
 pub enum EngineKind {
     /// libpvm (`pvm-core`'s interpreter).
     Libpvm,
+    /// libpvm's x86-64 recompiler.
+    LibpvmRecompiler,
     /// PolkaVM 0.37, `BackendKind::Interpreter`.
     PolkavmInterpreter,
     /// PolkaVM 0.37, `BackendKind::Compiler` (Linux sandbox).
@@ -43,8 +45,9 @@ pub enum EngineKind {
 
 impl EngineKind {
     /// All engines, in report order.
-    pub const ALL: [EngineKind; 3] = [
+    pub const ALL: [EngineKind; 4] = [
         EngineKind::Libpvm,
+        EngineKind::LibpvmRecompiler,
         EngineKind::PolkavmInterpreter,
         EngineKind::PolkavmRecompiler,
     ];
@@ -53,6 +56,7 @@ impl EngineKind {
     pub fn key(self) -> &'static str {
         match self {
             EngineKind::Libpvm => "libpvm",
+            EngineKind::LibpvmRecompiler => "libpvm-recompiler",
             EngineKind::PolkavmInterpreter => "polkavm-interpreter",
             EngineKind::PolkavmRecompiler => "polkavm-recompiler",
         }
@@ -61,9 +65,19 @@ impl EngineKind {
     /// Name in the Markdown tables.
     pub fn label(self) -> &'static str {
         match self {
-            EngineKind::Libpvm => "libpvm",
+            EngineKind::Libpvm => "libpvm interp.",
+            EngineKind::LibpvmRecompiler => "libpvm recomp.",
             EngineKind::PolkavmInterpreter => "PolkaVM interp.",
             EngineKind::PolkavmRecompiler => "PolkaVM recomp.",
+        }
+    }
+
+    /// The libpvm backend of a libpvm engine, `None` for PolkaVM.
+    pub fn libpvm_backend(self) -> Option<Backend> {
+        match self {
+            EngineKind::Libpvm => Some(Backend::Interpreter),
+            EngineKind::LibpvmRecompiler => Some(Backend::Recompiler),
+            _ => None,
         }
     }
 
@@ -105,9 +119,12 @@ pub struct Sample {
 
 /// libpvm, phase 1. `bytes` must already use the model's opcode table (see
 /// `pvm_cli::bench::for_gp072`).
-pub fn libpvm_prepare(bytes: &[u8], model: GasModel) -> Result<Program, String> {
-    Program::from_standard(bytes, false, ProgramOptions::new(model.spec()))
-        .map_err(|e| format!("libpvm: {e}"))
+pub fn libpvm_prepare(bytes: &[u8], model: GasModel, backend: Backend) -> Result<Program, String> {
+    let options = ProgramOptions {
+        spec: model.spec(),
+        backend,
+    };
+    Program::from_standard(bytes, false, options).map_err(|e| format!("libpvm: {e}"))
 }
 
 /// libpvm, phase 2.
@@ -389,7 +406,11 @@ impl Engines {
 
     /// The engines that can run.
     pub fn available(&self) -> Vec<EngineKind> {
-        let mut v = vec![EngineKind::Libpvm, EngineKind::PolkavmInterpreter];
+        let mut v = vec![EngineKind::Libpvm];
+        if Backend::recompiler_supported() {
+            v.push(EngineKind::LibpvmRecompiler);
+        }
+        v.push(EngineKind::PolkavmInterpreter);
         if self.recompiler.is_some() {
             v.push(EngineKind::PolkavmRecompiler);
         }
@@ -399,7 +420,7 @@ impl Engines {
     /// The PolkaVM engine of `kind` (None for libpvm or an unavailable recompiler).
     pub fn polkavm(&self, kind: EngineKind) -> Option<&PolkaVm> {
         match kind {
-            EngineKind::Libpvm => None,
+            EngineKind::Libpvm | EngineKind::LibpvmRecompiler => None,
             EngineKind::PolkavmInterpreter => Some(&self.interpreter),
             EngineKind::PolkavmRecompiler => self.recompiler.as_ref(),
         }
@@ -415,9 +436,10 @@ impl Engines {
         entry: u32,
     ) -> Result<Sample, String> {
         match kind {
-            EngineKind::Libpvm => {
+            EngineKind::Libpvm | EngineKind::LibpvmRecompiler => {
+                let backend = kind.libpvm_backend().expect("a libpvm engine");
                 let t = Instant::now();
-                let program = libpvm_prepare(bytes.libpvm, model)?;
+                let program = libpvm_prepare(bytes.libpvm, model, backend)?;
                 let prepare = t.elapsed();
                 let t = Instant::now();
                 let mut vm = libpvm_instantiate(&program, args, entry)?;
@@ -467,14 +489,19 @@ impl Engines {
         model: GasModel,
     ) -> Result<(Duration, Duration, Option<Duration>), String> {
         match kind {
-            EngineKind::Libpvm => {
+            EngineKind::Libpvm | EngineKind::LibpvmRecompiler => {
+                let backend = kind.libpvm_backend().expect("a libpvm engine");
                 let t = Instant::now();
-                let program = libpvm_prepare(bytes.libpvm, model)?;
+                let program = libpvm_prepare(bytes.libpvm, model, backend)?;
                 let prepare = t.elapsed();
                 let t = Instant::now();
                 let vm = libpvm_instantiate(&program, &[], 0)?;
                 let instantiate = t.elapsed();
                 drop(vm);
+                if backend == Backend::Recompiler {
+                    // Preparation compiled everything already.
+                    return Ok((prepare, instantiate, None));
+                }
                 let t = Instant::now();
                 std::hint::black_box(program.block_gas_costs());
                 let compile_all = t.elapsed();

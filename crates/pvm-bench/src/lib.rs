@@ -417,14 +417,15 @@ impl ProgramResult {
         self.engines.iter().find(|e| e.engine == kind)
     }
 
-    /// PolkaVM `kind` execution time / libpvm execution time (medians).
+    /// PolkaVM `kind` execution time / libpvm's interpreter execution time (medians).
     pub fn speedup(&self, kind: EngineKind) -> Option<f64> {
-        let ours = self
-            .engine(EngineKind::Libpvm)?
-            .execute
-            .median()
-            .as_secs_f64();
-        let theirs = self.engine(kind)?.execute.median().as_secs_f64();
+        self.speedup_of(EngineKind::Libpvm, kind)
+    }
+
+    /// `theirs` execution time / `ours` execution time (medians; > 1: `ours` is faster).
+    pub fn speedup_of(&self, ours: EngineKind, theirs: EngineKind) -> Option<f64> {
+        let ours = self.engine(ours)?.execute.median().as_secs_f64();
+        let theirs = self.engine(theirs)?.execute.median().as_secs_f64();
         (ours > 0.0 && theirs > 0.0).then(|| theirs / ours)
     }
 }
@@ -441,10 +442,15 @@ pub struct ModelResult {
 impl ModelResult {
     /// Geometric mean of [`ProgramResult::speedup`] over the programs that have it.
     pub fn geomean_speedup(&self, kind: EngineKind) -> Option<f64> {
+        self.geomean_speedup_of(EngineKind::Libpvm, kind)
+    }
+
+    /// Geometric mean of [`ProgramResult::speedup_of`] over the programs that have it.
+    pub fn geomean_speedup_of(&self, ours: EngineKind, theirs: EngineKind) -> Option<f64> {
         let v: Vec<f64> = self
             .programs
             .iter()
-            .filter_map(|p| p.speedup(kind))
+            .filter_map(|p| p.speedup_of(ours, theirs))
             .collect();
         geomean(&v)
     }
@@ -467,15 +473,22 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
-    /// PolkaVM `kind` preparation time / libpvm's (medians).
+    /// PolkaVM `kind` preparation time / libpvm's interpreter's (medians).
     pub fn speedup(&self, kind: EngineKind) -> Option<f64> {
-        let get = |k| {
-            self.engines
-                .iter()
-                .find(|(e, _, _)| *e == k)
-                .map(|(_, p, _)| p.median().as_secs_f64())
-        };
-        let (ours, theirs) = (get(EngineKind::Libpvm)?, get(kind)?);
+        self.speedup_of(EngineKind::Libpvm, kind)
+    }
+
+    /// The median preparation time of `kind`, in seconds.
+    pub fn prepare_secs(&self, kind: EngineKind) -> Option<f64> {
+        self.engines
+            .iter()
+            .find(|(e, _, _)| *e == kind)
+            .map(|(_, p, _)| p.median().as_secs_f64())
+    }
+
+    /// `theirs` preparation time / `ours` (medians).
+    pub fn speedup_of(&self, ours: EngineKind, theirs: EngineKind) -> Option<f64> {
+        let (ours, theirs) = (self.prepare_secs(ours)?, self.prepare_secs(theirs)?);
         (ours > 0.0).then(|| theirs / ours)
     }
 }

@@ -75,14 +75,15 @@ pub fn child_main(args: &[String]) -> Result<(), String> {
 
     let reset = || std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let (outcome, host, worker, hwm_reset) = match kind {
-        EngineKind::Libpvm => {
+        EngineKind::Libpvm | EngineKind::LibpvmRecompiler => {
+            let backend = kind.libpvm_backend().expect("a libpvm engine");
             let bytes = match model {
                 GasModel::Gp080 => bytes,
                 GasModel::Gp072 => pvm_cli::bench::for_gp072(&bytes, true)?,
             };
             let hwm_reset = reset();
             let base = proc_status_bytes(None, "VmRSS").ok_or("no /proc/self/status")?;
-            let program = libpvm_prepare(&bytes, model)?;
+            let program = libpvm_prepare(&bytes, model, backend)?;
             let mut vm = libpvm_instantiate(&program, &input, entry)?;
             let outcome = libpvm_execute(&mut vm);
             let peak = proc_status_bytes(None, "VmHWM").ok_or("no VmHWM")?;

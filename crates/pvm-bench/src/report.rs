@@ -132,27 +132,40 @@ pub fn markdown(r: &Report) -> String {
             }
             let _ = writeln!(
                 s,
-                "\nSpeedup of libpvm = PolkaVM execution time / libpvm execution time (> 1: libpvm is faster):\n"
+                "\nSpeedup = the other engine's execution time / libpvm's execution time (> 1: libpvm is faster); *time ratio* = libpvm recompiler time / PolkaVM recompiler time (the #16 target is <= 1.0):\n"
             );
             let _ = writeln!(
                 s,
-                "| program | vs PolkaVM interpreter | vs PolkaVM recompiler |"
+                "| program | interp. vs PolkaVM interp. | interp. vs PolkaVM recomp. | recomp. vs PolkaVM recomp. | recomp. time ratio | recomp. vs libpvm interp. |"
             );
-            let _ = writeln!(s, "|---|--:|--:|");
+            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|");
+            let (li, lr, pi, pr) = (
+                EngineKind::Libpvm,
+                EngineKind::LibpvmRecompiler,
+                EngineKind::PolkavmInterpreter,
+                EngineKind::PolkavmRecompiler,
+            );
+            let inv = |x: Option<f64>| x.map(|v| 1.0 / v);
             for p in &model.programs {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} |",
                     p.name,
-                    ratio(p.speedup(EngineKind::PolkavmInterpreter)),
-                    ratio(p.speedup(EngineKind::PolkavmRecompiler))
+                    ratio(p.speedup_of(li, pi)),
+                    ratio(p.speedup_of(li, pr)),
+                    ratio(p.speedup_of(lr, pr)),
+                    ratio(inv(p.speedup_of(lr, pr))),
+                    ratio(p.speedup_of(lr, li)),
                 );
             }
             let _ = writeln!(
                 s,
-                "| **geometric mean** | **{}** | **{}** |\n",
-                ratio(model.geomean_speedup(EngineKind::PolkavmInterpreter)),
-                ratio(model.geomean_speedup(EngineKind::PolkavmRecompiler))
+                "| **geometric mean** | **{}** | **{}** | **{}** | **{}** | **{}** |\n",
+                ratio(model.geomean_speedup_of(li, pi)),
+                ratio(model.geomean_speedup_of(li, pr)),
+                ratio(model.geomean_speedup_of(lr, pr)),
+                ratio(inv(model.geomean_speedup_of(lr, pr))),
+                ratio(model.geomean_speedup_of(lr, li)),
             );
         } else {
             let _ = writeln!(
@@ -187,9 +200,9 @@ pub fn markdown(r: &Report) -> String {
         );
         let _ = writeln!(
             s,
-            "| blob | size KiB | gas model | libpvm prepare ms | PolkaVM interp. prepare ms | PolkaVM recomp. prepare ms | speedup vs interp. | speedup vs recomp. | libpvm compile all ms | instance ms (libpvm / interp. / recomp.) |"
+            "| blob | size KiB | gas model | libpvm prepare ms | PolkaVM interp. prepare ms | PolkaVM recomp. prepare ms | speedup vs interp. | speedup vs recomp. | libpvm compile all ms | libpvm recomp. compile ms (µs/KiB) | PolkaVM recomp. µs/KiB | recomp. compile speedup | instance ms (libpvm interp. / libpvm recomp. / PolkaVM interp. / recomp.) |"
         );
-        let _ = writeln!(s, "|---|--:|---|--:|--:|--:|--:|--:|--:|---|");
+        let _ = writeln!(s, "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
         for l in &r.load {
             let get = |k: EngineKind| l.engines.iter().find(|(e, _, _)| *e == k);
             let prep = |k| {
@@ -202,9 +215,19 @@ pub fn markdown(r: &Report) -> String {
                 .iter()
                 .map(|&k| get(k).map_or("–".to_string(), |(_, _, i)| ms(i.median())))
                 .collect();
+            let kib = l.size as f64 / 1024.0;
+            let per_kib = |k| {
+                l.prepare_secs(k)
+                    .map_or("–".to_string(), |t| format!("{:.1}", t * 1e6 / kib))
+            };
+            let ours_compile = format!(
+                "{} ({})",
+                prep(EngineKind::LibpvmRecompiler),
+                per_kib(EngineKind::LibpvmRecompiler)
+            );
             let _ = writeln!(
                 s,
-                "| {} | {:.1} | GP {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {:.1} | GP {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 l.blob,
                 l.size as f64 / 1024.0,
                 l.model.key(),
@@ -218,6 +241,12 @@ pub fn markdown(r: &Report) -> String {
                 } else {
                     ms(l.compile_all.median())
                 },
+                ours_compile,
+                per_kib(EngineKind::PolkavmRecompiler),
+                ratio(l.speedup_of(
+                    EngineKind::LibpvmRecompiler,
+                    EngineKind::PolkavmRecompiler
+                )),
                 inst.join(" / ")
             );
         }
@@ -352,6 +381,8 @@ pub fn json(r: &Report) -> Value {
                         "engines": engines,
                         "speedup_vs_polkavm_interpreter": p.speedup(EngineKind::PolkavmInterpreter),
                         "speedup_vs_polkavm_recompiler": p.speedup(EngineKind::PolkavmRecompiler),
+                        "recompiler_speedup_vs_polkavm_recompiler": p.speedup_of(EngineKind::LibpvmRecompiler, EngineKind::PolkavmRecompiler),
+                        "recompiler_speedup_vs_libpvm_interpreter": p.speedup_of(EngineKind::LibpvmRecompiler, EngineKind::Libpvm),
                         "failures": p.failures,
                     })
                 })
@@ -361,6 +392,8 @@ pub fn json(r: &Report) -> Value {
                 "programs": programs,
                 "geomean_speedup_vs_polkavm_interpreter": m.geomean_speedup(EngineKind::PolkavmInterpreter),
                 "geomean_speedup_vs_polkavm_recompiler": m.geomean_speedup(EngineKind::PolkavmRecompiler),
+                "recompiler_geomean_speedup_vs_polkavm_recompiler": m.geomean_speedup_of(EngineKind::LibpvmRecompiler, EngineKind::PolkavmRecompiler),
+                "recompiler_geomean_speedup_vs_libpvm_interpreter": m.geomean_speedup_of(EngineKind::LibpvmRecompiler, EngineKind::Libpvm),
             })
         })
         .collect();
@@ -383,6 +416,7 @@ pub fn json(r: &Report) -> Value {
                 "libpvm_compile_all": stats_json(&l.compile_all),
                 "prepare_speedup_vs_polkavm_interpreter": l.speedup(EngineKind::PolkavmInterpreter),
                 "prepare_speedup_vs_polkavm_recompiler": l.speedup(EngineKind::PolkavmRecompiler),
+                "recompiler_compile_speedup_vs_polkavm_recompiler": l.speedup_of(EngineKind::LibpvmRecompiler, EngineKind::PolkavmRecompiler),
             })
         })
         .collect();
