@@ -1,0 +1,233 @@
+//! Compiled code never touches host memory outside its VM: guests that load, store and jump
+//! everywhere (every page of the 32-bit space, page-straddling and wrapping accesses, random
+//! addresses, dynamic jumps to arbitrary values) end exactly as the interpreter says, the host
+//! survives, and only the guest's own pages change. Also: many VMs on many threads at once, and
+//! no mappings leak when programs and instances come and go.
+
+use pvm_core::asm::{Assembler, Operands as Ops};
+use pvm_core::isa::Opcode as O;
+use pvm_core::{Access, Backend, Exit, Instance, Program, ProgramOptions, Spec};
+
+fn build(spec: Spec, backend: Backend, f: impl Fn(&mut Assembler)) -> Program {
+    let mut a = Assembler::for_spec(spec);
+    f(&mut a);
+    Program::from_code(&a.finish(), ProgramOptions { spec, backend }).unwrap()
+}
+
+fn both(spec: Spec, f: impl Fn(&mut Assembler) + Copy) -> Option<(Program, Program)> {
+    if !Backend::recompiler_supported() {
+        return None;
+    }
+    Some((
+        build(spec, Backend::Interpreter, f),
+        build(spec, Backend::Recompiler, f),
+    ))
+}
+
+fn memory_of(vm: &Instance) -> Vec<(u32, Access, Vec<u8>)> {
+    let m = vm.memory();
+    m.pages()
+        .map(|(p, a)| {
+            let mut b = vec![0; 4096];
+            m.read_unchecked(p * 4096, &mut b).unwrap();
+            (p, a, b)
+        })
+        .collect()
+}
+
+/// `op [r1 + off]` on every page of the address space (r1 steps by 4096 and wraps): each
+/// fault is answered by skipping the access, so the sweep reaches all 2^20 pages. Interpreter
+/// and recompiler must see the same exits and leave the same memory.
+fn sweep(op: O, off: i64, spec: Spec) {
+    let program = |a: &mut Assembler| {
+        let top = a.label();
+        a.inst(O::Fallthrough, Ops::none());
+        a.bind(top);
+        a.inst(op, Ops::reg_reg_imm(2, 1, off));
+        a.inst(O::AddImm32, Ops::reg_reg_imm(1, 1, 4096));
+        a.inst(O::AddImm64, Ops::reg_reg_imm(3, 3, -1));
+        a.inst(O::BranchNeImm, Ops::branch_imm(3, 0, top));
+        a.inst(O::Trap, Ops::none());
+    };
+    let Some((pi, pn)) = both(spec, program) else {
+        return;
+    };
+    let skip_to = pi.next_pc(pi.next_pc(0)); // the add after the access
+    let go = |p: &Program| {
+        let mut vm = p.instantiate(&[]).unwrap();
+        let m = vm.memory_mut();
+        m.map(0x10000, 0x3000, Access::Write).unwrap();
+        m.map(0x20000, 0x1000, Access::Read).unwrap();
+        m.map(0xFFFF_E000, 0x2000, Access::Write).unwrap();
+        vm.registers_mut()[1] = 0;
+        vm.registers_mut()[2] = 0x1122_3344_5566_7788;
+        vm.registers_mut()[3] = 1 << 20;
+        vm.set_gas(i64::MAX);
+        let mut exits = Vec::new();
+        loop {
+            let e = vm.run();
+            exits.push((e, vm.pc(), vm.registers()[1]));
+            match e {
+                Exit::PageFault(_) | Exit::Panic if vm.pc() != skip_to && vm.registers()[3] != 0 => {
+                    vm.set_pc(skip_to);
+                    vm.set_gas_charged(true);
+                }
+                _ => break,
+            }
+        }
+        (exits, memory_of(&vm), vm.gas())
+    };
+    let (a, b) = (go(&pi), go(&pn));
+    assert_eq!(a.0.len(), b.0.len(), "{} {spec:?}: number of exits", op.name());
+    assert!(a == b, "{} {spec:?}: interpreter and recompiler differ", op.name());
+    // The sweep really went everywhere: one fault (or panic) per inaccessible page.
+    assert!(a.0.len() > (1 << 20) - 16, "{}", a.0.len());
+}
+
+#[test]
+fn stores_to_every_page_fault_exactly() {
+    for spec in [Spec::Gp0_8_0, Spec::Gp0_7_2] {
+        sweep(O::StoreIndU64, 0, spec);
+        sweep(O::StoreIndU32, 4094, spec); // straddles every page boundary
+    }
+}
+
+#[test]
+fn loads_from_every_page_fault_exactly() {
+    for spec in [Spec::Gp0_8_0, Spec::Gp0_7_2] {
+        sweep(O::LoadIndU64, 4093, spec); // straddles, and wraps past 2^32 on the last page
+        sweep(O::LoadIndI8, 0, spec);
+    }
+}
+
+/// Dynamic jumps to arbitrary addresses: every one is a panic, a halt or a jump to a valid
+/// jump-table target, as the interpreter says.
+#[test]
+fn dynamic_jumps_to_anywhere() {
+    for spec in [Spec::Gp0_8_0, Spec::Gp0_7_2] {
+        let program = |a: &mut Assembler| {
+            let target = a.label();
+            a.inst(O::JumpInd, Ops::reg_imm(1, 0));
+            a.bind(target);
+            a.inst(O::LoadImm, Ops::reg_imm(7, 77));
+            a.inst(O::Trap, Ops::none());
+            for _ in 0..5 {
+                a.jump_table_entry(target);
+            }
+        };
+        let Some((pi, pn)) = both(spec, program) else {
+            return;
+        };
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for i in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let target = match i % 4 {
+                0 => x,
+                1 => x % 16,
+                2 => 0xFFFF_0000 + (x % 5),
+                _ => (x as u32) as u64,
+            };
+            let run = |p: &Program| {
+                let mut vm = p.instantiate(&[]).unwrap();
+                vm.registers_mut()[1] = target;
+                vm.set_gas(1000);
+                let e = vm.run();
+                (e, vm.pc(), vm.gas(), *vm.registers())
+            };
+            assert_eq!(run(&pi), run(&pn), "{spec:?} jump to {target:#x}");
+        }
+    }
+}
+
+/// One recompiled program, many instances on many threads at once.
+#[test]
+fn many_vms_on_many_threads() {
+    let program = |a: &mut Assembler| {
+        let top = a.label();
+        a.inst(O::LoadImm, Ops::reg_imm(2, 0x10000));
+        a.inst(O::Fallthrough, Ops::none());
+        a.bind(top);
+        a.inst(O::StoreIndU64, Ops::reg_reg_imm(1, 2, 0));
+        a.inst(O::LoadIndU64, Ops::reg_reg_imm(3, 2, 0));
+        a.inst(O::Add64, Ops::three(4, 4, 3));
+        a.inst(O::AddImm64, Ops::reg_reg_imm(2, 2, 8));
+        a.inst(O::AddImm64, Ops::reg_reg_imm(1, 1, -1));
+        a.inst(O::BranchNeImm, Ops::branch_imm(1, 0, top));
+        a.inst(O::Trap, Ops::none());
+    };
+    let Some((pi, pn)) = both(Spec::Gp0_8_0, program) else {
+        return;
+    };
+    let run = |p: &Program, n: u64| {
+        let mut vm = p.instantiate(&[]).unwrap();
+        vm.memory_mut().map(0x10000, 0x10000, Access::Write).unwrap();
+        vm.registers_mut()[1] = n;
+        vm.set_gas(1 << 40);
+        let e = vm.run();
+        (e, vm.gas(), *vm.registers(), memory_of(&vm))
+    };
+    let expected: Vec<_> = (0..8).map(|t| run(&pi, 1000 + t * 100)).collect();
+    std::thread::scope(|s| {
+        for t in 0..8u64 {
+            let (pn, expected) = (&pn, &expected);
+            s.spawn(move || {
+                for _ in 0..200 {
+                    assert!(run(pn, 1000 + t * 100) == expected[t as usize]);
+                }
+            });
+        }
+    });
+}
+
+fn mapping_count() -> Option<usize> {
+    std::fs::read_to_string("/proc/self/maps")
+        .ok()
+        .map(|s| s.lines().count())
+}
+
+fn rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Creating, running and dropping 100,000 VMs (and 2,000 recompiled programs) leaves the number
+/// of mappings and the resident memory flat.
+#[test]
+fn no_mappings_leak() {
+    if !Backend::recompiler_supported() || mapping_count().is_none() {
+        return;
+    }
+    let make = || {
+        build(Spec::Gp0_8_0, Backend::Recompiler, |a| {
+            a.inst(O::LoadImm, Ops::reg_imm(7, 5));
+            a.inst(O::StoreImmIndU32, Ops {
+                ra: 1,
+                imm1: 0,
+                imm2: 9,
+                ..Ops::default()
+            });
+            a.inst(O::Trap, Ops::none());
+        })
+    };
+    let cycle = |programs: usize, vms: usize| {
+        for _ in 0..programs {
+            let p = make();
+            for _ in 0..vms {
+                let mut vm = p.instantiate(&[]).unwrap();
+                vm.memory_mut().map(0x10000, 0x1000, Access::Write).unwrap();
+                vm.registers_mut()[1] = 0x10000;
+                vm.set_gas(100);
+                assert_eq!(vm.run(), Exit::Panic);
+            }
+        }
+    };
+    cycle(50, 100); // warm up allocator pools
+    let (maps0, rss0) = (mapping_count().unwrap(), rss_kib().unwrap_or(0));
+    cycle(2000, 50); // 2,000 programs, 100,000 VMs
+    let (maps1, rss1) = (mapping_count().unwrap(), rss_kib().unwrap_or(0));
+    assert!(maps1 <= maps0 + 8, "mappings grew from {maps0} to {maps1}");
+    assert!(rss1 <= rss0 + 32 * 1024, "RSS grew from {rss0} KiB to {rss1} KiB");
+}
