@@ -243,10 +243,7 @@ pub fn markdown(r: &Report) -> String {
                 },
                 ours_compile,
                 per_kib(EngineKind::PolkavmRecompiler),
-                ratio(l.speedup_of(
-                    EngineKind::LibpvmRecompiler,
-                    EngineKind::PolkavmRecompiler
-                )),
+                ratio(l.speedup_of(EngineKind::LibpvmRecompiler, EngineKind::PolkavmRecompiler)),
                 inst.join(" / ")
             );
         }

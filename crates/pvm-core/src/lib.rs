@@ -27,6 +27,7 @@ pub mod gas;
 pub mod host;
 pub mod inner;
 pub mod instance;
+mod interpreter;
 pub mod isa;
 pub mod jip7;
 /// The earlier name of [`jip7`] (the host-call trace format is now JIP-7; JIP-6 is "Program

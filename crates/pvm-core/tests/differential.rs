@@ -46,7 +46,9 @@ const TOP: u32 = 0xFFFF_F000;
 /// Values that sit on the edges of the arithmetic and of the memory map.
 fn edge_value(r: &mut Rng) -> u64 {
     let addresses = [RW, RO, UNMAPPED, LOW, TOP];
-    let offsets = [0u32, 1, 2, 4, 7, 8, 4088, 4092, 4094, 4095, 4096, 8190, 12284, 12287];
+    let offsets = [
+        0u32, 1, 2, 4, 7, 8, 4088, 4092, 4094, 4095, 4096, 8190, 12284, 12287,
+    ];
     match r.below(10) {
         0..=3 => {
             let base = r.pick(&addresses);
@@ -75,7 +77,9 @@ fn edge_value(r: &mut Rng) -> u64 {
 
 fn edge_imm(r: &mut Rng) -> i64 {
     match r.below(6) {
-        0 => r.pick(&[0i64, 1, -1, 2, 31, 32, 63, 64, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000]),
+        0 => r.pick(&[
+            0i64, 1, -1, 2, 31, 32, 63, 64, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000,
+        ]),
         1 => r.pick(&[i32::MIN as i64, i32::MAX as i64, -2, -4096, 4095, 4096]),
         2 | 3 => edge_value(r) as u32 as i32 as i64,
         _ => r.next() as i32 as i64 >> r.below(32),
@@ -246,15 +250,7 @@ fn check(spec: Spec, iters: u64, seed: u64) {
     let mut r = Rng(seed);
     for i in 0..iters {
         let bytes = program(&mut r, spec);
-        let build = |backend| {
-            Program::from_code(
-                &bytes,
-                ProgramOptions {
-                    spec,
-                    backend,
-                },
-            )
-        };
+        let build = |backend| Program::from_code(&bytes, ProgramOptions { spec, backend });
         let (Ok(interp), Ok(native)) = (build(Backend::Interpreter), build(Backend::Recompiler))
         else {
             panic!("program {i} did not load")

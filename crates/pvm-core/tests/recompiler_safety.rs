@@ -68,7 +68,9 @@ fn sweep(op: O, off: i64, spec: Spec) {
             let e = vm.run();
             exits.push((e, vm.pc(), vm.registers()[1]));
             match e {
-                Exit::PageFault(_) | Exit::Panic if vm.pc() != skip_to && vm.registers()[3] != 0 => {
+                Exit::PageFault(_) | Exit::Panic
+                    if vm.pc() != skip_to && vm.registers()[3] != 0 =>
+                {
                     vm.set_pc(skip_to);
                     vm.set_gas_charged(true);
                 }
@@ -78,8 +80,17 @@ fn sweep(op: O, off: i64, spec: Spec) {
         (exits, memory_of(&vm), vm.gas())
     };
     let (a, b) = (go(&pi), go(&pn));
-    assert_eq!(a.0.len(), b.0.len(), "{} {spec:?}: number of exits", op.name());
-    assert!(a == b, "{} {spec:?}: interpreter and recompiler differ", op.name());
+    assert_eq!(
+        a.0.len(),
+        b.0.len(),
+        "{} {spec:?}: number of exits",
+        op.name()
+    );
+    assert!(
+        a == b,
+        "{} {spec:?}: interpreter and recompiler differ",
+        op.name()
+    );
     // The sweep really went everywhere: one fault (or panic) per inaccessible page.
     assert!(a.0.len() > (1 << 20) - 16, "{}", a.0.len());
 }
@@ -162,7 +173,9 @@ fn many_vms_on_many_threads() {
     };
     let run = |p: &Program, n: u64| {
         let mut vm = p.instantiate(&[]).unwrap();
-        vm.memory_mut().map(0x10000, 0x10000, Access::Write).unwrap();
+        vm.memory_mut()
+            .map(0x10000, 0x10000, Access::Write)
+            .unwrap();
         vm.registers_mut()[1] = n;
         vm.set_gas(1 << 40);
         let e = vm.run();
@@ -203,12 +216,15 @@ fn no_mappings_leak() {
     let make = || {
         build(Spec::Gp0_8_0, Backend::Recompiler, |a| {
             a.inst(O::LoadImm, Ops::reg_imm(7, 5));
-            a.inst(O::StoreImmIndU32, Ops {
-                ra: 1,
-                imm1: 0,
-                imm2: 9,
-                ..Ops::default()
-            });
+            a.inst(
+                O::StoreImmIndU32,
+                Ops {
+                    ra: 1,
+                    imm1: 0,
+                    imm2: 9,
+                    ..Ops::default()
+                },
+            );
             a.inst(O::Trap, Ops::none());
         })
     };
@@ -229,5 +245,8 @@ fn no_mappings_leak() {
     cycle(2000, 50); // 2,000 programs, 100,000 VMs
     let (maps1, rss1) = (mapping_count().unwrap(), rss_kib().unwrap_or(0));
     assert!(maps1 <= maps0 + 8, "mappings grew from {maps0} to {maps1}");
-    assert!(rss1 <= rss0 + 32 * 1024, "RSS grew from {rss0} KiB to {rss1} KiB");
+    assert!(
+        rss1 <= rss0 + 32 * 1024,
+        "RSS grew from {rss0} KiB to {rss1} KiB"
+    );
 }
