@@ -331,7 +331,7 @@ impl Instance {
         loop {
             let pending = first && self.interrupt.0.load(Ordering::Relaxed);
             first = false;
-            if let Some(block) = self.native_entry(&program).filter(|_| !pending) {
+            if let Some(entry) = self.native_entry(&program, native).filter(|_| !pending) {
                 let mut ctx = crate::recompiler::Ctx {
                     regs: self.regs[..NUM_REGISTERS].try_into().expect("13 registers"),
                     gas: self.gas,
@@ -341,11 +341,23 @@ impl Instance {
                     exit_kind: 0,
                 };
                 // SAFETY: the table is `self.memory`'s, borrowed exclusively by `&mut self` for
-                // the call; the flag is this instance's; `block` comes from this program's table.
-                let exit = unsafe { native.run(&mut ctx, block) };
+                // the call; the flag is this instance's; `entry` comes from `native`.
+                let exit = unsafe { native.run(&mut ctx, entry) };
                 self.regs[..NUM_REGISTERS].copy_from_slice(&ctx.regs);
                 self.gas = ctx.gas;
                 match exit {
+                    NativeExit::HostCall(pc) => {
+                        // As the interpreter leaves a host call: pc at the `ecalli`, χ set
+                        // (GP 0.8.0), resumption at the next op.
+                        let slot = program.op_for_pc(pc).expect("an ecalli is an instruction");
+                        let id = table.op(slot).imm() as u32;
+                        self.pc = pc;
+                        self.gas_charged = !gp072;
+                        self.resume_slot = slot + 1;
+                        self.resume_after_host = true;
+                        self.last_exit = Some(Exit::HostCall(id));
+                        return Exit::HostCall(id);
+                    }
                     NativeExit::Entry(pc) => {
                         self.pc = pc;
                         self.gas_charged = false;
@@ -374,23 +386,37 @@ impl Instance {
                 if let Some(e) = self.step() {
                     return e;
                 }
-                if self.native_entry(&program).is_some() {
+                if self.native_entry(&program, native).is_some() {
                     break;
                 }
             }
         }
     }
 
-    /// The block whose compiled code can continue this instance: the pc is a block start with
-    /// nothing of the block charged yet (GP 0.7.2: any gas-block start) and no host call is
-    /// pending resumption.
-    fn native_entry(&self, program: &ProgramInner) -> Option<usize> {
-        if self.resume_after_host || (self.gas_charged && program.spec == Spec::Gp0_8_0) {
+    /// Where compiled code can continue this instance: the entry of the block at the pc when
+    /// nothing of it is charged yet (GP 0.7.2: any gas-block start), or, resuming after a GP
+    /// 0.8.0 host call, the code after the `ecalli` (which moves the pc past it).
+    fn native_entry(
+        &mut self,
+        program: &ProgramInner,
+        native: &crate::recompiler::Compiled,
+    ) -> Option<u32> {
+        if self.resume_after_host {
+            if program.spec != Spec::Gp0_8_0 {
+                return None; // the interpreter step moves to the next gas block
+            }
+            let next = program.code().skip(self.pc) + self.pc + 1;
+            let entry = native.resume_entry(next)?;
+            self.pc = next;
+            self.resume_after_host = false;
+            return Some(entry);
+        }
+        if self.gas_charged && program.spec == Spec::Gp0_8_0 {
             return None;
         }
         let table = &program.table;
         let b = table.block_containing(self.pc);
-        (table.blocks[b].pc == self.pc).then_some(b)
+        (table.blocks[b].pc == self.pc).then(|| native.block_entry(b))
     }
 
     /// Executes one instruction; `None` if the machine can continue.

@@ -59,6 +59,7 @@ pub(crate) mod ctx {
 /// Exit kinds written to the exit record.
 pub(crate) const EXIT_YIELD: u32 = 1;
 pub(crate) const EXIT_ENTRY: u32 = 2;
+pub(crate) const EXIT_HOST: u32 = 3;
 
 /// Host registers of ω0..ω11 (ω12 is in the frame).
 const HOST: [R; 12] = [R12, RSI, RDI, R8, R9, R10, R11, RBX, RBP, R13, R14, R15];
@@ -111,6 +112,8 @@ pub(crate) struct Output {
     pub code: Vec<u8>,
     /// Native offset of each block of `OpTable::blocks`.
     pub block_offsets: Vec<u32>,
+    /// GP 0.8.0: (pc after an `ecalli`, native offset where compiled code resumes), by pc.
+    pub resume_points: Vec<(u32, u32)>,
 }
 
 struct Gen<'a> {
@@ -125,12 +128,16 @@ struct Gen<'a> {
     entries: Vec<(Label, u32, u64)>,
     exit_yield: Label,
     exit_entry: Label,
+    exit_host: Label,
+    /// (pc after an `ecalli`, label of the code that resumes there).
+    resumes: Vec<(u32, Label)>,
+    gp080: bool,
     code_base: Label,
     jt_label: Label,
 }
 
 /// Generates the code of every block. The caller has compiled all blocks of `table`.
-pub(crate) fn generate(table: &OpTable, features: Features) -> Option<Output> {
+pub(crate) fn generate(table: &OpTable, features: Features, spec: crate::Spec) -> Option<Output> {
     let n = table.blocks.len();
     let mut g = Gen {
         a: Asm::with_capacity(table.len() * 24 + 1024),
@@ -141,12 +148,16 @@ pub(crate) fn generate(table: &OpTable, features: Features) -> Option<Output> {
         entries: Vec::new(),
         exit_yield: Label(0),
         exit_entry: Label(0),
+        exit_host: Label(0),
+        resumes: Vec::new(),
+        gp080: spec == crate::Spec::Gp0_8_0,
         code_base: Label(0),
         jt_label: Label(0),
     };
     g.code_base = g.a.label();
     g.exit_yield = g.a.label();
     g.exit_entry = g.a.label();
+    g.exit_host = g.a.label();
     g.jt_label = g.a.label();
     for _ in 0..n {
         let l = g.a.label();
@@ -168,9 +179,15 @@ pub(crate) fn generate(table: &OpTable, features: Features) -> Option<Output> {
         .iter()
         .map(|&l| g.a.offset_of(l).expect("every block is bound"))
         .collect();
+    let resume_points = g
+        .resumes
+        .iter()
+        .map(|&(pc, l)| (pc, g.a.offset_of(l).expect("bound")))
+        .collect();
     Some(Output {
         code: g.a.code,
         block_offsets,
+        resume_points,
     })
 }
 
@@ -213,6 +230,9 @@ impl Gen<'_> {
         a.jmp(common);
         a.bind(self.exit_entry);
         a.mov_rm_imm(Size::B32, Rm::mem(RSP, frame::EXIT + 4), EXIT_ENTRY as i32);
+        a.jmp(common);
+        a.bind(self.exit_host);
+        a.mov_rm_imm(Size::B32, Rm::mem(RSP, frame::EXIT + 4), EXIT_HOST as i32);
         a.bind(common);
         a.mov_r_rm(Size::B64, RAX, Rm::mem(RSP, frame::CTX));
         for (i, &h) in HOST.iter().enumerate() {
@@ -706,7 +726,21 @@ impl Gen<'_> {
                 self.a.jmp(t);
             }
             K::Nop => {}
-            K::Trap | K::Ecalli | K::Sbrk => {
+            K::Ecalli => {
+                // A host call exits with the pc at the `ecalli` (the gas of its block is
+                // charged; GP 0.7.2 gas blocks end here). Under GP 0.8.0 the run resumes at the
+                // next instruction, inside the block, from here; under GP 0.7.2 the next
+                // instruction starts a gas block, whose entry follows.
+                self.a.mov_rm_imm(Size::B32, Rm::mem(RSP, frame::EXIT), pc as i32);
+                self.a.jmp(self.exit_host);
+                if self.gp080 {
+                    let l = self.a.label();
+                    self.a.bind(l);
+                    let next_pc = self.table.op(slot + 1).pc;
+                    self.resumes.push((next_pc, l));
+                }
+            }
+            K::Trap | K::Sbrk => {
                 let y = self.yield_at(pc);
                 self.a.jmp(y);
             }

@@ -46,6 +46,8 @@ pub(crate) enum NativeExit {
     /// At the entry of the block at this pc, nothing of it charged: its gas could not be paid or
     /// an interrupt was requested.
     Entry(u32),
+    /// At the `ecalli` at this pc (executed: its gas is paid).
+    HostCall(u32),
 }
 
 /// A program's machine code.
@@ -54,6 +56,8 @@ pub(crate) struct Compiled {
     mem: exec_memory::ExecMemory,
     /// Native offset of each block of the op table's block list.
     block_offsets: Vec<u32>,
+    /// (pc after an `ecalli`, native offset), sorted by pc (GP 0.8.0 only).
+    resume_points: Vec<(u32, u32)>,
 }
 
 impl std::fmt::Debug for Compiled {
@@ -76,12 +80,13 @@ impl Compiled {
         for b in 0..table.blocks.len() {
             table.ensure_compiled(code, spec, b);
         }
-        let out = codegen::generate(table, codegen::Features::detect())
+        let out = codegen::generate(table, codegen::Features::detect(), spec)
             .ok_or(ProgramError::ExecutableMemory)?;
         let mem = exec_memory::ExecMemory::new(&out.code).ok_or(ProgramError::ExecutableMemory)?;
         Ok(Compiled {
             mem,
             block_offsets: out.block_offsets,
+            resume_points: out.resume_points,
         })
     }
 
@@ -95,6 +100,20 @@ impl Compiled {
         Err(ProgramError::BackendUnsupported)
     }
 
+    /// The native entry of block `b`.
+    pub fn block_entry(&self, b: usize) -> u32 {
+        self.block_offsets[b]
+    }
+
+    /// The native code that continues after the `ecalli` before `pc` (GP 0.8.0).
+    pub fn resume_entry(&self, pc: u32) -> Option<u32> {
+        let i = self.resume_points.partition_point(|&(p, _)| p < pc);
+        self.resume_points
+            .get(i)
+            .filter(|&&(p, _)| p == pc)
+            .map(|&(_, o)| o)
+    }
+
     /// Bytes of machine code (mapped).
     pub fn code_len(&self) -> usize {
         #[cfg(all(target_arch = "x86_64", unix))]
@@ -103,21 +122,23 @@ impl Compiled {
         0
     }
 
-    /// Runs compiled code from the entry of block `block` until it yields or exits.
+    /// Runs compiled code from native offset `entry` (a [`Compiled::block_entry`] or
+    /// [`Compiled::resume_entry`]) until it yields or exits.
     ///
     /// # Safety
     /// `ctx.table` must be the page table of a live `Memory` that the caller holds exclusively
-    /// for the duration of the call, `ctx.interrupt` a live flag, and `block` a block of the
-    /// table this code was compiled from.
+    /// for the duration of the call, `ctx.interrupt` a live flag, and `entry` an offset returned
+    /// by this `Compiled`'s entry functions.
     #[cfg(all(target_arch = "x86_64", unix))]
-    pub unsafe fn run(&self, ctx: &mut Ctx, block: usize) -> NativeExit {
+    pub unsafe fn run(&self, ctx: &mut Ctx, entry: u32) -> NativeExit {
         type Entry = unsafe extern "sysv64" fn(*mut Ctx, *const u8);
         let base = self.mem.base();
         // SAFETY: offset 0 of the mapping is the trampoline, generated with exactly this
         // signature (System V: ctx in rdi, entry in rsi; callee-saved registers restored).
         let trampoline: Entry = unsafe { std::mem::transmute::<*const u8, Entry>(base) };
-        // SAFETY: block offsets are inside the mapping (produced by the generator).
-        let entry = unsafe { base.add(self.block_offsets[block] as usize) };
+        debug_assert!((entry as usize) < self.mem.len());
+        // SAFETY: entry offsets are inside the mapping (produced by the generator).
+        let entry = unsafe { base.add(entry as usize) };
         // SAFETY: the generated code touches only the frame it builds on this stack, `ctx`, the
         // page table and the guest pages it maps (READ/WRITE bits checked, in-page offsets) and
         // the interrupt flag — all valid per this function's contract — and jumps only inside
@@ -125,6 +146,7 @@ impl Compiled {
         unsafe { trampoline(ctx, entry) };
         match ctx.exit_kind {
             codegen::EXIT_YIELD => NativeExit::Yield(ctx.exit_pc),
+            codegen::EXIT_HOST => NativeExit::HostCall(ctx.exit_pc),
             _ => NativeExit::Entry(ctx.exit_pc),
         }
     }
@@ -134,7 +156,7 @@ impl Compiled {
     /// # Safety
     /// Never called.
     #[cfg(not(all(target_arch = "x86_64", unix)))]
-    pub unsafe fn run(&self, _: &mut Ctx, _: usize) -> NativeExit {
+    pub unsafe fn run(&self, _: &mut Ctx, _: u32) -> NativeExit {
         unreachable!("the recompiler is not supported on this target")
     }
 }
