@@ -40,9 +40,10 @@ pub enum Exit {
     PageFault(u32),
     /// `ecalli` with this host-call id; the pc is the `ecalli`'s.
     HostCall(u32),
-    /// [`InterruptHandle::interrupt`] was called: the run stopped at the start of the next basic
-    /// block it was about to enter (pc = that block, nothing of it charged, χ = ⊥). Not a GP exit:
-    /// the next run continues exactly where this one stopped.
+    /// [`InterruptHandle::interrupt`] was called: the run stopped at the start of a basic block
+    /// (pc = that block, nothing of it charged, χ = ⊥): with the interpreter the next block it was
+    /// about to enter; with the recompiler the next loop head or jump-table target (so within one
+    /// loop iteration). Not a GP exit: the next run continues exactly where this one stopped.
     Interrupted,
 }
 
@@ -325,11 +326,18 @@ impl Instance {
         let table = &program.table;
         let gp072 = program.spec == Spec::Gp0_7_2;
         // The interpreter looks at interrupt requests when it enters a block from another one,
-        // not for the block a run starts in; compiled code checks at every block entry. So a run
-        // that starts with a request pending takes its first block in the interpreter.
+        // not for the block a run starts in. So a run that starts with a request pending takes
+        // its first block in the interpreter; after that, every entry into compiled code checks
+        // (compiled code itself checks at loop heads, see `recompiler/codegen.rs`).
         let mut first = true;
         loop {
-            let pending = first && self.interrupt.0.load(Ordering::Relaxed);
+            let pending = self.interrupt.0.load(Ordering::Relaxed);
+            if pending && !first && self.native_entry_block(&program).is_some() {
+                self.interrupt.0.store(false, Ordering::Relaxed);
+                self.gas_charged = false;
+                self.last_exit = Some(Exit::Interrupted);
+                return Exit::Interrupted;
+            }
             first = false;
             if let Some(entry) = self.native_entry(&program, native).filter(|_| !pending) {
                 let mut ctx = crate::recompiler::Ctx {
@@ -411,12 +419,19 @@ impl Instance {
             self.resume_after_host = false;
             return Some(entry);
         }
-        if self.gas_charged && program.spec == Spec::Gp0_8_0 {
+        self.native_entry_block(program)
+            .map(|b| native.block_entry(b))
+    }
+
+    /// The block starting at the pc when nothing of it is charged yet (GP 0.7.2: any gas-block
+    /// start) and no host call is pending resumption.
+    fn native_entry_block(&self, program: &ProgramInner) -> Option<usize> {
+        if self.resume_after_host || (self.gas_charged && program.spec == Spec::Gp0_8_0) {
             return None;
         }
         let table = &program.table;
         let b = table.block_containing(self.pc);
-        (table.blocks[b].pc == self.pc).then(|| native.block_entry(b))
+        (table.blocks[b].pc == self.pc).then_some(b)
     }
 
     /// Executes one instruction; `None` if the machine can continue.

@@ -122,6 +122,8 @@ struct Gen<'a> {
     features: Features,
     /// Label of each block (index into `table.blocks`).
     block_labels: Vec<Label>,
+    /// Per block: whether it checks for interrupts (a backward-jump or jump-table target).
+    loop_heads: Vec<bool>,
     /// Yield stubs to emit after the code: (label, pc).
     yields: Vec<(Label, u32)>,
     /// Entry-exit stubs: (label, pc, gas to give back).
@@ -144,6 +146,7 @@ pub(crate) fn generate(table: &OpTable, features: Features, spec: crate::Spec) -
         table,
         features,
         block_labels: Vec::with_capacity(n),
+        loop_heads: loop_heads(table),
         yields: Vec::new(),
         entries: Vec::new(),
         exit_yield: Label(0),
@@ -189,6 +192,63 @@ pub(crate) fn generate(table: &OpTable, features: Features, spec: crate::Spec) -
         block_offsets,
         resume_points,
     })
+}
+
+/// The blocks that some jump can reach from the same or a later block (static targets at or
+/// before the jumping block) or through the jump table (any entry). Every cycle of the control
+/// flow contains one.
+fn loop_heads(table: &OpTable) -> Vec<bool> {
+    let n = table.blocks.len();
+    let mut heads = vec![false; n];
+    let jt = &table.jump_table;
+    for i in 0..if jt.is_uniform() {
+        jt.len().min(1)
+    } else {
+        jt.len()
+    } {
+        if jt[i] != crate::program::lazy::INVALID_SLOT {
+            heads[table.block_of_slot(jt[i])] = true;
+        }
+    }
+    for b in 0..n {
+        let end = table
+            .blocks
+            .get(b + 1)
+            .map_or(table.len() as u32, |x| x.slot);
+        for slot in table.blocks[b].slot + 1..end {
+            let op = table.op(slot);
+            let imm = op.imm();
+            let target = match op.k {
+                K::Jump => imm as u32,
+                K::LoadImmJump
+                | K::BranchEqImm
+                | K::BranchNeImm
+                | K::BranchLtUImm
+                | K::BranchLeUImm
+                | K::BranchGeUImm
+                | K::BranchGtUImm
+                | K::BranchLtSImm
+                | K::BranchLeSImm
+                | K::BranchGeSImm
+                | K::BranchGtSImm => (imm >> 32) as u32,
+                K::BranchEq
+                | K::BranchNe
+                | K::BranchLtU
+                | K::BranchLtS
+                | K::BranchGeU
+                | K::BranchGeS => imm as u32,
+                K::Charge => slot,
+                _ => continue,
+            };
+            if target != crate::program::lazy::INVALID_SLOT {
+                let t = table.block_of_slot(target);
+                if t <= b {
+                    heads[t] = true;
+                }
+            }
+        }
+    }
+    heads
 }
 
 impl Gen<'_> {
@@ -333,12 +393,17 @@ impl Gen<'_> {
         let cost = self.table.slot_cost(info.slot);
         // No alignment padding: the previous block may run into this one.
         self.a.bind(self.block_labels[b]);
-        // Interrupt request: exit at the entry, nothing charged.
-        let intr = self.a.label();
-        self.entries.push((intr, info.pc, 0));
-        self.a.mov_r_rm(Size::B64, RAX, Rm::mem(RSP, frame::INTR));
-        self.a.alu_rm_imm(Size::B8, Alu::Cmp, Rm::mem(RAX, 0), 0);
-        self.a.jcc(Cond::Ne, intr);
+        // Interrupt request: exit at the entry, nothing charged. Checked where a run can come
+        // back to (loop heads, jump-table targets); the driver checks at every entry into
+        // compiled code. Every unbounded run passes such a block again and again, so a request
+        // is seen within one loop iteration (or one forward pass over the code).
+        if self.loop_heads[b] {
+            let intr = self.a.label();
+            self.entries.push((intr, info.pc, 0));
+            self.a.mov_r_rm(Size::B64, RAX, Rm::mem(RSP, frame::INTR));
+            self.a.alu_rm_imm(Size::B8, Alu::Cmp, Rm::mem(RAX, 0), 0);
+            self.a.jcc(Cond::Ne, intr);
+        }
         // Gas (GP 0.8.0 A.9 block cost; GP 0.7.2 the block's instruction count): an
         // unaffordable block exits at its entry with the gas unchanged.
         let oog = self.a.label();
@@ -731,7 +796,8 @@ impl Gen<'_> {
                 // charged; GP 0.7.2 gas blocks end here). Under GP 0.8.0 the run resumes at the
                 // next instruction, inside the block, from here; under GP 0.7.2 the next
                 // instruction starts a gas block, whose entry follows.
-                self.a.mov_rm_imm(Size::B32, Rm::mem(RSP, frame::EXIT), pc as i32);
+                self.a
+                    .mov_rm_imm(Size::B32, Rm::mem(RSP, frame::EXIT), pc as i32);
                 self.a.jmp(self.exit_host);
                 if self.gp080 {
                     let l = self.a.label();
