@@ -5,9 +5,11 @@ use std::fmt::Write as _;
 use pvm_core::inner::InnerPvms;
 use pvm_core::jip7::{self, Jip7Log};
 use pvm_core::trace::{dump_state, ecalli_line, exit_line, hex, pvm_hash, trace_line};
-use pvm_core::{Exit, HostCallContext, HostOutcome, Instance, Program, ProgramOptions, Spec};
+use pvm_core::{
+    Backend, Exit, HostCallContext, HostOutcome, Instance, Program, ProgramOptions, Spec,
+};
 
-use crate::vectors::{initial_instance, ExpectedState};
+use crate::vectors::{initial_instance_on, ExpectedState};
 
 /// How host calls are answered while tracing or recording.
 pub enum HostMode {
@@ -32,18 +34,34 @@ pub struct Target {
 }
 
 /// Loads FILE: a conformance vector (`.json`), a standard program / JAM service blob, or a plain
-/// code blob.
+/// code blob (on the default backend, see [`load_target_on`]).
 pub fn load_target(
     path: &str,
     spec: Option<Spec>,
     metadata: Option<bool>,
     args: &[u8],
 ) -> Result<Target, String> {
+    load_target_on(path, spec, metadata, args, Backend::Auto)
+}
+
+/// [`load_target`] on a chosen backend.
+pub fn load_target_on(
+    path: &str,
+    spec: Option<Spec>,
+    metadata: Option<bool>,
+    args: &[u8],
+    backend: Backend,
+) -> Result<Target, String> {
+    // A backend that cannot run here is reported as such, not as a program that failed to load.
+    backend
+        .resolve()
+        .map_err(|e| format!("--backend {backend}: {e}"))?;
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     if path.ends_with(".json") {
         let v: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| format!("{path}: {e}"))?;
-        let (vm, expected) = initial_instance(&v, spec).map_err(|e| format!("{path}: {e}"))?;
+        let (vm, expected) =
+            initial_instance_on(&v, spec, backend).map_err(|e| format!("{path}: {e}"))?;
         return Ok(Target {
             vm,
             expected,
@@ -52,7 +70,10 @@ pub fn load_target(
             args: vec![],
         });
     }
-    let opts = ProgramOptions::new(spec.unwrap_or_default());
+    let opts = ProgramOptions {
+        spec: spec.unwrap_or_default(),
+        backend,
+    };
     let program = match metadata {
         Some(m) => Program::from_standard(&bytes, m, opts),
         None => Program::from_standard(&bytes, false, opts)
@@ -575,4 +596,107 @@ mod tests {
         assert_eq!(trace_diff(&a, &a), None);
         let _ = trace_diff(&a, &b);
     }
+}
+
+/// The description `pvm info` prints: the JIP-6 metadata of a service blob, code size, basic
+/// blocks, jump table, entry points, the standard layout's sizes, spec and backend.
+pub fn program_info(p: &Program) -> String {
+    use pvm_core::metadata::{lossy_text, ProgramMetadata};
+    let mut out = String::new();
+    let kind = match (p.metadata().is_some(), p.standard_layout().is_some()) {
+        (true, _) => "JAM service blob (metadata prefix + GP A.7 standard program)",
+        (false, true) => "GP A.7 standard program",
+        (false, false) => "generic code blob (GP A.1)",
+    };
+    let _ = writeln!(out, "kind: {kind}");
+    let _ = writeln!(out, "spec: {}", p.spec().as_str());
+    let _ = writeln!(out, "backend: {}", p.backend());
+    if let Some(m) = p.metadata() {
+        let _ = writeln!(out, "metadata: {} bytes: 0x{}", m.len(), hex(m));
+        match ProgramMetadata::parse(m) {
+            Some(md) => {
+                let _ = writeln!(out, "metadata (JIP-6 format {}):", md.format);
+                let _ = writeln!(out, "  name: {}", md.name);
+                let _ = writeln!(out, "  version: {}", md.version);
+                let _ = writeln!(out, "  license: {}", md.license);
+                if md.authors.is_empty() {
+                    let _ = writeln!(out, "  authors: (none)");
+                }
+                for a in &md.authors {
+                    let _ = writeln!(out, "  author: {a}");
+                }
+                if md.trailing > 0 {
+                    let _ = writeln!(out, "  trailing bytes (ignored): {}", md.trailing);
+                }
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "metadata (not JIP-6; as UTF-8, best effort): {:?}",
+                    lossy_text(m)
+                );
+            }
+        }
+    }
+    let blob = p.blob();
+    let _ = writeln!(out, "code size: {} bytes", blob.code.len());
+    let _ = writeln!(out, "basic blocks: {}", p.block_gas_costs().len());
+    let jt = &blob.jump_table;
+    let _ = writeln!(out, "jump table: {} entries", jt.len());
+    const SHOWN: usize = 64;
+    for (i, target) in jt.iter().take(SHOWN).enumerate() {
+        let _ = writeln!(
+            out,
+            "  [{i}] (address {}) -> pc {target}",
+            (i as u64 + 1) * 2
+        );
+    }
+    if jt.len() > SHOWN {
+        let _ = writeln!(out, "  ... {} more", jt.len() - SHOWN);
+    }
+    if let Some(l) = p.standard_layout() {
+        let _ = writeln!(out, "entry points (GP 0.8.0 B):");
+        for (pc, what) in [(0u32, "is-authorized / refine"), (5, "accumulate")] {
+            let ok = p.is_instruction_start(pc);
+            let _ = writeln!(
+                out,
+                "  pc {pc} ({what}): {}",
+                if ok {
+                    pvm_core::disasm::format_instruction(&p.instruction_at(pc))
+                } else {
+                    "not an instruction start".to_string()
+                }
+            );
+        }
+        let _ = writeln!(out, "layout (GP A.7):");
+        let _ = writeln!(
+            out,
+            "  read-only data: {} bytes at {:#x}",
+            l.ro_data.len(),
+            l.ro_start()
+        );
+        let _ = writeln!(
+            out,
+            "  read-write data: {} bytes at {:#x}",
+            l.rw_data.len(),
+            l.rw_start()
+        );
+        let _ = writeln!(
+            out,
+            "  heap: {} zero pages, writable to {:#x}",
+            l.heap_pages,
+            l.heap_end()
+        );
+        let _ = writeln!(
+            out,
+            "  stack: {} bytes, {:#x}..{:#x}",
+            l.stack_size,
+            l.stack_start(),
+            l.stack_end()
+        );
+        let _ = writeln!(out, "  arguments at: {:#x}", l.args_start());
+    } else {
+        let _ = writeln!(out, "entry point: pc 0 (no standard layout)");
+    }
+    out
 }
