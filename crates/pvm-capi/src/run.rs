@@ -330,6 +330,10 @@ pub unsafe extern "C" fn pvm_invoke(
         };
         h.is_child.set(false);
         h.state.set(STATE_READY);
+        // A new Ψ_M invocation starts with an empty refine context (no inner machines).
+        if let Ok(mut inner) = h.inner.try_borrow_mut() {
+            *inner = None;
+        }
         *h.args_write.borrow_mut() = start
             .filter(|_| !args.is_empty())
             .map(|a| (a, args.to_vec()));
