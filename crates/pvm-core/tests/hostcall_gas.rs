@@ -5,7 +5,11 @@ use pvm_core::inner::{gas, mem_gas};
 
 #[test]
 fn mem_gas_is_the_ceiling_of_l_times_len_over_1024() {
-    assert_eq!(mem_gas(gas::PEEK.1, 0), 0, "a zero-length copy costs the base only");
+    assert_eq!(
+        mem_gas(gas::PEEK.1, 0),
+        0,
+        "a zero-length copy costs the base only"
+    );
     assert_eq!(mem_gas(gas::PEEK.1, 1), 1);
     assert_eq!(mem_gas(gas::PEEK.1, 1024), 336);
     assert_eq!(mem_gas(gas::PEEK.1, 1025), 337);
@@ -17,7 +21,12 @@ fn mem_gas_is_the_ceiling_of_l_times_len_over_1024() {
         (48, (275, 121), (1862, 112), (377, 336), (297, 224))
     );
     assert_eq!(
-        (gas::PAGES_FREE, gas::PAGES_ALLOC, gas::PAGES_SET_MODE, gas::PAGES_INVALID),
+        (
+            gas::PAGES_FREE,
+            gas::PAGES_ALLOC,
+            gas::PAGES_SET_MODE,
+            gas::PAGES_INVALID
+        ),
         ((212, 118), (275, 121), (130, 29), 80)
     );
     assert_eq!((gas::INVOKE, gas::EXPUNGE), (968, 335));
