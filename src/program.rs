@@ -68,6 +68,9 @@ pub struct ProgramMetadata {
 /// Whether the `'recompiler'` backend can run on this machine (x86-64 on a Unix system, once
 /// the recompiler is built in). The interpreter runs everywhere.
 #[napi]
+// napi-derive exports free functions only outside `cfg(test)`, so the test build (clippy
+// --all-targets) sees no caller.
+#[cfg_attr(test, allow(dead_code))]
 pub fn recompiler_supported() -> bool {
     pvm_core::Backend::recompiler_supported()
 }

@@ -545,7 +545,7 @@ fn cmd_info(args: &[String]) -> Result<ExitCode, String> {
     let mut o = parse_run_options(args)?;
     o.args.clear();
     let t = pvm_cli::tracing::load_target_on(&o.file, o.spec, o.metadata, &[], o.backend)?;
-    print!("{}", pvm_cli::tracing::program_info(t.vm.program()));
+    print!("{}", pvm_cli::info::program_info(t.vm.program()));
     Ok(ExitCode::SUCCESS)
 }
 
