@@ -4,6 +4,13 @@
 /** Gray Paper version whose PVM rules a program follows. */
 export type SpecVersion = '0.8.0' | '0.7.2' | '0.8' | '0.7'
 
+/**
+ * The engine that runs a program: `'auto'` (default) is the recompiler where
+ * `recompilerSupported()`, else the interpreter, and the environment variable `LIBPVM_BACKEND`
+ * overrides it. The backend changes speed, never results.
+ */
+export type Backend = 'interpreter' | 'recompiler' | 'auto' | 'interp' | 'jit'
+
 /** Access of one 4 KiB page. */
 export type PageAccess = 'read' | 'write' | 'none'
 
@@ -91,12 +98,19 @@ export declare class Program {
   static fromCode(bytes: Uint8Array, options?: CodeProgramOptions | null): Program
   /** The Gray Paper version this program follows. */
   get spec(): '0.8.0' | '0.7.2'
+  /** The engine that runs this program: `'interpreter'` or `'recompiler'` (never `'auto'`). */
+  get backend(): 'interpreter' | 'recompiler'
   /** Whether this is a standard program (GP A.7 memory layout and argument area). */
   get isStandard(): boolean
   /** The code length |c| in bytes. */
   get codeLength(): number
-  /** The metadata m of a JAM service blob (`fromStandard(bytes, { metadata: true })`), else null. */
-  metadata(): Buffer | null
+  /**
+   * The metadata of a JAM service blob (loaded with its `E(|m|) m` prefix), else null: the raw
+   * bytes, their JIP-6 fields when they follow JIP-6, and a best-effort UTF-8 text.
+   * (Before this release `metadata()` was a method returning the raw bytes: now
+   * `metadata?.raw`.)
+   */
+  get metadata(): ProgramMetadata | null
   /**
    * The gas cost of every basic block, sorted by pc (GP 0.8.0 A.9 costs; for GP 0.7.2 the
    * number of instructions in each block).
@@ -139,6 +153,18 @@ export declare class Pvm {
    * `RunOptions`).
    */
   run(hostCall?: HostCallHandler | null, options?: RunOptions | null): Exit
+  /**
+   * A new invocation of a standard program (GP Ψ_M, A.7/A.8), run as `run(hostCall, options)`
+   * runs and returning the same `Exit`: sets r0 = 0xFFFF0000 (the halt address), r1 = the stack
+   * top, r7 = the argument address, r8 = `args.length` and the other registers to 0; unmaps
+   * the argument area (views of it are detached) and maps ⌈|args| / 4096⌉ read-only pages there
+   * holding `args`; sets `pc`, `gas`, clears `gasCharged` and drops the VM's inner machines (a
+   * new refine context). The rest of memory is kept from the previous invocation (instantiate
+   * again for a fresh one). A recorded run (`{ jip7: true }`) starts a new log with the new
+   * arguments. Throws `INVALID_STATE` for a program without the standard layout and
+   * `INVALID_ARGUMENT` for more than 2^24 bytes of arguments, with the VM unchanged.
+   */
+  invoke(pc: number, args: Uint8Array | null | undefined, gas: bigint | number, hostCall?: HostCallHandler | null, options?: RunOptions | null): Exit
   /**
    * Executes up to `count` instructions (default 1). Returns status `'running'` if the VM did
    * not stop; otherwise the exit as `run()` does (an `ecalli` stops with status `'host'`).
@@ -332,6 +358,8 @@ export interface BuiltinHostCallIds {
 export interface CodeProgramOptions {
   /** Gray Paper version whose PVM rules apply (default `'0.8.0'`). */
   spec?: SpecVersion
+  /** The engine that runs the program (see `StandardProgramOptions.backend`). */
+  backend?: Backend
 }
 
 /** The result of `run()` and `step()`. */
@@ -389,6 +417,35 @@ export interface PageInfo {
   access: PageAccess
 }
 
+/**
+ * The metadata m of a JAM service blob (`E(|m|) m` before the standard program), with its
+ * JIP-6 ("Program metadata") fields when it follows JIP-6: a format byte 0, then the
+ * length-prefixed UTF-8 strings name, version and licence and a length-prefixed list of authors.
+ */
+export interface ProgramMetadata {
+  /** The raw bytes m. */
+  raw: Buffer
+  /** Whether m follows JIP-6 (format 0); the fields below are set exactly then. */
+  jip6: boolean
+  /** The JIP-6 format byte (0). */
+  format?: number
+  /** The program name. */
+  name?: string
+  /** The program version. */
+  version?: string
+  /** The licence (by convention an SPDX expression). */
+  license?: string
+  /** The authors (each a person or organisation, optionally `Name <email>`). */
+  authors?: Array<string>
+  /** Bytes after the JIP-6 fields (writers should add none; readers ignore them). */
+  trailing?: number
+  /**
+   * m as UTF-8, invalid sequences replaced with U+FFFD (a best effort for metadata that is
+   * not JIP-6).
+   */
+  text: string
+}
+
 /** Machine-readable error codes of `PvmError.code`. */
 export declare enum PvmErrorCode {
   /**
@@ -421,6 +478,12 @@ export declare enum PvmErrorCode {
    */
   Internal = 'INTERNAL',
 }
+
+/**
+ * Whether the `'recompiler'` backend can run on this machine (x86-64 on a Unix system, once
+ * the recompiler is built in). The interpreter runs everywhere.
+ */
+export declare function recompilerSupported(): boolean
 
 /** The earlier name of `replayJip7` (same arguments and result), kept for one release. */
 export declare function replayJip6(log: string | Uint8Array, options?: ReplayOptions | null): ReplayResult
@@ -498,8 +561,18 @@ export interface RunOptions {
 export interface StandardProgramOptions {
   /** Gray Paper version whose PVM rules apply (default `'0.8.0'`). */
   spec?: SpecVersion
-  /** The input is a JAM service blob: `E(|m|) m` metadata followed by the standard program. */
+  /**
+   * The input is a JAM service blob: `E(|m|) m` metadata followed by the standard program.
+   * Default: detected (a standard program without the prefix if the bytes parse as one, else
+   * a service blob with it), as `pvm run` does.
+   */
   metadata?: boolean
+  /**
+   * The engine that runs the program (default `'auto'`: the recompiler where supported, else
+   * the interpreter; the environment variable `LIBPVM_BACKEND` overrides `'auto'`).
+   * `'recompiler'` where `recompilerSupported()` is false throws `INVALID_ARGUMENT`.
+   */
+  backend?: Backend
 }
 
 /** Why a run or step stopped (`Exit.status`, `vm.status`). */

@@ -841,6 +841,7 @@ module.exports.Pvm = nativeBinding.Pvm
 module.exports.PvmError = nativeBinding.PvmError
 module.exports.builtinHostCallIds = nativeBinding.builtinHostCallIds
 module.exports.PvmErrorCode = nativeBinding.PvmErrorCode
+module.exports.recompilerSupported = nativeBinding.recompilerSupported
 module.exports.replayJip6 = nativeBinding.replayJip6
 module.exports.replayJip7 = nativeBinding.replayJip7
 module.exports.Status = nativeBinding.Status

@@ -33,7 +33,7 @@ describe('Program', () => {
     expect(costs.every((c) => typeof c.cost === 'number' && c.cost > 0)).toBe(true)
     expect(p.isInstructionStart(0)).toBe(true)
     expect(p.isInstructionStart(1)).toBe(false)
-    expect(p.metadata()).toBeNull()
+    expect(p.metadata).toBeNull()
   })
 
   it('loads GP 0.7.2 programs, where costs are instruction counts', () => {
@@ -47,7 +47,8 @@ describe('Program', () => {
     const p = Program.fromStandard(bytes)
     expect(p.isStandard).toBe(true)
     const withMeta = Program.fromStandard(Uint8Array.from([3, 0xaa, 0xbb, 0xcc, ...bytes]), { metadata: true })
-    expect([...withMeta.metadata()!]).toEqual([0xaa, 0xbb, 0xcc])
+    expect([...withMeta.metadata!.raw]).toEqual([0xaa, 0xbb, 0xcc])
+    expect(withMeta.metadata!.jip6).toBe(false)
     const vm = p.instantiate({ gas: 10n, args: Uint8Array.from([9, 8]) })
     expect(vm.readMemory(LAYOUT.roStart, 3)).toEqual(Buffer.from([1, 2, 3]))
     expect(vm.readMemory(LAYOUT.rwStart(3), 2)).toEqual(Buffer.from([4, 0]))

@@ -3,7 +3,8 @@ import { join } from 'node:path'
 
 import { describe, expect, it } from 'vitest'
 
-import { loadVector, parseJsonExact, runGp07, runGp08, VECTORS, vectorFiles } from './vectors'
+import { loadVector, parseJsonExact, runGp07, runGp08, supportedBackends, VECTORS, vectorFiles } from './vectors'
+import { recompilerSupported } from '../index.js'
 
 const gp08 = vectorFiles(join(VECTORS, 'gp-0.8', 'programs'))
 const gp07 = vectorFiles(join(VECTORS, 'gp-0.7', 'programs'))
@@ -21,14 +22,23 @@ describe('vector files', () => {
   })
 })
 
-describe('GP 0.8.0 vectors (tests/vectors/gp-0.8)', () => {
-  it.each(gp08.map((p) => [name(p), p]))('%s', (_name, path) => {
-    expect(runGp08(loadVector(path), '0.8.0')).toEqual([])
+describe('backends', () => {
+  it('the suites run under the interpreter, and the recompiler exactly where it is supported', () => {
+    expect(supportedBackends()[0]).toBe('interpreter')
+    expect(supportedBackends().includes('recompiler')).toBe(recompilerSupported())
   })
 })
 
-describe('GP 0.7.2 vectors (tests/vectors/gp-0.7)', () => {
-  it.each(gp07.map((p) => [name(p), p]))('%s', (_name, path) => {
-    expect(runGp07(loadVector(path), '0.7.2')).toEqual([])
+for (const backend of supportedBackends()) {
+  describe(`GP 0.8.0 vectors (tests/vectors/gp-0.8), ${backend}`, () => {
+    it.each(gp08.map((p) => [name(p), p]))('%s', (_name, path) => {
+      expect(runGp08(loadVector(path), '0.8.0', backend)).toEqual([])
+    })
   })
-})
+
+  describe(`GP 0.7.2 vectors (tests/vectors/gp-0.7), ${backend}`, () => {
+    it.each(gp07.map((p) => [name(p), p]))('%s', (_name, path) => {
+      expect(runGp07(loadVector(path), '0.7.2', backend)).toEqual([])
+    })
+  })
+}

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { Program, type Exit, type Pvm } from '../index.js'
+import { Program, recompilerSupported, type Backend, type Exit, type Pvm } from '../index.js'
 
 export const VECTORS = fileURLToPath(new URL('../tests/vectors/', import.meta.url))
 
@@ -68,12 +68,16 @@ class Machine {
   readonly program: Program | null
   private emulated: { pc: number; gas: bigint } | null = null
 
-  constructor(blob: Uint8Array, spec: '0.8.0' | '0.7.2') {
+  constructor(blob: Uint8Array, spec: '0.8.0' | '0.7.2', backend: Backend = 'auto') {
     let program: Program | null = null
     try {
-      program = Program.fromCode(blob, { spec })
+      program = Program.fromCode(blob, { spec, backend })
     } catch (e: any) {
+      // An unsupported backend is INVALID_ARGUMENT: rethrown, never taken for an invalid program.
       if (e?.code !== 'INVALID_PROGRAM') throw e
+    }
+    if (program && backend !== 'auto' && program.backend !== backend) {
+      throw new Error(`asked for backend ${backend}, got ${program.backend}`)
     }
     this.program = program
     if (program) {
@@ -156,8 +160,17 @@ function checkExit(f: string[], exit: Exit, status: string, fault?: Num, hostcal
 }
 
 /** Runs a GP 0.7-format vector (one run from `initial-*`, compared with `expected-*`). */
-export function runGp07(v: any, spec: '0.8.0' | '0.7.2' = '0.7.2'): string[] {
-  const m = new Machine(Uint8Array.from(v.program.map(Number)), spec)
+/**
+ * The backends this machine runs: the interpreter always, the recompiler where
+ * `recompilerSupported()`. The vector suites run under each, so a new backend is covered as soon
+ * as it is supported.
+ */
+export function supportedBackends(): ('interpreter' | 'recompiler')[] {
+  return recompilerSupported() ? ['interpreter', 'recompiler'] : ['interpreter']
+}
+
+export function runGp07(v: any, spec: '0.8.0' | '0.7.2' = '0.7.2', backend: Backend = 'auto'): string[] {
+  const m = new Machine(Uint8Array.from(v.program.map(Number)), spec, backend)
   const vm = m.vm
   vm.registers = v['initial-regs']
   const regions: Array<[number, number]> = []
@@ -184,8 +197,8 @@ export function runGp07(v: any, spec: '0.8.0' | '0.7.2' = '0.7.2'): string[] {
 }
 
 /** Runs a GP 0.8-format vector (a list of steps with asserts). */
-export function runGp08(v: any, spec: '0.8.0' | '0.7.2' = '0.8.0'): string[] {
-  const m = new Machine(Uint8Array.from(v.program.map(Number)), spec)
+export function runGp08(v: any, spec: '0.8.0' | '0.7.2' = '0.8.0', backend: Backend = 'auto'): string[] {
+  const m = new Machine(Uint8Array.from(v.program.map(Number)), spec, backend)
   const vm = m.vm
   m.pc = Number(v['initial-pc'])
   m.gas = big(v['initial-gas'])

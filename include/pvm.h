@@ -95,6 +95,14 @@ extern "C" {
 #define PVM_SPEC_0_8_0 0 /* default: prevalidated code, block gas (A.9), no sbrk */
 #define PVM_SPEC_0_7_2 1 /* sbrk, invalid opcodes trap, one gas per instruction */
 
+/* [ext] Execution backend of a VM's program (pvm_create_*_ex, pvm_get_backend). The backend
+ * changes speed, never results. AUTO: the recompiler where supported (x86-64 Unix), else the
+ * interpreter; the environment variable LIBPVM_BACKEND (interpreter | recompiler | auto)
+ * overrides AUTO. Every constructor without a backend argument uses AUTO. */
+#define PVM_BACKEND_AUTO 0
+#define PVM_BACKEND_INTERPRETER 1
+#define PVM_BACKEND_RECOMPILER 2 /* creation fails (NULL, pvm_last_error) where unsupported */
+
 /* [ext] Page access for pvm_map_pages / pvm_get_page_access. WRITE implies READ. */
 #define PVM_ACCESS_NONE 0
 #define PVM_ACCESS_READ 1
@@ -177,6 +185,26 @@ pvm_vm_t* pvm_create_standard(const uint8_t* bytes, size_t len, int has_metadata
                               const uint8_t* args, size_t args_len, int spec,
                               uint64_t initial_gas);
 
+/* [ext] pvm_create_from_blob / pvm_create_standard on a chosen backend (PVM_BACKEND_*). NULL on
+ * invalid input, an unknown backend value, PVM_BACKEND_RECOMPILER where it is not supported, or
+ * (AUTO) an invalid LIBPVM_BACKEND; pvm_last_error says which. */
+pvm_vm_t* pvm_create_from_blob_ex(const uint8_t* bytes, size_t len, int spec, uint64_t initial_gas,
+                                  int backend);
+pvm_vm_t* pvm_create_standard_ex(const uint8_t* bytes, size_t len, int has_metadata,
+                                 const uint8_t* args, size_t args_len, int spec,
+                                 uint64_t initial_gas, int backend);
+/* [ext] The backend running vm's program: PVM_BACKEND_INTERPRETER or PVM_BACKEND_RECOMPILER
+ * (never AUTO); -1 on error. */
+int pvm_get_backend(pvm_vm_t* vm);
+/* [ext] 1 if PVM_BACKEND_RECOMPILER can be used on this machine, else 0. */
+int pvm_recompiler_supported(void);
+/* [ext] The metadata m of a JAM service blob (pvm_create_standard with has_metadata): copies
+ * min(len, |m|) bytes into buf and returns |m|; buf may be NULL (length query). 0 without
+ * metadata or on error. JIP-6 ("Program metadata") defines its content as a format byte 0 then
+ * the length-prefixed UTF-8 strings name, version, licence and a length-prefixed list of
+ * authors; `pvm info FILE` prints the fields. */
+size_t pvm_metadata(pvm_vm_t* vm, uint8_t* buf, size_t len);
+
 /* Destroys a VM. NULL is ignored; a second destroy of the same pointer is detected and reported
  * through pvm_last_error. Inside the VM's own host callback: see "Conventions". */
 void pvm_destroy(pvm_vm_t* vm);
@@ -202,6 +230,17 @@ pvm_result_t pvm_execute(pvm_vm_t* vm, uint32_t entry_point, uint32_t is_child);
  * gas first), after pvm_step / pvm_set_pc at the current pc. PVM_RESULT_ERROR after a halt or
  * panic (use pvm_execute or pvm_set_pc to start again) or inside the VM's own callback. */
 pvm_result_t pvm_resume(pvm_vm_t* vm);
+/* [ext] A new invocation of a standard program (GP A.7 / A.8 Psi_M): sets r0 = 0xFFFF0000 (the
+ * halt address), r1 = the stack top, r7 = the argument address, r8 = args_len and the other
+ * registers to 0; unmaps the argument zone and maps ceil(args_len / 4096) read-only pages there
+ * holding args; sets pc, gas (saturating at 2^63 - 1) and clears the gas-charged flag; then runs
+ * as pvm_execute(vm, pc, 0) does (host callback, built-in host calls, tracing; a JIP-7 recording
+ * starts a new log with the new arguments). The rest of memory is kept from the previous
+ * invocation (create a new VM for a fresh one). args may be NULL if args_len is 0 (at most Z_I
+ * bytes). PVM_RESULT_ERROR (pvm_last_error) if vm has no standard layout (created from code or a
+ * code blob), args is too long, or inside vm's own host callback; the VM is unchanged then. */
+pvm_result_t pvm_invoke(pvm_vm_t* vm, uint32_t pc, const uint8_t* args, size_t args_len,
+                        uint64_t gas);
 
 /* [ext] Asks a running VM to stop, from any thread (the one exception to "a VM is used by one
  * thread at a time"): the run on the VM's own thread returns PVM_RESULT_INTERRUPTED at the next

@@ -100,7 +100,11 @@ impl From<pvm_core::ProgramError> for Fail {
     fn from(e: pvm_core::ProgramError) -> Fail {
         use pvm_core::ProgramError as E;
         let code = match e {
-            E::ArgumentsTooLong { .. } | E::ArgumentsWithoutLayout { .. } => Code::InvalidArgument,
+            E::ArgumentsTooLong { .. }
+            | E::ArgumentsWithoutLayout { .. }
+            | E::BackendUnsupported
+            | E::InvalidBackendEnv { .. } => Code::InvalidArgument,
+            E::InvokeWithoutLayout => Code::InvalidState,
             _ => Code::InvalidProgram,
         };
         let f = Fail::new(code, e.to_string());

@@ -4,6 +4,13 @@
 /** Gray Paper version whose PVM rules a program follows. */
 export type SpecVersion = '0.8.0' | '0.7.2' | '0.8' | '0.7'
 
+/**
+ * The engine that runs a program: `'auto'` (default) is the recompiler where
+ * `recompilerSupported()`, else the interpreter, and the environment variable `LIBPVM_BACKEND`
+ * overrides it. The backend changes speed, never results.
+ */
+export type Backend = 'interpreter' | 'recompiler' | 'auto' | 'interp' | 'jit'
+
 /** Access of one 4 KiB page. */
 export type PageAccess = 'read' | 'write' | 'none'
 

@@ -47,7 +47,7 @@ impl Pvm {
                 env!("CARGO_PKG_VERSION")
             )],
             program: self.program_bytes.to_vec(),
-            initial_writes: self.args_write.iter().cloned().collect(),
+            initial_writes: self.args_write.borrow().iter().cloned().collect(),
             ..Jip7Log::default()
         }
     }

@@ -17,7 +17,14 @@ pub struct StandardProgramOptions {
     #[napi(ts_type = "SpecVersion")]
     pub spec: Option<String>,
     /// The input is a JAM service blob: `E(|m|) m` metadata followed by the standard program.
+    /// Default: detected (a standard program without the prefix if the bytes parse as one, else
+    /// a service blob with it), as `pvm run` does.
     pub metadata: Option<bool>,
+    /// The engine that runs the program (default `'auto'`: the recompiler where supported, else
+    /// the interpreter; the environment variable `LIBPVM_BACKEND` overrides `'auto'`).
+    /// `'recompiler'` where `recompilerSupported()` is false throws `INVALID_ARGUMENT`.
+    #[napi(ts_type = "Backend")]
+    pub backend: Option<String>,
 }
 
 /// Options of `Program.fromCode`.
@@ -27,6 +34,45 @@ pub struct CodeProgramOptions {
     /// Gray Paper version whose PVM rules apply (default `'0.8.0'`).
     #[napi(ts_type = "SpecVersion")]
     pub spec: Option<String>,
+    /// The engine that runs the program (see `StandardProgramOptions.backend`).
+    #[napi(ts_type = "Backend")]
+    pub backend: Option<String>,
+}
+
+/// The metadata m of a JAM service blob (`E(|m|) m` before the standard program), with its
+/// JIP-6 ("Program metadata") fields when it follows JIP-6: a format byte 0, then the
+/// length-prefixed UTF-8 strings name, version and licence and a length-prefixed list of authors.
+#[napi(object, object_from_js = false)]
+pub struct ProgramMetadata {
+    /// The raw bytes m.
+    pub raw: Buffer,
+    /// Whether m follows JIP-6 (format 0); the fields below are set exactly then.
+    pub jip6: bool,
+    /// The JIP-6 format byte (0).
+    pub format: Option<u32>,
+    /// The program name.
+    pub name: Option<String>,
+    /// The program version.
+    pub version: Option<String>,
+    /// The licence (by convention an SPDX expression).
+    pub license: Option<String>,
+    /// The authors (each a person or organisation, optionally `Name <email>`).
+    pub authors: Option<Vec<String>>,
+    /// Bytes after the JIP-6 fields (writers should add none; readers ignore them).
+    pub trailing: Option<u32>,
+    /// m as UTF-8, invalid sequences replaced with U+FFFD (a best effort for metadata that is
+    /// not JIP-6).
+    pub text: String,
+}
+
+/// Whether the `'recompiler'` backend can run on this machine (x86-64 on a Unix system, once
+/// the recompiler is built in). The interpreter runs everywhere.
+#[napi]
+// napi-derive exports free functions only outside `cfg(test)`, so the test build (clippy
+// --all-targets) sees no caller.
+#[cfg_attr(test, allow(dead_code))]
+pub fn recompiler_supported() -> bool {
+    pvm_core::Backend::recompiler_supported()
 }
 
 /// Options of `program.instantiate`.
@@ -84,6 +130,30 @@ fn parse_spec(env: RawEnv, opts: Option<Val>) -> Res<pvm_core::Spec> {
     })
 }
 
+fn parse_backend(env: RawEnv, opts: Option<Val>) -> Res<pvm_core::Backend> {
+    let Some(opts) = opts else {
+        return Ok(pvm_core::Backend::Auto);
+    };
+    let Some(v) = js::get(env, opts, c"backend")? else {
+        return Ok(pvm_core::Backend::Auto);
+    };
+    let mut buf = [0u8; 16];
+    let s = js::to_short_string(env, v, &mut buf, "options.backend")?;
+    pvm_core::Backend::parse(s).ok_or_else(|| {
+        Fail::new(
+            Code::InvalidArgument,
+            format!("options.backend must be 'interpreter', 'recompiler' or 'auto', got '{s}'"),
+        )
+    })
+}
+
+fn program_options(env: RawEnv, opts: Option<Val>) -> Res<pvm_core::ProgramOptions> {
+    Ok(pvm_core::ProgramOptions {
+        spec: parse_spec(env, opts)?,
+        backend: parse_backend(env, opts)?,
+    })
+}
+
 fn options_object(env: RawEnv, opts: Option<Unknown<'_>>, what: &str) -> Res<Option<Val>> {
     match opts {
         None => Ok(None),
@@ -117,21 +187,43 @@ impl Program {
             // Options first: reading them may run JavaScript (getters), which must not happen
             // while `bytes` borrows an ArrayBuffer's memory.
             let opts = options_object(env, options, "options")?;
-            let spec = parse_spec(env, opts)?;
+            let options = program_options(env, opts)?;
             let metadata = match opts
                 .map(|o| js::get(env, o, c"metadata"))
                 .transpose()?
                 .flatten()
+                .filter(|v| !js::is_nullish(env, *v))
             {
-                Some(v) => js::to_bool(env, v, "options.metadata")?,
-                None => false,
+                Some(v) => Some(js::to_bool(env, v, "options.metadata")?),
+                None => None,
             };
+            // The backend is checked before the bytes, so that its error is not taken for (and
+            // hidden behind) a failure to detect the metadata prefix.
+            options.backend.resolve()?;
             let bytes = js::to_bytes(env, bytes.raw(), "bytes")?;
-            let inner = pvm_core::Program::from_standard(
-                bytes,
-                metadata,
-                pvm_core::ProgramOptions::new(spec),
-            )?;
+            let inner = match metadata {
+                Some(m) => pvm_core::Program::from_standard(bytes, m, options)?,
+                // Detect the prefix as `pvm run` does: a standard program as it is, else a
+                // service blob.
+                None => match pvm_core::Program::from_standard(bytes, false, options) {
+                    Ok(p) => p,
+                    Err(plain) => match pvm_core::Program::from_standard(bytes, true, options) {
+                        Ok(p) => p,
+                        Err(with_metadata) => {
+                            let mut f = Fail::from(plain);
+                            if let Fail::Pvm(e) = &mut f {
+                                e.message = format!(
+                                    "{} (read as a standard program; read as a JAM service \
+                                     blob with a metadata prefix: {with_metadata}). Pass \
+                                     `metadata: true` or `metadata: false` to say which it is.",
+                                    e.message
+                                );
+                            }
+                            return Err(f);
+                        }
+                    },
+                },
+            };
             Ok(Program {
                 inner,
                 bytes: bytes.into(),
@@ -149,9 +241,9 @@ impl Program {
         let env = env.raw();
         guard(env, || -> Res<Program> {
             let opts = options_object(env, options, "options")?;
-            let spec = parse_spec(env, opts)?;
+            let options = program_options(env, opts)?;
             let bytes = js::to_bytes(env, bytes.raw(), "bytes")?;
-            let inner = pvm_core::Program::from_code(bytes, pvm_core::ProgramOptions::new(spec))?;
+            let inner = pvm_core::Program::from_code(bytes, options)?;
             Ok(Program {
                 inner,
                 bytes: bytes.into(),
@@ -163,6 +255,12 @@ impl Program {
     #[napi(getter, ts_return_type = "'0.8.0' | '0.7.2'")]
     pub fn spec(&self, env: &Env) -> Result<&'static str> {
         guard(env.raw(), || Ok(self.inner.spec().as_str()))
+    }
+
+    /// The engine that runs this program: `'interpreter'` or `'recompiler'` (never `'auto'`).
+    #[napi(getter, ts_return_type = "'interpreter' | 'recompiler'")]
+    pub fn backend(&self, env: &Env) -> Result<&'static str> {
+        guard(env.raw(), || Ok(self.inner.backend().as_str()))
     }
 
     /// Whether this is a standard program (GP A.7 memory layout and argument area).
@@ -177,13 +275,28 @@ impl Program {
         guard(env.raw(), || Ok(self.inner.code().len() as u32))
     }
 
-    /// The metadata m of a JAM service blob (`fromStandard(bytes, { metadata: true })`), else null.
-    #[napi(ts_return_type = "Buffer | null")]
-    pub fn metadata(&self, env: &Env) -> Result<napi::sys::napi_value> {
-        let env = env.raw();
-        guard(env, || match self.inner.metadata() {
-            Some(m) => js::buffer_copy(env, m),
-            None => Ok(js::null(env)),
+    /// The metadata of a JAM service blob (loaded with its `E(|m|) m` prefix), else null: the raw
+    /// bytes, their JIP-6 fields when they follow JIP-6, and a best-effort UTF-8 text.
+    /// (Before this release `metadata()` was a method returning the raw bytes: now
+    /// `metadata?.raw`.)
+    #[napi(getter, ts_return_type = "ProgramMetadata | null")]
+    pub fn metadata(&self, env: &Env) -> Result<Option<ProgramMetadata>> {
+        guard(env.raw(), || {
+            let Some(m) = self.inner.metadata() else {
+                return Ok(None);
+            };
+            let parsed = pvm_core::ProgramMetadata::parse(m);
+            Ok(Some(ProgramMetadata {
+                raw: m.to_vec().into(),
+                jip6: parsed.is_some(),
+                format: parsed.as_ref().map(|p| p.format as u32),
+                name: parsed.as_ref().map(|p| p.name.clone()),
+                version: parsed.as_ref().map(|p| p.version.clone()),
+                license: parsed.as_ref().map(|p| p.license.clone()),
+                authors: parsed.as_ref().map(|p| p.authors.clone()),
+                trailing: parsed.as_ref().map(|p| p.trailing as u32),
+                text: pvm_core::metadata::lossy_text(m),
+            }))
         })
     }
 

@@ -288,7 +288,8 @@ pub struct Pvm {
     /// The bytes of the program (JIP-6 `program` line).
     pub(crate) program_bytes: Rc<[u8]>,
     /// The arguments of a standard program at their address (JIP-6 prelude).
-    pub(crate) args_write: Option<(u32, Vec<u8>)>,
+    /// `vm.invoke` replaces it with the new invocation's arguments.
+    pub(crate) args_write: RefCell<Option<(u32, Vec<u8>)>>,
     /// The JIP-6 log, if a run recorded one.
     pub(crate) jip6: RefCell<Option<Recording>>,
     /// Operations left before the native memory is re-measured ([`Pvm::account`]).
@@ -407,7 +408,7 @@ impl Pvm {
             inner: RefCell::new(None),
             trace_steps: Cell::new(0),
             program_bytes,
-            args_write,
+            args_write: RefCell::new(args_write),
             jip6: RefCell::new(None),
             account_budget: Cell::new(0),
             account_now: Cell::new(false),
@@ -536,6 +537,16 @@ impl Pvm {
         options: Option<Val>,
     ) -> Res<Val> {
         self.not_in_callback("run")?;
+        let (handler, opts) = Self::run_args(env, handler, options)?;
+        self.run_parsed(env, this, handler, opts)
+    }
+
+    /// Checks `run`'s handler and reads its options (which may run JavaScript getters).
+    fn run_args(
+        env: RawEnv,
+        handler: Option<Val>,
+        options: Option<Val>,
+    ) -> Res<(Option<Val>, RunOpts)> {
         let handler = match handler.filter(|h| !js::is_nullish(env, *h)) {
             Some(h) if js::is_function(env, h) => Some(h),
             Some(h) => {
@@ -547,7 +558,57 @@ impl Pvm {
             None => None,
         };
         // Options may run JavaScript (getters): read them before touching any state.
-        let opts = RunOpts::parse(env, options)?;
+        Ok((handler, RunOpts::parse(env, options)?))
+    }
+
+    /// `vm.invoke(pc, args, gas, hostCall, options)`: a new invocation (see [`Pvm::invoke`]).
+    #[allow(clippy::too_many_arguments)]
+    fn invoke_impl(
+        &self,
+        env: RawEnv,
+        this: Val,
+        pc: Val,
+        args: Val,
+        gas: Val,
+        handler: Option<Val>,
+        options: Option<Val>,
+    ) -> Res<Val> {
+        self.not_in_callback("invoke")?;
+        // Everything that may run JavaScript first; the arguments are copied at once.
+        let (handler, opts) = Self::run_args(env, handler, options)?;
+        let pc = js::to_u32(env, pc, "pc")?;
+        let gas = js::to_i64(env, gas, "gas")?;
+        let args = if js::is_nullish(env, args) {
+            Vec::new()
+        } else {
+            js::to_bytes(env, args, "args")?.to_vec()
+        };
+        // Checked before anything changes (the instance would refuse them too, but views of the
+        // argument pages are detached before it unmaps them).
+        let args_start = self
+            .with(|i| i.program().standard_layout().map(|l| l.args_start()))?
+            .ok_or(pvm_core::ProgramError::InvokeWithoutLayout)?;
+        if args.len() as u64 > pvm_core::program::INPUT_SIZE {
+            return Err(pvm_core::ProgramError::ArgumentsTooLong { len: args.len() }.into());
+        }
+        // The previous invocation's recording ends here (its open host call is closed).
+        self.jip6_begin_run(false)?;
+        self.detach_pages(env, args_start, pvm_core::program::INPUT_SIZE as u32);
+        self.with(|i| i.prepare_invoke(pc, &args, gas))??;
+        self.state.set(State::Running);
+        self.host_call_open.set(None);
+        self.builtin_done.set(false);
+        self.trace_steps.set(0);
+        // A new Ψ_M invocation starts with an empty refine context (no inner machines).
+        if let Ok(mut inner) = self.inner.try_borrow_mut() {
+            *inner = None;
+        }
+        *self.args_write.borrow_mut() = (!args.is_empty()).then_some((args_start, args));
+        self.run_parsed(env, this, handler, opts)
+    }
+
+    /// `run` with its arguments checked and read.
+    fn run_parsed(&self, env: RawEnv, this: Val, handler: Option<Val>, opts: RunOpts) -> Res<Val> {
         self.with(|_| ())?;
         let builtins = opts.builtins.unwrap_or(self.builtins.get());
         self.jip6_begin_run(opts.jip6)?;
@@ -892,6 +953,45 @@ impl Pvm {
             self.run_impl(
                 env,
                 this,
+                host_call.map(|h| h.raw()),
+                options.map(|o| o.raw()),
+            )
+        })
+    }
+
+    /// A new invocation of a standard program (GP Ψ_M, A.7/A.8), run as `run(hostCall, options)`
+    /// runs and returning the same `Exit`: sets r0 = 0xFFFF0000 (the halt address), r1 = the stack
+    /// top, r7 = the argument address, r8 = `args.length` and the other registers to 0; unmaps
+    /// the argument area (views of it are detached) and maps ⌈|args| / 4096⌉ read-only pages there
+    /// holding `args`; sets `pc`, `gas`, clears `gasCharged` and drops the VM's inner machines (a
+    /// new refine context). The rest of memory is kept from the previous invocation (instantiate
+    /// again for a fresh one). A recorded run (`{ jip7: true }`) starts a new log with the new
+    /// arguments. Throws `INVALID_STATE` for a program without the standard layout and
+    /// `INVALID_ARGUMENT` for more than 2^24 bytes of arguments, with the VM unchanged.
+    #[napi(
+        ts_args_type = "pc: number, args: Uint8Array | null | undefined, gas: bigint | number, hostCall?: HostCallHandler | null, options?: RunOptions | null",
+        ts_return_type = "Exit"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    pub fn invoke(
+        &self,
+        env: &Env,
+        this: This,
+        pc: Unknown,
+        args: Unknown,
+        gas: Unknown,
+        host_call: Option<Unknown>,
+        options: Option<Unknown>,
+    ) -> Result<Val> {
+        let env = env.raw();
+        let this = this.raw();
+        self.guard_mem(env, || {
+            self.invoke_impl(
+                env,
+                this,
+                pc.raw(),
+                args.raw(),
+                gas.raw(),
                 host_call.map(|h| h.raw()),
                 options.map(|o| o.raw()),
             )

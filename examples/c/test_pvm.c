@@ -693,7 +693,35 @@ static void test_hostcalls_guest(const char* path) {
     CHECK(strcmp(hc_log[0], "hostcalls: start") == 0);
     CHECK(strcmp(hc_log[1], expected) == 0);
     printf("hostcalls.jam output: \"%s\", gas left %" PRIu64 "\n", out, pvm_get_gas(vm));
+
+    /* Enter it again with new arguments (K = 2 numbers): pvm_invoke sets r0/r1/r7/r8, the
+     * argument area, pc, gas and the gas-charged flag. */
+    uint8_t k2[4] = {2, 0, 0, 0};
+    hc_numbers = 0;
+    hc_logs = 0;
+    CHECK_EQ(pvm_invoke(vm, 0, k2, sizeof k2, 100000000), PVM_RESULT_OK);
+    memset(out, 0, sizeof out);
+    len = pvm_output(vm, (uint8_t*)out, sizeof out - 1);
+    CHECK(strcmp(out, "numbers: 100, 200; sum = 300") == 0);
+    CHECK_EQ(hc_numbers, 2);
+    CHECK_EQ(pvm_get_register(vm, 0), 0xFFFF0000u);
+    CHECK(pvm_get_backend(vm) == PVM_BACKEND_INTERPRETER || pvm_get_backend(vm) == PVM_BACKEND_RECOMPILER);
+    CHECK_EQ(pvm_metadata(vm, NULL, 0), 0); /* a standard program without a metadata prefix */
     pvm_destroy(vm);
+
+    /* The backend choice: the interpreter always; the recompiler or a clear error. */
+    vm = pvm_create_standard_ex(buf, n, 0, NULL, 0, PVM_SPEC_0_8_0, 1000, PVM_BACKEND_INTERPRETER);
+    CHECK(vm != NULL && pvm_get_backend(vm) == PVM_BACKEND_INTERPRETER);
+    pvm_destroy(vm);
+    vm = pvm_create_standard_ex(buf, n, 0, NULL, 0, PVM_SPEC_0_8_0, 1000, PVM_BACKEND_RECOMPILER);
+    if (pvm_recompiler_supported()) {
+        CHECK(vm != NULL && pvm_get_backend(vm) == PVM_BACKEND_RECOMPILER);
+    } else {
+        CHECK(vm == NULL && strstr(pvm_last_error(), "not supported") != NULL);
+    }
+    pvm_destroy(vm);
+    CHECK(pvm_create_standard_ex(buf, n, 0, NULL, 0, PVM_SPEC_0_8_0, 1000, 7) == NULL);
+    CHECK(strstr(pvm_last_error(), "unknown backend") != NULL);
 }
 
 

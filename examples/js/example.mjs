@@ -20,7 +20,7 @@ const regs = vm.registers // a live BigUint64Array over the VM's registers: cach
 
 let next = 0n
 let hostCalls = 0
-const exit = vm.run((id, vm) => {
+const host = (id, vm) => {
   hostCalls++
   switch (id) {
     case 100: // log(message, length)
@@ -34,10 +34,19 @@ const exit = vm.run((id, vm) => {
       console.log(`  unknown host call ${id}: panicking`)
       return 'panic'
   }
-})
+}
+const exit = vm.run(host)
 
 console.log(`status: ${exit.status}, pc: ${exit.pc}, gas used: ${1_000_000n - exit.gas}, host calls: ${hostCalls}`)
 console.log(`output: ${vm.output()?.toString('utf8')}`)
+
+// Enter the program again with new arguments: vm.invoke sets the GP A.7 registers (r0 = halt
+// address, r1 = stack top, r7/r8 = arguments), writes the arguments, sets pc and gas and runs.
+hostCalls = 0
+const again = vm.invoke(0, Uint8Array.of(2, 0, 0, 0), 1_000_000n, host)
+console.log(`invoke again with K = 2: status: ${again.status}, host calls: ${hostCalls}`)
+console.log(`output: ${vm.output()?.toString('utf8')}`)
+console.log(`backend: ${program.backend}`)
 vm.free()
 
 try {

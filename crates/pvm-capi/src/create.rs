@@ -2,10 +2,13 @@
 
 use std::ffi::c_int;
 
-use pvm_core::{Blob, Instance, Program, ProgramOptions, Spec, NUM_REGISTERS};
+use pvm_core::{Backend, Blob, Instance, Program, ProgramOptions, Spec, NUM_REGISTERS};
 
 use crate::handle::{ffi, free_handle, register, slice_in, unregister, with_vm, VmHandle};
-use crate::{pvm_vm_t, PVM_SPEC_0_7_2, PVM_SPEC_0_8_0};
+use crate::{
+    pvm_vm_t, PVM_BACKEND_AUTO, PVM_BACKEND_INTERPRETER, PVM_BACKEND_RECOMPILER, PVM_SPEC_0_7_2,
+    PVM_SPEC_0_8_0,
+};
 
 pub(crate) fn spec_from_c(spec: c_int) -> Result<Spec, String> {
     match spec {
@@ -15,6 +18,34 @@ pub(crate) fn spec_from_c(spec: c_int) -> Result<Spec, String> {
             "unknown spec {other} (expected PVM_SPEC_0_8_0 = 0 or PVM_SPEC_0_7_2 = 1)"
         )),
     }
+}
+
+pub(crate) fn backend_from_c(backend: c_int) -> Result<Backend, String> {
+    match backend {
+        PVM_BACKEND_AUTO => Ok(Backend::Auto),
+        PVM_BACKEND_INTERPRETER => Ok(Backend::Interpreter),
+        PVM_BACKEND_RECOMPILER => Ok(Backend::Recompiler),
+        other => Err(format!(
+            "unknown backend {other} (expected PVM_BACKEND_AUTO = 0, PVM_BACKEND_INTERPRETER = 1 \
+             or PVM_BACKEND_RECOMPILER = 2)"
+        )),
+    }
+}
+
+/// The `PVM_BACKEND_*` constant of a resolved backend.
+pub(crate) fn backend_to_c(backend: Backend) -> c_int {
+    match backend {
+        Backend::Auto => PVM_BACKEND_AUTO,
+        Backend::Interpreter => PVM_BACKEND_INTERPRETER,
+        Backend::Recompiler => PVM_BACKEND_RECOMPILER,
+    }
+}
+
+fn options(spec: c_int, backend: c_int) -> Result<ProgramOptions, String> {
+    Ok(ProgramOptions {
+        spec: spec_from_c(spec)?,
+        backend: backend_from_c(backend)?,
+    })
 }
 
 pub(crate) fn gas_from_c(gas: u64) -> i64 {
@@ -143,15 +174,30 @@ pub unsafe extern "C" fn pvm_create_from_blob(
     spec: c_int,
     initial_gas: u64,
 ) -> *mut pvm_vm_t {
+    // SAFETY: same contract, forwarded.
+    unsafe { pvm_create_from_blob_ex(bytes, len, spec, initial_gas, PVM_BACKEND_AUTO) }
+}
+
+/// `pvm_create_from_blob` on a chosen backend (`PVM_BACKEND_*`).
+///
+/// # Safety
+/// `bytes` must be NULL or valid for reads of `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn pvm_create_from_blob_ex(
+    bytes: *const u8,
+    len: usize,
+    spec: c_int,
+    initial_gas: u64,
+    backend: c_int,
+) -> *mut pvm_vm_t {
     ffi(std::ptr::null_mut(), || {
-        let spec = spec_from_c(spec)?;
+        let opts = options(spec, backend)?;
         if bytes.is_null() {
             return Err("blob is NULL".into());
         }
         // SAFETY: the caller guarantees validity for `len` bytes.
         let bytes = unsafe { slice_in(bytes, len, "blob") }?;
-        let program =
-            Program::from_code(bytes, ProgramOptions::new(spec)).map_err(|e| e.to_string())?;
+        let program = Program::from_code(bytes, opts).map_err(|e| e.to_string())?;
         let inst = program.instantiate(&[]).map_err(|e| e.to_string())?;
         Ok(new_vm(inst, initial_gas, 0, bytes.to_vec(), &[]))
     })
@@ -172,8 +218,39 @@ pub unsafe extern "C" fn pvm_create_standard(
     spec: c_int,
     initial_gas: u64,
 ) -> *mut pvm_vm_t {
+    // SAFETY: same contract, forwarded.
+    unsafe {
+        pvm_create_standard_ex(
+            bytes,
+            len,
+            has_metadata,
+            args,
+            args_len,
+            spec,
+            initial_gas,
+            PVM_BACKEND_AUTO,
+        )
+    }
+}
+
+/// `pvm_create_standard` on a chosen backend (`PVM_BACKEND_*`).
+///
+/// # Safety
+/// `bytes` and `args` must each be NULL or valid for reads of their length.
+#[allow(clippy::too_many_arguments)]
+#[no_mangle]
+pub unsafe extern "C" fn pvm_create_standard_ex(
+    bytes: *const u8,
+    len: usize,
+    has_metadata: c_int,
+    args: *const u8,
+    args_len: usize,
+    spec: c_int,
+    initial_gas: u64,
+    backend: c_int,
+) -> *mut pvm_vm_t {
     ffi(std::ptr::null_mut(), || {
-        let spec = spec_from_c(spec)?;
+        let opts = options(spec, backend)?;
         if bytes.is_null() {
             return Err("program is NULL".into());
         }
@@ -181,10 +258,54 @@ pub unsafe extern "C" fn pvm_create_standard(
         let bytes = unsafe { slice_in(bytes, len, "program") }?;
         // SAFETY: the caller guarantees validity for `args_len` bytes.
         let args = unsafe { slice_in(args, args_len, "args") }?;
-        let program = Program::from_standard(bytes, has_metadata != 0, ProgramOptions::new(spec))
-            .map_err(|e| e.to_string())?;
+        let program =
+            Program::from_standard(bytes, has_metadata != 0, opts).map_err(|e| e.to_string())?;
         let inst = program.instantiate(args).map_err(|e| e.to_string())?;
         Ok(new_vm(inst, initial_gas, 0, bytes.to_vec(), args))
+    })
+}
+
+/// Whether the recompiler backend can run on this machine: 1 or 0.
+#[no_mangle]
+pub extern "C" fn pvm_recompiler_supported() -> c_int {
+    Backend::recompiler_supported() as c_int
+}
+
+/// The backend that runs `vm`'s program: `PVM_BACKEND_INTERPRETER` or `PVM_BACKEND_RECOMPILER`
+/// (never AUTO), -1 on error.
+///
+/// # Safety
+/// `vm` must be NULL or a pointer returned by a `pvm_create*` function.
+#[no_mangle]
+pub unsafe extern "C" fn pvm_get_backend(vm: *mut pvm_vm_t) -> c_int {
+    ffi(-1, || {
+        with_vm(vm, |h| Ok(backend_to_c(h.inst()?.program().backend())))
+    })
+}
+
+/// Copies the metadata m of a JAM service blob (`pvm_create_standard` with `has_metadata`) into
+/// `buf` (at most `len` bytes; `buf` may be NULL to ask for the length) and returns its full
+/// length; 0 without metadata or on error (see `pvm_last_error`).
+///
+/// # Safety
+/// `vm` must be NULL or a pointer returned by a `pvm_create*` function; `buf` must be NULL or
+/// valid for writes of `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn pvm_metadata(vm: *mut pvm_vm_t, buf: *mut u8, len: usize) -> usize {
+    ffi(0, || {
+        with_vm(vm, |h| {
+            let inst = h.inst()?;
+            let Some(m) = inst.program().metadata() else {
+                return Ok(0);
+            };
+            if !buf.is_null() {
+                let n = m.len().min(len);
+                // SAFETY: the caller guarantees `buf` is valid for `len` >= n bytes.
+                let dst = unsafe { crate::handle::slice_out(buf, n, "buf") }?;
+                dst.copy_from_slice(&m[..n]);
+            }
+            Ok(m.len())
+        })
     })
 }
 

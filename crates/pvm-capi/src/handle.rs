@@ -91,7 +91,8 @@ pub struct VmHandle {
     /// The program bytes the VM was created from (the JIP-6 `program` line).
     pub program_bytes: Vec<u8>,
     /// The argument data written at creation, with its address (the JIP-6 initial write).
-    pub args_write: Option<(u32, Vec<u8>)>,
+    /// `pvm_invoke` replaces it with the new invocation's arguments.
+    pub args_write: RefCell<Option<(u32, Vec<u8>)>>,
     /// JIP-6 recording is on.
     pub jip6_on: Cell<bool>,
     /// The JIP-6 log being (or last) recorded.
@@ -129,7 +130,7 @@ impl VmHandle {
             in_callback: Cell::new(false),
             builtin_done: Cell::new(false),
             program_bytes,
-            args_write,
+            args_write: RefCell::new(args_write),
             jip6_on: Cell::new(false),
             jip6: RefCell::new(None),
         }

@@ -63,7 +63,7 @@ fn new_log(h: &VmHandle) -> Jip7Log {
             env!("CARGO_PKG_VERSION")
         )],
         program: h.program_bytes.clone(),
-        initial_writes: h.args_write.iter().cloned().collect(),
+        initial_writes: h.args_write.borrow().iter().cloned().collect(),
         ..Jip7Log::default()
     }
 }
@@ -108,6 +108,22 @@ pub fn record_entry(h: &VmHandle, mut e: HostCallEntry) {
         }
     }
     record(h, |r| r.merge(&e));
+}
+
+/// `pvm_invoke` starts a new invocation with new arguments: a recording starts a new log whose
+/// prelude holds them.
+pub fn on_invoke(h: &VmHandle) -> Result<(), String> {
+    if !h.jip6_on.get() {
+        return Ok(());
+    }
+    let mut slot = recording(h)?;
+    if let Some(r) = slot.as_mut() {
+        *r = Recording {
+            log: new_log(h),
+            pending: None,
+        };
+    }
+    Ok(())
 }
 
 /// `pvm_execute` starts a new run (not a continuation): a log that already holds something

@@ -33,6 +33,8 @@ pub mod trace;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_backend;
+#[cfg(test)]
 mod tests_ext;
 #[cfg(test)]
 mod tests_interrupt;
@@ -134,6 +136,13 @@ pub const PVM_HOST_OOG: pvm_host_result_t = 3;
 pub const PVM_SPEC_0_8_0: c_int = 0;
 /// GP 0.7.2 rules.
 pub const PVM_SPEC_0_7_2: c_int = 1;
+
+/// Backend: the recompiler where supported, else the interpreter; `LIBPVM_BACKEND` overrides it.
+pub const PVM_BACKEND_AUTO: c_int = 0;
+/// Backend: the pre-decoded interpreter (every platform).
+pub const PVM_BACKEND_INTERPRETER: c_int = 1;
+/// Backend: the x86-64 recompiler (an error where it is not supported).
+pub const PVM_BACKEND_RECOMPILER: c_int = 2;
 
 /// Page access: inaccessible (contents kept).
 pub const PVM_ACCESS_NONE: c_int = 0;

@@ -301,6 +301,48 @@ pub unsafe extern "C" fn pvm_execute(
     })
 }
 
+/// A new invocation of a standard program (`Instance::invoke`, GP A.7/A.8): sets r0 = the halt
+/// address, r1 = the stack top, r7/r8 = the argument address and length (the other registers 0),
+/// maps and writes `args` into the argument area, sets pc and gas, clears the gas-charged flag
+/// and runs as `pvm_execute(vm, pc, 0)` does (host callback, built-ins, tracing, a new JIP-7 log).
+///
+/// # Safety
+/// As [`pvm_execute`]; `args` must be NULL or valid for reads of `args_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn pvm_invoke(
+    vm: *mut pvm_vm_t,
+    pc: u32,
+    args: *const u8,
+    args_len: usize,
+    gas: u64,
+) -> pvm_result_t {
+    run_entry(vm, |h| {
+        if h.running.get() {
+            return Err("pvm_invoke: the VM is running (called from its own host callback)".into());
+        }
+        // SAFETY: the caller guarantees validity for `args_len` bytes.
+        let args = unsafe { crate::handle::slice_in(args, args_len, "args") }?;
+        let start = {
+            let mut inst = h.inst_mut()?;
+            inst.prepare_invoke(pc, args, crate::create::gas_from_c(gas))
+                .map_err(|e| format!("pvm_invoke: {e}"))?;
+            inst.program().standard_layout().map(|l| l.args_start())
+        };
+        h.is_child.set(false);
+        h.state.set(STATE_READY);
+        // A new Ψ_M invocation starts with an empty refine context (no inner machines).
+        if let Ok(mut inner) = h.inner.try_borrow_mut() {
+            *inner = None;
+        }
+        *h.args_write.borrow_mut() = start
+            .filter(|_| !args.is_empty())
+            .map(|a| (a, args.to_vec()));
+        jip6::on_invoke(h)?;
+        h.trace_step.set(0);
+        drive(h, vm, Mode::Run)
+    })
+}
+
 /// Continues a VM stopped at a host call (after the `ecalli`), a page fault or out-of-gas (the
 /// same instruction / block again), or positioned with `pvm_set_pc`, without resetting anything.
 /// Refused (ERROR) after a halt or panic.

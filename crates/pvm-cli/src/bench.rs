@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use pvm_core::asm::{Assembler, Operands};
 use pvm_core::isa::Opcode as O;
-use pvm_core::{Access, Exit, Instance, Program, ProgramOptions, Spec};
+use pvm_core::{Access, Backend, Exit, Instance, Program, ProgramOptions, Spec};
 
 /// A benchmark program.
 pub struct BenchProgram {
@@ -226,8 +226,8 @@ fn instantiate(p: &BenchProgram, program: &Program) -> Result<Instance, String> 
     Ok(vm)
 }
 
-fn load(p: &BenchProgram, bytes: &[u8], spec: Spec) -> Result<Program, String> {
-    let opts = ProgramOptions::new(spec);
+fn load(p: &BenchProgram, bytes: &[u8], spec: Spec, backend: Backend) -> Result<Program, String> {
+    let opts = ProgramOptions { spec, backend };
     if p.standard {
         Program::from_standard(bytes, false, opts).map_err(|e| e.to_string())
     } else {
@@ -240,10 +240,22 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Runs one program `runs` times under `spec`, answering host calls by continuing.
+/// Runs one program `runs` times under `spec`, answering host calls by continuing (on the
+/// default backend, see [`run_one_on`]).
 pub fn run_one(
     p: &BenchProgram,
     spec: Spec,
+    runs: usize,
+    instructions: u64,
+) -> Result<BenchResult, String> {
+    run_one_on(p, spec, Backend::Auto, runs, instructions)
+}
+
+/// [`run_one`] on a chosen backend.
+pub fn run_one_on(
+    p: &BenchProgram,
+    spec: Spec,
+    backend: Backend,
     runs: usize,
     instructions: u64,
 ) -> Result<BenchResult, String> {
@@ -256,7 +268,7 @@ pub fn run_one(
     let mut last = None;
     for _ in 0..runs.max(1) {
         let t = Instant::now();
-        let program = load(p, &bytes, spec)?;
+        let program = load(p, &bytes, spec, backend)?;
         prepare.push(t.elapsed());
         let mut vm = instantiate(p, &program)?;
         let t = Instant::now();
@@ -280,7 +292,7 @@ pub fn run_one(
 /// Counts executed instructions by running under the GP 0.7.2 model (one gas per instruction).
 pub fn count_instructions(p: &BenchProgram) -> Result<u64, String> {
     let bytes = for_gp072(&p.bytes, p.standard)?;
-    let program = load(p, &bytes, Spec::Gp0_7_2)?;
+    let program = load(p, &bytes, Spec::Gp0_7_2, Backend::Interpreter)?;
     let mut vm = instantiate(p, &program)?;
     vm.run_with_host(|_, _| pvm_core::HostOutcome::Continue);
     Ok((i64::MAX - vm.gas()) as u64)

@@ -4,24 +4,32 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use pvm_cli::vectors;
-use pvm_core::Spec;
+use pvm_core::{Backend, Spec};
 
 const USAGE: &str = "usage: pvm <command> [options]     (pvm <command> --help: that command's usage)
 
 commands:
-  test-vectors [--spec 0.8.0|0.7.2] [--verbose] DIR_OR_FILES...   run conformance vectors
+  test-vectors [--spec 0.8.0|0.7.2] [--backend B|all] [--verbose] DIR_OR_FILES...
+                                                run conformance vectors
   block-gas [--spec 0.8.0|0.7.2] FILE                             print `PC COST` per basic block
-  run [RUN OPTIONS] [--jip7 OUT.log] FILE       run; with --jip7, record the host calls (JIP-7)
+  info [--spec ..] [--backend B] [--metadata|--no-metadata] FILE
+                                                metadata (JIP-6), code size, blocks, jump table,
+                                                entry points and layout of a program
+  run [RUN OPTIONS] [--jip7 OUT.log] [--verbose] FILE
+                                                run; with --jip7, record the host calls (JIP-7)
   trace [RUN OPTIONS] [--hash-every N] [--from STEP] [--limit N] FILE
                                                 one line per instruction with gas, pvmHash, registers
   dump [RUN OPTIONS] [--at STEP] FILE           the PVM-hash preimage (state dump) at a step
   trace-diff A B                                first step where two traces differ
   disasm [--spec ..] FILE                       the program as assembly
-  replay [--spec ..] [--gas N] [--all] [--no-verify] [--ignore-gas] LOG
+  replay [--spec ..] [--backend B] [--gas N] [--all] [--no-verify] [--ignore-gas] LOG
                                                 re-execute a JIP-7 log and verify it
-  bench [--runs N] [--scale X] [--arg-hex HEX] [STANDARD_PROGRAMS...]  interpreter throughput
+  bench [--runs N] [--scale X] [--backend B] [--arg-hex HEX] [STANDARD_PROGRAMS...]
+                                                throughput
 
-RUN OPTIONS: --spec 0.8.0|0.7.2  --gas N  --pc N  --args HEX  --metadata|--no-metadata
+B (backend): interpreter | recompiler | auto (default auto: the recompiler where supported,
+  else the interpreter; the LIBPVM_BACKEND environment variable overrides auto)
+RUN OPTIONS: --spec 0.8.0|0.7.2  --backend B  --gas N  --pc N  --args HEX  --metadata|--no-metadata
   --host stop|continue (default stop)  --inner (answer machine/peek/poke/pages/invoke/expunge/
   gas/grow_heap with libpvm's inner PVMs)  --replay LOG (answer host calls from a JIP-7 log)
 FILE: a GP A.7 standard program or JAM service blob (metadata prefix detected), a code blob, or a
@@ -31,6 +39,8 @@ pvmHash against the vector's expected state).
 
 const RUN_OPTIONS: &str = "RUN OPTIONS:
   --spec 0.8.0|0.7.2   Gray Paper version (default 0.8.0; vectors carry their own)
+  --backend B          interpreter | recompiler | auto (default auto: the recompiler where
+                       supported, else the interpreter; LIBPVM_BACKEND overrides auto)
   --gas N              initial gas (default 1000000000)
   --pc N               initial pc (default 0)
   --args HEX           argument data (standard programs)
@@ -46,17 +56,28 @@ conformance-vector .json.
 /// The usage of one subcommand (`pvm <command> --help`).
 fn command_usage(cmd: &str) -> Option<String> {
     let text = match cmd {
-        "test-vectors" => "usage: pvm test-vectors [--spec 0.8.0|0.7.2] [--verbose|-v] DIR_OR_FILES...\n\
+        "test-vectors" => "usage: pvm test-vectors [--spec 0.8.0|0.7.2] [--backend B|all] [--verbose|-v] DIR_OR_FILES...\n\
             Runs conformance vectors (JSON files, or every .json under a directory) and prints\n\
-            one line per failure and a summary. Exit status 1 if any vector fails.\n"
+            one line per failure and a summary. Exit status 1 if any vector fails.\n\
+            --backend B          interpreter | recompiler | auto (default auto; LIBPVM_BACKEND\n\
+            \x20                    overrides auto); `all`: every backend supported here, in turn\n"
             .to_string(),
-        "block-gas" => "usage: pvm block-gas [--spec 0.8.0|0.7.2] FILE\n\
+        "info" => "usage: pvm info [--spec 0.8.0|0.7.2] [--backend B] [--metadata|--no-metadata] FILE\n\
+            Describes a program without running it: the JIP-6 metadata of a JAM service blob,\n\
+            code size, number of basic blocks, jump table (length and entries), entry points\n\
+            (GP A.7: 0 refine/is-authorized, 5 accumulate), the standard layout's sizes, the\n\
+            spec and the backend that would run it.\n\
+            --metadata | --no-metadata   whether FILE starts with a metadata prefix (default: detect)\n\
+            --backend B          interpreter | recompiler | auto (default auto)\n"
+            .to_string(),
+        "block-gas" => "usage: pvm block-gas [--spec 0.8.0|0.7.2] [--backend B] FILE\n\
             Prints `PC COST` for every basic block of a code blob (or of the `program` byte\n\
             array of a JSON vector).\n"
             .to_string(),
         "run" => format!(
-            "usage: pvm run [RUN OPTIONS] [--jip7 OUT.log] FILE\n\
+            "usage: pvm run [RUN OPTIONS] [--jip7 OUT.log] [--verbose|-v] FILE\n\
             Runs FILE and prints the exit, pc, gas and registers (and the output of a halt).\n\
+            --verbose, -v        also print the spec and the backend that ran\n\
             --jip7 OUT.log       record the host calls as a JIP-7 log (`-`: standard output);\n\
             \x20                    --jip6 is an alias\n{RUN_OPTIONS}"
         ),
@@ -76,23 +97,25 @@ fn command_usage(cmd: &str) -> Option<String> {
             Reports the first step where two traces differ (pc, instruction, gas, registers or\n\
             pvmHash). Exit status 1 if they differ.\n"
             .to_string(),
-        "disasm" => "usage: pvm disasm [--spec 0.8.0|0.7.2] [--metadata|--no-metadata] FILE\n\
+        "disasm" => "usage: pvm disasm [--spec 0.8.0|0.7.2] [--backend B] [--metadata|--no-metadata] FILE\n\
             Prints the program as assembly.\n"
             .to_string(),
         "replay" => format!(
-            "usage: pvm replay [--spec 0.8.0|0.7.2] [--gas N] [--all] [--no-verify] [--ignore-gas] LOG\n\
+            "usage: pvm replay [--spec 0.8.0|0.7.2] [--backend B] [--gas N] [--all] [--no-verify] [--ignore-gas] LOG\n\
             Re-executes a JIP-7 log statelessly, answering every ecalli from the log, and checks\n\
             pc, gas and registers at every host call, every logged memory read, built-in host\n\
             calls (x-builtin, re-executed) and the termination. Exit status 1 on a divergence.\n\
             --spec V             Gray Paper version of the logged program (default 0.8.0)\n\
+            --backend B          interpreter | recompiler | auto (default auto)\n\
             --gas N              initial gas if the log has no `start` line (default {})\n\
             --all                report every divergence, not only the first\n\
             --no-verify          do not check the host calls; the termination is still compared\n\
             --ignore-gas         leave gas out of every comparison\n",
             pvm_core::jip7::DEFAULT_REPLAY_GAS
         ),
-        "bench" => "usage: pvm bench [--runs N] [--scale X] [--arg-hex HEX] [STANDARD_PROGRAMS...]\n\
-            Measures interpreter throughput on the built-in suite and the given programs.\n"
+        "bench" => "usage: pvm bench [--runs N] [--scale X] [--backend B] [--arg-hex HEX] [STANDARD_PROGRAMS...]\n\
+            Measures throughput on the built-in suite and the given programs.\n\
+            --backend B          interpreter | recompiler | auto (default auto)\n"
             .to_string(),
         _ => return None,
     };
@@ -116,6 +139,7 @@ fn main() -> ExitCode {
         "test-vectors" => cmd_test_vectors(rest),
         "block-gas" => cmd_block_gas(rest),
         "run" => cmd_run(rest),
+        "info" => cmd_info(rest),
         "trace" => cmd_trace(rest),
         "dump" => cmd_dump(rest),
         "trace-diff" => cmd_trace_diff(rest),
@@ -141,14 +165,28 @@ fn parse_spec(s: &str) -> Result<Spec, String> {
     Spec::parse(s).ok_or_else(|| format!("unknown spec `{s}` (expected 0.8.0 or 0.7.2)"))
 }
 
+/// Parses a `--backend` value.
+fn parse_backend(s: Option<&String>) -> Result<Backend, String> {
+    let s = s.ok_or("--backend needs a value (interpreter, recompiler or auto)")?;
+    Backend::parse(s)
+        .ok_or_else(|| format!("unknown backend `{s}` (expected interpreter, recompiler or auto)"))
+}
+
 fn cmd_test_vectors(args: &[String]) -> Result<ExitCode, String> {
     let mut spec = None;
     let mut verbose = false;
     let mut inputs = Vec::new();
+    let mut backends = vec![Backend::Auto];
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--spec" => spec = Some(parse_spec(it.next().ok_or("--spec needs a value")?)?),
+            "--backend" => {
+                backends = match it.next() {
+                    Some(v) if v == "all" => vectors::supported_backends(),
+                    v => vec![parse_backend(v)?],
+                }
+            }
             "--verbose" | "-v" => verbose = true,
             _ => inputs.push(PathBuf::from(a)),
         }
@@ -157,24 +195,36 @@ fn cmd_test_vectors(args: &[String]) -> Result<ExitCode, String> {
         return Err("test-vectors needs at least one directory or file".into());
     }
     let files = vectors::collect_files(&inputs).map_err(|e| e.to_string())?;
-    let (mut passed, mut failed) = (0, 0);
-    for file in &files {
-        let r = vectors::run_file(file, spec);
-        if r.failures.is_empty() {
-            passed += 1;
-            if verbose {
-                println!("ok   {}", file.display());
-            }
-        } else {
-            failed += 1;
-            println!("FAIL {}", file.display());
-            for f in &r.failures {
-                println!("     {f}");
+    let mut any_failed = false;
+    for &backend in &backends {
+        // Resolved up front so that an unsupported backend is one clear error, not N failures.
+        let resolved = backend
+            .resolve()
+            .map_err(|e| format!("--backend {backend}: {e}"))?;
+        let (mut passed, mut failed) = (0, 0);
+        for file in &files {
+            let r = vectors::run_file_on(file, spec, vectors::Mode::Run, resolved);
+            if r.failures.is_empty() {
+                passed += 1;
+                if verbose {
+                    println!("ok   {}", file.display());
+                }
+            } else {
+                failed += 1;
+                println!("FAIL {}", file.display());
+                for f in &r.failures {
+                    println!("     {f}");
+                }
             }
         }
+        if backends.len() > 1 || verbose {
+            println!("backend {resolved}: {passed} passed, {failed} failed");
+        } else {
+            println!("{passed} passed, {failed} failed");
+        }
+        any_failed |= failed > 0;
     }
-    println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 {
+    Ok(if !any_failed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -239,17 +289,19 @@ fn load_code(path: &str) -> Result<Vec<u8>, String> {
 
 fn cmd_block_gas(args: &[String]) -> Result<ExitCode, String> {
     let mut spec = Spec::Gp0_8_0;
+    let mut backend = Backend::Auto;
     let mut file = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--spec" => spec = parse_spec(it.next().ok_or("--spec needs a value")?)?,
+            "--backend" => backend = parse_backend(it.next())?,
             _ => file = Some(a.clone()),
         }
     }
     let file = file.ok_or("block-gas needs a FILE")?;
     let code = load_code(&file)?;
-    let program = pvm_core::Program::from_code(&code, pvm_core::ProgramOptions::new(spec))
+    let program = pvm_core::Program::from_code(&code, pvm_core::ProgramOptions { spec, backend })
         .map_err(|e| format!("{file}: {e}"))?;
     for b in program.block_gas_costs() {
         println!("{} {}", b.pc, b.cost);
@@ -260,6 +312,8 @@ fn cmd_block_gas(args: &[String]) -> Result<ExitCode, String> {
 /// Options shared by `run`, `trace` and `dump`.
 struct RunOptions {
     spec: Option<Spec>,
+    backend: Backend,
+    verbose: bool,
     gas: u64,
     pc: Option<u32>,
     args: Vec<u8>,
@@ -278,6 +332,8 @@ fn parse_run_options(args: &[String]) -> Result<RunOptions, String> {
     use pvm_cli::tracing::HostMode;
     let mut o = RunOptions {
         spec: None,
+        backend: Backend::Auto,
+        verbose: false,
         gas: 1_000_000_000,
         pc: None,
         args: vec![],
@@ -295,6 +351,8 @@ fn parse_run_options(args: &[String]) -> Result<RunOptions, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--spec" => o.spec = Some(parse_spec(it.next().ok_or("--spec needs a value")?)?),
+            "--backend" => o.backend = parse_backend(it.next())?,
+            "--verbose" | "-v" => o.verbose = true,
             "--gas" => o.gas = parse_num("--gas", it.next())?,
             "--pc" => {
                 o.pc = Some(
@@ -342,7 +400,7 @@ fn parse_run_options(args: &[String]) -> Result<RunOptions, String> {
 }
 
 fn prepare(o: &RunOptions) -> Result<pvm_cli::tracing::Target, String> {
-    let mut t = pvm_cli::tracing::load_target(&o.file, o.spec, o.metadata, &o.args)?;
+    let mut t = pvm_cli::tracing::load_target_on(&o.file, o.spec, o.metadata, &o.args, o.backend)?;
     // Vectors carry their own pc and gas; other files take the options (defaults pc 0).
     if t.expected.is_none() || o.pc.is_some() {
         t.vm.set_pc(o.pc.unwrap_or(0));
@@ -384,6 +442,10 @@ fn cmd_run(args: &[String]) -> Result<ExitCode, String> {
         },
     };
     let vm = &t.vm;
+    if o.verbose {
+        println!("spec: {}", vm.program().spec().as_str());
+        println!("backend: {}", vm.program().backend());
+    }
     println!("exit: {}", describe(exit));
     println!("pc: {}", vm.pc());
     println!("gas used: {}", gas - vm.gas());
@@ -478,10 +540,19 @@ fn cmd_trace_diff(args: &[String]) -> Result<ExitCode, String> {
     }
 }
 
+/// `pvm info FILE`: what a program is, without running it.
+fn cmd_info(args: &[String]) -> Result<ExitCode, String> {
+    let mut o = parse_run_options(args)?;
+    o.args.clear();
+    let t = pvm_cli::tracing::load_target_on(&o.file, o.spec, o.metadata, &[], o.backend)?;
+    print!("{}", pvm_cli::info::program_info(t.vm.program()));
+    Ok(ExitCode::SUCCESS)
+}
+
 fn cmd_disasm(args: &[String]) -> Result<ExitCode, String> {
     let mut o = parse_run_options(args)?;
     o.args.clear();
-    let t = pvm_cli::tracing::load_target(&o.file, o.spec, o.metadata, &[])?;
+    let t = pvm_cli::tracing::load_target_on(&o.file, o.spec, o.metadata, &[], o.backend)?;
     print!("{}", pvm_core::disasm::disassemble(t.vm.program()));
     Ok(ExitCode::SUCCESS)
 }
@@ -493,6 +564,7 @@ fn cmd_replay(args: &[String]) -> Result<ExitCode, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--spec" => opts.spec = parse_spec(it.next().ok_or("--spec needs a value")?)?,
+            "--backend" => opts.backend = parse_backend(it.next())?,
             "--gas" => {
                 let g = parse_num("--gas", it.next())?;
                 opts.gas = Some(i64::try_from(g).map_err(|_| "--gas must be below 2^63")?);
@@ -561,9 +633,11 @@ fn describe(e: pvm_core::Exit) -> String {
 fn cmd_bench(args: &[String]) -> Result<ExitCode, String> {
     use pvm_cli::bench::*;
     let (mut runs, mut scale, mut arg_hex, mut files) = (5usize, 1.0f64, String::new(), Vec::new());
+    let mut backend = Backend::Auto;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
+            "--backend" => backend = parse_backend(it.next())?,
             "--runs" => runs = parse_num("--runs", it.next())? as usize,
             "--scale" => {
                 scale = it
@@ -575,6 +649,9 @@ fn cmd_bench(args: &[String]) -> Result<ExitCode, String> {
             _ => files.push(a.clone()),
         }
     }
+    let backend = backend
+        .resolve()
+        .map_err(|e| format!("--backend {backend}: {e}"))?;
     let mut suite = builtin_suite(scale);
     for f in files {
         let name = std::path::Path::new(&f)
@@ -590,12 +667,13 @@ fn cmd_bench(args: &[String]) -> Result<ExitCode, String> {
             map: None,
         });
     }
+    println!("backend: {backend}\n");
     println!("| program | gas model | exit | instructions | gas used | time (median of {runs}) | M instr/s | M gas/s | prepare |");
     println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
     for p in &suite {
         let instructions = count_instructions(p)?;
         for spec in [Spec::Gp0_8_0, Spec::Gp0_7_2] {
-            let r = run_one(p, spec, runs, instructions)?;
+            let r = run_one_on(p, spec, backend, runs, instructions)?;
             let secs = r.median.as_secs_f64();
             println!(
                 "| {} | GP {} | {} | {} | {} | {:.1} ms | {:.0} | {:.0} | {:.2} ms |",

@@ -5,9 +5,11 @@ use std::fmt::Write as _;
 use pvm_core::inner::InnerPvms;
 use pvm_core::jip7::{self, Jip7Log};
 use pvm_core::trace::{dump_state, ecalli_line, exit_line, hex, pvm_hash, trace_line};
-use pvm_core::{Exit, HostCallContext, HostOutcome, Instance, Program, ProgramOptions, Spec};
+use pvm_core::{
+    Backend, Exit, HostCallContext, HostOutcome, Instance, Program, ProgramOptions, Spec,
+};
 
-use crate::vectors::{initial_instance, ExpectedState};
+use crate::vectors::{initial_instance_on, ExpectedState};
 
 /// How host calls are answered while tracing or recording.
 pub enum HostMode {
@@ -32,18 +34,34 @@ pub struct Target {
 }
 
 /// Loads FILE: a conformance vector (`.json`), a standard program / JAM service blob, or a plain
-/// code blob.
+/// code blob (on the default backend, see [`load_target_on`]).
 pub fn load_target(
     path: &str,
     spec: Option<Spec>,
     metadata: Option<bool>,
     args: &[u8],
 ) -> Result<Target, String> {
+    load_target_on(path, spec, metadata, args, Backend::Auto)
+}
+
+/// [`load_target`] on a chosen backend.
+pub fn load_target_on(
+    path: &str,
+    spec: Option<Spec>,
+    metadata: Option<bool>,
+    args: &[u8],
+    backend: Backend,
+) -> Result<Target, String> {
+    // A backend that cannot run here is reported as such, not as a program that failed to load.
+    backend
+        .resolve()
+        .map_err(|e| format!("--backend {backend}: {e}"))?;
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     if path.ends_with(".json") {
         let v: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| format!("{path}: {e}"))?;
-        let (vm, expected) = initial_instance(&v, spec).map_err(|e| format!("{path}: {e}"))?;
+        let (vm, expected) =
+            initial_instance_on(&v, spec, backend).map_err(|e| format!("{path}: {e}"))?;
         return Ok(Target {
             vm,
             expected,
@@ -52,7 +70,10 @@ pub fn load_target(
             args: vec![],
         });
     }
-    let opts = ProgramOptions::new(spec.unwrap_or_default());
+    let opts = ProgramOptions {
+        spec: spec.unwrap_or_default(),
+        backend,
+    };
     let program = match metadata {
         Some(m) => Program::from_standard(&bytes, m, opts),
         None => Program::from_standard(&bytes, false, opts)

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use pvm_core::{Access, Exit, Instance, Program, ProgramOptions, Spec};
+use pvm_core::{Access, Backend, Exit, Instance, Program, ProgramOptions, Spec};
 use serde_json::Value;
 
 /// The format of one vector file.
@@ -71,16 +71,42 @@ pub enum Mode {
     Step,
 }
 
-/// Like [`run_file`], choosing how the machine is driven.
+/// Like [`run_file`], choosing how the machine is driven (on the default backend).
 pub fn run_file_with(path: &Path, spec: Option<Spec>, mode: Mode) -> VectorResult {
+    run_file_on(path, spec, mode, Backend::Auto)
+}
+
+/// The backends this machine can run: the interpreter, and the recompiler where it is
+/// supported. The vector suites run under each of them.
+pub fn supported_backends() -> Vec<Backend> {
+    let mut v = vec![Backend::Interpreter];
+    if Backend::recompiler_supported() {
+        v.push(Backend::Recompiler);
+    }
+    v
+}
+
+/// Like [`run_file_with`], on `backend` (`Auto` resolves as for any program). A backend that
+/// cannot run here (the recompiler where it is not supported, a bad `LIBPVM_BACKEND`) is a
+/// failure of every vector, never mistaken for an invalid program.
+pub fn run_file_on(path: &Path, spec: Option<Spec>, mode: Mode, backend: Backend) -> VectorResult {
+    let backend = match backend.resolve() {
+        Ok(b) => b,
+        Err(e) => {
+            return VectorResult {
+                path: path.to_path_buf(),
+                failures: vec![format!("backend {backend}: {e}")],
+            }
+        }
+    };
     let failures = match std::fs::read_to_string(path)
         .map_err(|e| e.to_string())
         .and_then(|s| serde_json::from_str::<Value>(&s).map_err(|e| e.to_string()))
     {
         Err(e) => vec![format!("cannot read: {e}")],
         Ok(v) => match detect(&v) {
-            Some(Format::Gp07) => run_gp07(&v, spec.unwrap_or(Spec::Gp0_7_2), mode),
-            Some(Format::Gp08) => run_gp08(&v, spec.unwrap_or(Spec::Gp0_8_0), mode),
+            Some(Format::Gp07) => run_gp07(&v, spec.unwrap_or(Spec::Gp0_7_2), mode, backend),
+            Some(Format::Gp08) => run_gp08(&v, spec.unwrap_or(Spec::Gp0_8_0), mode, backend),
             None => vec!["unknown vector format (neither `steps` nor `initial-regs`)".into()],
         },
     };
@@ -131,8 +157,8 @@ enum Machine {
 }
 
 impl Machine {
-    fn new(program: &[u8], spec: Spec) -> Machine {
-        match Program::from_code(program, ProgramOptions::new(spec)) {
+    fn new(program: &[u8], spec: Spec, backend: Backend) -> Machine {
+        match Program::from_code(program, ProgramOptions { spec, backend }) {
             Ok(p) => Machine::Valid(Box::new(p.instantiate(&[]).expect("no args"))),
             Err(_) => Machine::Invalid {
                 regs: [0; 13],
@@ -333,8 +359,8 @@ fn expected_gas_gp07(v: &Value, spec: Spec) -> i64 {
     gas + corrected as i64
 }
 
-fn run_gp07(v: &Value, spec: Spec, mode: Mode) -> Vec<String> {
-    let mut m = Machine::new(&bytes_of(&v["program"]), spec);
+fn run_gp07(v: &Value, spec: Spec, mode: Mode, backend: Backend) -> Vec<String> {
+    let mut m = Machine::new(&bytes_of(&v["program"]), spec, backend);
     let mut pages = Vec::new();
     *m.regs_mut() = regs_of(&v["initial-regs"]);
     for e in v["initial-page-map"].as_array().into_iter().flatten() {
@@ -386,8 +412,8 @@ fn run_gp07(v: &Value, spec: Spec, mode: Mode) -> Vec<String> {
     f
 }
 
-fn run_gp08(v: &Value, spec: Spec, mode: Mode) -> Vec<String> {
-    let mut m = Machine::new(&bytes_of(&v["program"]), spec);
+fn run_gp08(v: &Value, spec: Spec, mode: Mode, backend: Backend) -> Vec<String> {
+    let mut m = Machine::new(&bytes_of(&v["program"]), spec, backend);
     m.set_pc(u64_of(&v["initial-pc"]) as u32);
     m.set_gas(v["initial-gas"].as_i64().unwrap_or(0));
     let mut f = Vec::new();
@@ -474,7 +500,7 @@ fn run_gp08(v: &Value, spec: Spec, mode: Mode) -> Vec<String> {
     // Block gas costs, when present and the program is valid.
     if let (Some(costs), Ok(p)) = (
         v.get("block-gas-costs").and_then(Value::as_array),
-        Program::from_code(&bytes_of(&v["program"]), ProgramOptions::new(spec)),
+        Program::from_code(&bytes_of(&v["program"]), ProgramOptions { spec, backend }),
     ) {
         if spec == Spec::Gp0_8_0 {
             let ours: BTreeMap<u32, u32> =
@@ -500,12 +526,21 @@ pub fn initial_instance(
     v: &Value,
     spec: Option<Spec>,
 ) -> Result<(Instance, Option<ExpectedState>), String> {
+    initial_instance_on(v, spec, Backend::Auto)
+}
+
+/// [`initial_instance`] on a chosen backend.
+pub fn initial_instance_on(
+    v: &Value,
+    spec: Option<Spec>,
+    backend: Backend,
+) -> Result<(Instance, Option<ExpectedState>), String> {
     let format = detect(v).ok_or("unknown vector format")?;
     let spec = spec.unwrap_or(match format {
         Format::Gp07 => Spec::Gp0_7_2,
         Format::Gp08 => Spec::Gp0_8_0,
     });
-    let program = Program::from_code(&bytes_of(&v["program"]), ProgramOptions::new(spec))
+    let program = Program::from_code(&bytes_of(&v["program"]), ProgramOptions { spec, backend })
         .map_err(|e| e.to_string())?;
     let mut vm = program.instantiate(&[]).map_err(|e| e.to_string())?;
     let mut pages = Vec::new();

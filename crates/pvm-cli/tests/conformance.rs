@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
-use pvm_cli::vectors::{collect_files, gp07_block_charged_faults, run_file, run_file_with, Mode};
-use pvm_core::Spec;
+use pvm_cli::vectors::{
+    collect_files, gp07_block_charged_faults, run_file, run_file_on, supported_backends, Mode,
+};
+use pvm_core::{Backend, Spec};
 
 fn vectors_dir(sub: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -15,21 +17,30 @@ fn run_suite(sub: &str, spec: Spec, expected_count: usize) {
     run_suite_with(sub, spec, expected_count, Mode::Run)
 }
 
+/// Runs the suite under every backend this machine supports (the interpreter always, the
+/// recompiler where `Backend::recompiler_supported()`), so a new backend is covered as soon as
+/// it is supported.
 fn run_suite_with(sub: &str, spec: Spec, expected_count: usize, mode: Mode) {
     let files = collect_files(&[vectors_dir(sub)]).expect("vector directory readable");
     assert_eq!(files.len(), expected_count, "vector count in {sub}");
     let mut failures = Vec::new();
-    for f in &files {
-        let r = run_file_with(f, Some(spec), mode);
-        if !r.failures.is_empty() {
-            failures.push(format!("{}:\n  {}", f.display(), r.failures.join("\n  ")));
+    for backend in supported_backends() {
+        for f in &files {
+            let r = run_file_on(f, Some(spec), mode, backend);
+            if !r.failures.is_empty() {
+                failures.push(format!(
+                    "{} ({backend}):\n  {}",
+                    f.display(),
+                    r.failures.join("\n  ")
+                ));
+            }
         }
     }
     assert!(
         failures.is_empty(),
-        "{} of {} vectors failed:\n{}",
+        "{} of {} vector runs failed:\n{}",
         failures.len(),
-        files.len(),
+        files.len() * supported_backends().len(),
         failures.join("\n")
     );
 }
@@ -117,4 +128,31 @@ fn gp_0_7_block_charged_fault_list_is_exactly_the_page_fault_vectors() {
 fn wrong_spec_is_detected() {
     let f = vectors_dir("gp-0.8/programs/inst_count_set_bits_64.json");
     assert!(!run_file(&f, Some(Spec::Gp0_7_2)).failures.is_empty());
+}
+
+/// The backends the suites run under: the interpreter always, the recompiler exactly when this
+/// machine supports it.
+#[test]
+fn suites_run_under_every_supported_backend() {
+    let b = supported_backends();
+    assert_eq!(b[0], Backend::Interpreter);
+    assert_eq!(
+        b.contains(&Backend::Recompiler),
+        Backend::recompiler_supported()
+    );
+    assert!(!b.contains(&Backend::Auto));
+}
+
+/// Asking for the recompiler where it is not supported fails every vector with a backend error,
+/// never as an "invalid program" that a vector might expect.
+#[test]
+fn unsupported_backend_is_a_clear_failure() {
+    let f = vectors_dir("gp-0.8/programs/inst_add_64.json");
+    let r = run_file_on(&f, None, Mode::Run, Backend::Recompiler);
+    if Backend::recompiler_supported() {
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
+    } else {
+        assert_eq!(r.failures.len(), 1);
+        assert!(r.failures[0].contains("not supported"), "{:?}", r.failures);
+    }
 }

@@ -92,6 +92,10 @@ pub enum ProgramError {
         /// The length given.
         len: usize,
     },
+    /// [`crate::Instance::invoke`] on a program without the GP A.7 standard layout (a plain
+    /// code blob has no stack or argument area to set up).
+    #[error("invoke needs a standard program (GP A.7 layout with stack and argument area), but this program was loaded as a plain code blob; set the pc, registers and gas yourself and run")]
+    InvokeWithoutLayout,
     /// The recompiler was asked for on a machine it does not support (it needs x86-64 Unix).
     #[error("the recompiler backend is not supported on this machine (it needs x86-64 on a Unix system); use the interpreter or auto")]
     BackendUnsupported,

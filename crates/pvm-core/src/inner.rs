@@ -349,7 +349,12 @@ impl InnerPvms {
         let blob = ctx
             .read_vec(po as u32, pz as usize)
             .expect("range checked readable");
-        let program = match Program::from_code(&blob, ProgramOptions::new(self.spec)) {
+        // An inner machine runs on the same backend as the program that creates it.
+        let options = ProgramOptions {
+            spec: self.spec,
+            backend: ctx.program().backend(),
+        };
+        let program = match Program::from_code(&blob, options) {
             Ok(p) => p,
             Err(_) => {
                 ctx.set_reg(7, codes::HUH);

@@ -256,6 +256,12 @@ impl Instance {
         self.last_exit
     }
 
+    /// Forgets the last exit (as for a fresh instance), for a new invocation
+    /// ([`Instance::invoke`]).
+    pub(crate) fn clear_last_exit(&mut self) {
+        self.last_exit = None;
+    }
+
     /// Whether the last run ended the program (halt, panic).
     pub fn is_finished(&self) -> bool {
         matches!(self.last_exit, Some(Exit::Halt | Exit::Panic))

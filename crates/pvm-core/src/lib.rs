@@ -28,6 +28,7 @@ pub mod host;
 pub mod inner;
 pub mod instance;
 mod interpreter;
+mod invoke;
 pub mod isa;
 pub mod jip7;
 /// The earlier name of [`jip7`] (the host-call trace format is now JIP-7; JIP-6 is "Program
@@ -38,6 +39,7 @@ pub mod jip6 {
     pub use crate::jip7::*;
 }
 pub mod memory;
+pub mod metadata;
 pub mod program;
 pub mod recompiler;
 pub mod trace;
@@ -47,6 +49,7 @@ pub use error::{InvalidCodeReason, ProgramError};
 pub use host::{HostCallContext, HostOutcome, InvocationResult};
 pub use instance::{Exit, Instance, InterruptHandle, HALT_ADDRESS, NUM_REGISTERS};
 pub use memory::{Access, Memory, MemoryError, PAGE_SIZE};
+pub use metadata::ProgramMetadata;
 pub use program::{Blob, BlockCost, JumpTable, Program, ProgramOptions, StandardLayout};
 
 /// The Gray Paper version whose PVM rules a program follows. A value chosen per program, not a

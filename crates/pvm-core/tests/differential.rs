@@ -192,6 +192,8 @@ fn instance(program: &Program, r: &mut Rng, regs: &[u64; 13], gas: i64) -> Insta
 
 /// What must agree: exit, pc, gas, registers.
 type Snapshot = (Exit, u32, i64, [u64; 13]);
+/// Every mapped page: number, access, contents.
+type Pages = Vec<(u32, Access, Vec<u8>)>;
 
 fn snapshot(vm: &Instance, e: Exit) -> Snapshot {
     (e, vm.pc(), vm.gas(), *vm.registers())
@@ -199,7 +201,7 @@ fn snapshot(vm: &Instance, e: Exit) -> Snapshot {
 
 /// Runs to a final exit, answering host calls deterministically; returns every exit's state and
 /// the final memory.
-fn run(vm: &mut Instance, steps: u32) -> (Vec<Snapshot>, Vec<(u32, Access, Vec<u8>)>) {
+fn run(vm: &mut Instance, steps: u32) -> (Vec<Snapshot>, Pages) {
     let mut trace = Vec::new();
     let mut stepped = 0;
     let mut calls = 0;

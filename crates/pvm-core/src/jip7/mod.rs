@@ -43,8 +43,8 @@ pub use record::{
     state_of, termination_of, CallRecorder, OpenCall, PageMap,
 };
 pub use replay::{
-    apply_entry, apply_page_changes, load_program, replay, replay_with, Divergence, ReplayOptions,
-    ReplayReport, DEFAULT_REPLAY_GAS,
+    apply_entry, apply_page_changes, load_program, load_program_with, replay, replay_with,
+    Divergence, ReplayOptions, ReplayReport, DEFAULT_REPLAY_GAS,
 };
 
 /// The earlier name of [`Jip7Log`].

@@ -17,7 +17,14 @@ pub const DEFAULT_REPLAY_GAS: i64 = 1_000_000_000;
 /// Loads the logged program: a JAM service blob (with metadata), else a standard program, else
 /// a plain code blob.
 pub fn load_program(bytes: &[u8], spec: Spec) -> Result<Program, Jip7Error> {
-    let opts = ProgramOptions::new(spec);
+    load_program_with(bytes, ProgramOptions::new(spec))
+}
+
+/// [`load_program`] with every program option (spec and backend).
+pub fn load_program_with(bytes: &[u8], opts: ProgramOptions) -> Result<Program, Jip7Error> {
+    if let Err(e) = opts.backend.resolve() {
+        return Err(Jip7Error::Program(e.to_string()));
+    }
     Program::from_standard(bytes, true, opts)
         .or_else(|_| Program::from_standard(bytes, false, opts))
         .or_else(|_| Program::from_code(bytes, opts))
@@ -40,6 +47,8 @@ pub struct ReplayOptions {
     pub ignore_gas: bool,
     /// Report every divergence, not only the first (the replay goes on with the logged values).
     pub all: bool,
+    /// The backend that executes the program and its inner machines (default `Auto`).
+    pub backend: crate::Backend,
 }
 
 impl Default for ReplayOptions {
@@ -51,6 +60,7 @@ impl Default for ReplayOptions {
             verify_end: true,
             ignore_gas: false,
             all: false,
+            backend: crate::Backend::Auto,
         }
     }
 }
@@ -249,7 +259,13 @@ impl Run<'_> {
 /// `ecalli` with the logged actions. What is compared is set by `opts`; divergences are
 /// returned in the report (only load errors are `Err`).
 pub fn replay_with(log: &Jip7Log, opts: &ReplayOptions) -> Result<ReplayReport, Jip7Error> {
-    let program = load_program(&log.program, opts.spec)?;
+    let program = load_program_with(
+        &log.program,
+        ProgramOptions {
+            spec: opts.spec,
+            backend: opts.backend,
+        },
+    )?;
     // A standard program's argument area is sized by the arguments: take them from an initial
     // write at the argument address.
     let args_at = program.standard_layout().map(|l| l.args_start());
