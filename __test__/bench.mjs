@@ -66,8 +66,8 @@ function timeIt(f, runs = RUNS) {
 
 // ---- engines ----
 
-function runLibpvm(bytes, kind, spec, args) {
-  const program = kind === 'standard' ? Program.fromStandard(bytes, { spec }) : Program.fromCode(bytes, { spec })
+function runLibpvm(bytes, kind, spec, args, backend = 'auto') {
+  const program = kind === 'standard' ? Program.fromStandard(bytes, { spec, backend }) : Program.fromCode(bytes, { spec, backend })
   const vm = program.instantiate({ gas: GAS, args: kind === 'standard' ? args : undefined })
   const exit = vm.run()
   const out = { status: exit.status, gas: GAS - exit.gas, output: kind === 'standard' ? vm.output()?.toString('hex') : vm.registers[7].toString(16) }
@@ -127,9 +127,12 @@ const selected = only ? workloads.filter((w) => only.some((o) => w.name.startsWi
 const fmt = (x, d = 1) => x.toFixed(d).padStart(8)
 const rate = (instructions, t) => `${fmt(instructions / t / 1e3, 1)} M/s`
 console.log(`libpvm ${process.platform}-${process.arch}, Node ${process.version}; median of ${RUNS} runs (anan-as release-mini: ${Math.min(RUNS, 3)}, release: 1), each after a warm-up run\n`)
-const header = ['program', 'instructions', 'libpvm 0.8.0', 'libpvm 0.7.2', ...Object.keys(anan).map((k) => `anan-as ${k}`), ...Object.keys(anan).map((k) => `ratio vs ${k}`)]
+// The default backend (the recompiler on x86-64 Unix), and the interpreter for comparison.
+const defaultBackend = Program.fromCode(aluLoop(1)).backend
+const header = ['program', 'instructions', `libpvm 0.8.0 (${defaultBackend})`, `libpvm 0.7.2 (${defaultBackend})`, 'libpvm 0.7.2 (interpreter)', `${defaultBackend} vs interpreter`, ...Object.keys(anan).map((k) => `anan-as ${k}`), ...Object.keys(anan).map((k) => `ratio vs ${k}`)]
 console.log(header.join(' | '))
 const ratios = Object.fromEntries(Object.keys(anan).map((k) => [k, []]))
+const backendRatios = []
 for (const w of selected) {
   const l07 = timeIt(() => runLibpvm(w.bytes07, w.kind, '0.7.2', w.args))
   const l08 = timeIt(() => runLibpvm(w.bytes08, w.kind, '0.8.0', w.args))
@@ -137,7 +140,12 @@ for (const w of selected) {
   if (l07.result.status !== 'halt' || l08.result.output !== l07.result.output) {
     throw new Error(`${w.name}: libpvm 0.8.0 and 0.7.2 disagree: ${JSON.stringify([l08.result, l07.result])}`)
   }
-  const cells = [w.name, String(instructions), `${fmt(l08.ms)} ms ${rate(instructions, l08.ms)}`, `${fmt(l07.ms)} ms ${rate(instructions, l07.ms)}`]
+  const li = timeIt(() => runLibpvm(w.bytes07, w.kind, '0.7.2', w.args, 'interpreter'))
+  if (JSON.stringify(li.result) !== JSON.stringify(l07.result)) {
+    throw new Error(`${w.name}: the interpreter and the ${defaultBackend} disagree: ${JSON.stringify([li.result, l07.result])}`)
+  }
+  backendRatios.push(li.ms / l07.ms)
+  const cells = [w.name, String(instructions), `${fmt(l08.ms)} ms ${rate(instructions, l08.ms)}`, `${fmt(l07.ms)} ms ${rate(instructions, l07.ms)}`, `${fmt(li.ms)} ms ${rate(instructions, li.ms)}`, `${(li.ms / l07.ms).toFixed(1)}x`]
   const rs = []
   for (const [k, a] of Object.entries(anan)) {
     // anan-as's default `release` build is slow (~4 M instructions/s): one timed run after the warm-up.
@@ -153,8 +161,9 @@ for (const w of selected) {
   console.log(cells.join(' | '))
 }
 for (const [k, rs] of Object.entries(ratios)) {
-  if (rs.length) console.log(`\nlibpvm (GP 0.7.2) is ${median(rs).toFixed(1)}x faster than anan-as ${k} (median over programs)`)
+  if (rs.length) console.log(`\nlibpvm (GP 0.7.2, ${defaultBackend}) is ${median(rs).toFixed(1)}x faster than anan-as ${k} (median over programs)`)
 }
+if (backendRatios.length) console.log(`libpvm's ${defaultBackend} is ${median(backendRatios).toFixed(1)}x faster than its interpreter from JS (median over programs)`)
 
 // ---- host-call round trip ----
 
