@@ -97,7 +97,7 @@ done
 wasm_dir=()
 for t in "${built[@]}"; do [[ $t == wasm32-* ]] && wasm_dir=(--build-output-dir "$out/artifacts/$t"); done
 (cd "$stage" && "$napi" artifacts -o "$out/artifacts" --npm-dir npm ${wasm_dir[@]+"${wasm_dir[@]}"})
-(cd "$stage" && "$napi" pre-publish -t npm --skip-optional-publish)
+(cd "$stage" && "$napi" pre-publish -t npm --skip-optional-publish --no-gh-release)
 # napi artifacts also leaves a copy of each binary in the root package dir; the root package's
 # `files` list does not include them, so they are not packed.
 echo "--- optionalDependencies of the root package:"
