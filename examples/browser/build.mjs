@@ -19,7 +19,7 @@ if (!existsSync(loader)) {
 const dist = join(here, 'dist')
 mkdirSync(join(dist, 'guests'), { recursive: true })
 // node:* imports are anan-as's Node-only branch (a dynamic import it does not take in a browser).
-const common = { bundle: true, format: 'esm', target: 'es2022', logLevel: 'warning', absWorkingDir: root, external: ['node:*'] }
+const common = { bundle: true, format: 'esm', target: 'es2022', logLevel: 'warning', absWorkingDir: root, external: ['node:*'], nodePaths: [join(root, 'node_modules')] }
 await build({ ...common, entryPoints: [join(here, 'main.mjs')], outfile: join(dist, 'main.js'), alias: { libpvm: loader } })
 await build({ ...common, entryPoints: [join(wasmDir, 'wasi-worker-browser.mjs')], outfile: join(dist, 'wasi-worker-browser.mjs') })
 copyFileSync(join(wasmDir, 'libpvm.wasm32-wasi.wasm'), join(dist, 'libpvm.wasm32-wasi.wasm'))

@@ -53,7 +53,7 @@ if [[ ! -x ${CHROMIUM:-/usr/bin/chromium} && -z "${PVM_NO_INSTALL:-}" && "$(id -
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1
 fi
 if [[ -x ${CHROMIUM:-/usr/bin/chromium} ]]; then
-  run "browser page bundled" env LIBPVM_WASM_DIR="$out" node examples/browser/build.mjs &&
+  run "browser page bundled" node examples/browser/build.mjs &&
     run "browser page in headless Chromium" env SCREENSHOT="$out/browser.png" node tests/wasm/browser.mjs
 else
   skip "browser page in headless Chromium" "chromium is not installed (Debian package chromium)"
