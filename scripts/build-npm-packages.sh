@@ -6,10 +6,9 @@
 # For each TARGET (a Rust triple from package.json `napi.targets`) the addon crate alone is built
 # in release mode, stripped (`napi build --release --strip -p libpvm-node`):
 # - Linux targets with cargo-zigbuild and zig, both from PyPI (`pip install cargo-zigbuild
-#   ziglang`, no other download): one toolchain for every Linux target, and the glibc targets
-#   link against glibc 2.17 (`<triple>.2.17`), so the binaries load on any glibc >= 2.17
-#   (the musl target links musl statically into nothing: the .node needs only the musl libc of
-#   the Node that loads it);
+#   ziglang`, no other download): one toolchain for every Linux target; the glibc targets link
+#   against glibc 2.17 (`<triple>.2.17`), so the binaries load on any glibc >= 2.17, and the musl
+#   binary needs only the musl libc.so of the Node that loads it;
 # - wasm32-wasip1-threads with Rust's own wasm linker and emnapi (npm devDependencies `emnapi`,
 #   `@emnapi/core`, `@emnapi/runtime`), no WASI SDK needed (no C code);
 # - anything else natively (this is what the CI workflow does for macOS and Windows).
