@@ -2,7 +2,8 @@
 # Runs every test of libpvm: formatting and lints, the Rust tests (both conformance suites in run
 # and single-step mode, the C guests, inner PVMs, ...), the `pvm test-vectors` CLI on both suites,
 # the C ABI tests (C under valgrind, static and shared; Python ctypes; Go cgo) and the Node addon
-# tests (vitest). Runs every suite, prints a summary line
+# tests (vitest), the npm packages built and installed from their tarballs, the wasm build (in
+# Node and headless Chromium) and other Node versions. Runs every suite, prints a summary line
 #     suites: N passed, F failed, K skipped
 # and exits non-zero if a suite failed.
 #
@@ -122,6 +123,14 @@ if [[ ! -d node_modules ]]; then
   suite "npm ci" npm ci --no-audit --no-fund
 fi
 suite "Node addon" npm test
+# The packages as a user installs them: the Linux x64 (glibc, musl), arm64 and wasm packages built
+# here (cargo-zigbuild + zig from PyPI), npm-packed, installed into an empty project and used by a
+# TypeScript consumer (arm64 under qemu; musl loaded by musl's dynamic loader), Node 18-26.
+suite "npm packages (built, packed, installed)" bash tests/packaging/run.sh
+# The wasm build: the vitest suite on it, the browser example in headless Chromium, speed vs anan-as.
+suite "wasm (Node, headless Chromium)" bash tests/wasm/run.sh
+# The vitest suite on Node 22 and 24 from npm (this machine's Node is 20).
+suite "Node versions" bash tests/node-versions/run.sh
 
 echo
 for s in ${skipped[@]+"${skipped[@]}"}; do echo "SKIPPED: $s"; done

@@ -209,6 +209,11 @@ pub(crate) fn buffer_view(env: RawEnv, ab: Val, offset: u32, length: u32) -> Res
     let (Some(buffer), Some(from)) = (deref(env, g.buffer_ctor), deref(env, g.buffer_from)) else {
         return Err(Fail::new(Code::Internal, "Buffer.from is unavailable"));
     };
+    #[cfg(target_family = "wasm")]
+    let (ab, offset) = {
+        let (buffer, base) = wasm::view_buffer(env, ab)?;
+        (buffer, base as u32 + offset)
+    };
     let args = [ab, uint32(env, offset)?, uint32(env, length)?];
     let mut out = ptr::null_mut();
     // SAFETY: all values are live in this env; `Buffer.from` is Node's own function.
@@ -336,6 +341,11 @@ pub(crate) fn object(env: RawEnv) -> Res<Val> {
 /// An external ArrayBuffer over `len` bytes at `data`, whose finalizer drops `keepalive`.
 /// Returns `Ok(None)` where the runtime refuses external buffers (Electron's V8 sandbox).
 ///
+/// In the wasm build (emnapi) it is a `Uint8Array` over the wasm memory instead: emnapi's
+/// external ArrayBuffer is a copy that nothing keeps in sync, while a memory view is live (the
+/// memory is shared, so growing it does not detach views). [`biguint64_array`] and
+/// [`buffer_view`] take either. Such a view cannot be detached: see [`detach`].
+///
 /// # Safety
 /// `data` must stay valid for `len` bytes until the ArrayBuffer is detached or finalized.
 pub(crate) unsafe fn external_arraybuffer<T: 'static>(
@@ -352,6 +362,20 @@ pub(crate) unsafe fn external_arraybuffer<T: 'static>(
     }
     let hint = Box::into_raw(Box::new(keepalive));
     let mut v = ptr::null_mut();
+    #[cfg(target_family = "wasm")]
+    // SAFETY: as below; emnapi makes a Uint8Array (type 1) over [data, data + len).
+    let status = unsafe {
+        wasm::emnapi_create_memory_view(
+            env,
+            1,
+            data.cast(),
+            len,
+            Some(finalize::<T>),
+            hint.cast(),
+            &mut v,
+        )
+    };
+    #[cfg(not(target_family = "wasm"))]
     // SAFETY: the caller guarantees `data`; `hint` is reclaimed by `finalize` or below.
     let status = unsafe {
         sys::napi_create_external_arraybuffer(
@@ -375,6 +399,10 @@ pub(crate) unsafe fn external_arraybuffer<T: 'static>(
 }
 
 /// Detaches an ArrayBuffer (views over it become empty); ignores buffers already detached.
+///
+/// In the wasm build the views are over the shared wasm memory, which cannot be detached: this
+/// does nothing there, and a view kept after `free()` or an unmap reads and writes memory the
+/// allocator may reuse (inside the wasm instance only).
 pub(crate) fn detach(env: RawEnv, ab: Val) {
     // SAFETY: `ab` is a live ArrayBuffer of this env.
     unsafe { sys::napi_detach_arraybuffer(env, ab) };
@@ -394,8 +422,13 @@ pub(crate) fn typedarray_buffer(env: RawEnv, ta: Val) -> Option<Val> {
     (s == sys::Status::napi_ok).then_some(ab)
 }
 
-/// A BigUint64Array of `len` elements over `ab`.
+/// A BigUint64Array of `len` elements over `ab` (in the wasm build: over the memory that the
+/// view `ab` covers).
 pub(crate) fn biguint64_array(env: RawEnv, ab: Val, len: usize) -> Res<Val> {
+    #[cfg(target_family = "wasm")]
+    let (ab, offset) = wasm::view_buffer(env, ab)?;
+    #[cfg(not(target_family = "wasm"))]
+    let offset = 0;
     let mut v = ptr::null_mut();
     // SAFETY: `ab` is a live ArrayBuffer of at least 8 * len bytes.
     check(
@@ -406,7 +439,7 @@ pub(crate) fn biguint64_array(env: RawEnv, ab: Val, len: usize) -> Res<Val> {
                 sys::TypedarrayType::biguint64_array,
                 len,
                 ab,
-                0,
+                offset,
                 &mut v,
             )
         },
@@ -429,6 +462,7 @@ pub(crate) fn biguint64_array_copy(env: RawEnv, values: &[u64]) -> Res<Val> {
     // SAFETY: `data` has room for `values.len()` u64 (ArrayBuffer storage is 8-aligned in V8, but
     // copy bytewise to avoid relying on it).
     unsafe { ptr::copy_nonoverlapping(values.as_ptr().cast::<u8>(), data.cast::<u8>(), bytes) };
+    wrote(env, ab, bytes);
     biguint64_array(env, ab, values.len())
 }
 
@@ -811,4 +845,69 @@ fn check_register_count(what: &str, len: usize) -> Res<()> {
         ));
     }
     Ok(())
+}
+
+/// After writing `len` bytes through the data pointer that Node-API gave for the JS-owned
+/// ArrayBuffer or view `v`: nothing to do natively; in the wasm build that pointer is emnapi's
+/// copy in wasm memory, copied back into `v` here.
+pub(crate) fn wrote(env: RawEnv, v: Val, len: usize) {
+    #[cfg(target_family = "wasm")]
+    {
+        let mut v = v;
+        // SAFETY: `v` is a live ArrayBuffer or view of this env with at least `len` bytes.
+        unsafe { wasm::emnapi_sync_memory(env, false, &mut v, 0, len) };
+    }
+    #[cfg(not(target_family = "wasm"))]
+    let _ = (env, v, len);
+}
+
+/// The wasm build's memory views (emnapi).
+#[cfg(target_family = "wasm")]
+mod wasm {
+    use super::*;
+
+    extern "C" {
+        /// emnapi: a typed array (`typedarray_type` 1 = Uint8Array) over wasm memory.
+        pub(super) fn emnapi_create_memory_view(
+            env: RawEnv,
+            typedarray_type: i32,
+            external_data: *mut c_void,
+            byte_length: usize,
+            finalize_cb: sys::napi_finalize,
+            finalize_hint: *mut c_void,
+            result: *mut Val,
+        ) -> sys::napi_status;
+        /// emnapi: copies between a JS-owned buffer and its copy in wasm memory.
+        pub(super) fn emnapi_sync_memory(
+            env: RawEnv,
+            js_to_wasm: bool,
+            arraybuffer_or_view: *mut Val,
+            byte_offset: usize,
+            length: usize,
+        ) -> sys::napi_status;
+    }
+
+    /// The buffer (the wasm memory) and byte offset of a view made by `external_arraybuffer`;
+    /// an ArrayBuffer itself at offset 0.
+    pub(super) fn view_buffer(env: RawEnv, view: Val) -> Res<(Val, usize)> {
+        let mut is_view = false;
+        // SAFETY: `view` is a live value of this env.
+        unsafe { sys::napi_is_typedarray(env, view, &mut is_view) };
+        if !is_view {
+            return Ok((view, 0));
+        }
+        let mut ty = 0;
+        let mut len = 0;
+        let mut data = ptr::null_mut();
+        let mut ab = ptr::null_mut();
+        let mut off = 0;
+        // SAFETY: `view` is a live value of this env; a non-view fails the call.
+        let s = unsafe {
+            sys::napi_get_typedarray_info(
+                env, view, &mut ty, &mut len, &mut data, &mut ab, &mut off,
+            )
+        };
+        check(env, s, "napi_get_typedarray_info")?;
+        Ok((ab, off))
+    }
 }

@@ -1203,6 +1203,7 @@ impl Pvm {
                     // `target`); `buf` is ours, so the two do not overlap; a raw copy makes no
                     // reference to `target`'s memory, which may alias guest page views.
                     unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), dst, len) };
+                    js::wrote(env, target.raw(), len);
                     self.jip6_record(|r| r.record_read(address, buf));
                 }
                 Ok(None)
