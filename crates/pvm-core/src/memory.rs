@@ -194,6 +194,7 @@ unsafe impl Send for Table {}
 // SAFETY: as above; `&Table` only gives shared reads.
 unsafe impl Sync for Table {}
 
+#[cfg(unix)]
 const TABLE_BYTES: usize = PAGE_COUNT * std::mem::size_of::<usize>();
 
 impl Table {

@@ -109,6 +109,7 @@ impl SlotTable {
 
 impl SlotTable {
     /// Whether every entry is the same slot (the zero-width form: one slot and a length).
+    #[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
     pub fn is_uniform(&self) -> bool {
         self.mask == 0
     }

@@ -39,6 +39,7 @@ pub(crate) struct Ctx {
 
 /// How compiled code stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(crate) enum NativeExit {
     /// Before the instruction at this pc, inside a block whose gas was charged: the interpreter
     /// executes it.
