@@ -245,8 +245,10 @@ fn no_mappings_leak() {
     cycle(2000, 50); // 2,000 programs, 100,000 VMs
     let (maps1, rss1) = (mapping_count().unwrap(), rss_kib().unwrap_or(0));
     assert!(maps1 <= maps0 + 8, "mappings grew from {maps0} to {maps1}");
+    // Other tests of this binary allocate at the same time, so RSS gets a wide margin: a leak of
+    // the 100,000 instances (~36 KB each) or of 2,000 programs' code would be gigabytes.
     assert!(
-        rss1 <= rss0 + 32 * 1024,
+        rss1 <= rss0 + 256 * 1024,
         "RSS grew from {rss0} KiB to {rss1} KiB"
     );
 }
