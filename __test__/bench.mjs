@@ -141,8 +141,9 @@ for (const w of selected) {
     throw new Error(`${w.name}: libpvm 0.8.0 and 0.7.2 disagree: ${JSON.stringify([l08.result, l07.result])}`)
   }
   const li = timeIt(() => runLibpvm(w.bytes07, w.kind, '0.7.2', w.args, 'interpreter'))
-  if (JSON.stringify(li.result) !== JSON.stringify(l07.result)) {
-    throw new Error(`${w.name}: the interpreter and the ${defaultBackend} disagree: ${JSON.stringify([li.result, l07.result])}`)
+  const same = (a, b) => a.status === b.status && BigInt(a.gas) === BigInt(b.gas) && a.output === b.output
+  if (!same(li.result, l07.result)) {
+    throw new Error(`${w.name}: the interpreter and the ${defaultBackend} disagree: ${[li.result, l07.result].map((r) => `${r.status} ${r.gas} ${r.output}`).join(' / ')}`)
   }
   backendRatios.push(li.ms / l07.ms)
   const cells = [w.name, String(instructions), `${fmt(l08.ms)} ms ${rate(instructions, l08.ms)}`, `${fmt(l07.ms)} ms ${rate(instructions, l07.ms)}`, `${fmt(li.ms)} ms ${rate(instructions, li.ms)}`, `${(li.ms / l07.ms).toFixed(1)}x`]
