@@ -118,7 +118,18 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let md = report::markdown(&report);
+    let mut md = report::markdown(&report);
+    if options.runs > 0 {
+        match pvm_bench::engines::Engines::new(options.recompiler) {
+            Ok(engines) => {
+                md.push('\n');
+                md.push_str(&pvm_bench::hostcall::markdown(
+                    &pvm_bench::hostcall::measure(&engines, options.runs),
+                ));
+            }
+            Err(e) => eprintln!("warning: no host-call measurement: {e}"),
+        }
+    }
     println!("{md}");
     if let Some(path) = md_path {
         if let Err(e) = std::fs::write(&path, &md) {
