@@ -19,6 +19,12 @@ pub enum Backend {
 /// The environment variable that chooses the backend of programs built with [`Backend::Auto`].
 pub const BACKEND_ENV: &str = "LIBPVM_BACKEND";
 
+/// `Auto` recompiles programs with at most this many bytes of code (4 MiB, above JAM's 4 MB
+/// service-code limit W_C) and interprets larger ones: the recompiler translates every block
+/// up front (tens of bytes of machine code per instruction), the interpreter only the blocks
+/// that run. An explicit `Recompiler` compiles any size the blob format allows.
+pub const AUTO_RECOMPILE_MAX_CODE: usize = 4 << 20;
+
 impl Backend {
     /// Parses `interpreter`, `recompiler` or `auto` (ASCII case-insensitive).
     pub fn parse(s: &str) -> Option<Backend> {
@@ -42,6 +48,24 @@ impl Backend {
     /// Whether the recompiler can run on this machine (an x86-64 Unix system).
     pub fn recompiler_supported() -> bool {
         crate::recompiler::SUPPORTED
+    }
+
+    /// The concrete backend for a program with `code_len` bytes of code: as
+    /// [`Backend::resolve`], except that `Auto` (also via `LIBPVM_BACKEND=auto`) interprets
+    /// programs larger than [`AUTO_RECOMPILE_MAX_CODE`].
+    pub fn resolve_for(self, code_len: usize) -> Result<Backend, crate::ProgramError> {
+        let from_env = || {
+            std::env::var(BACKEND_ENV)
+                .ok()
+                .and_then(|v| Backend::parse(&v))
+        };
+        let auto = self == Backend::Auto && matches!(from_env(), None | Some(Backend::Auto));
+        match self.resolve()? {
+            Backend::Recompiler if auto && code_len > AUTO_RECOMPILE_MAX_CODE => {
+                Ok(Backend::Interpreter)
+            }
+            b => Ok(b),
+        }
     }
 
     /// The concrete backend for this choice: `Auto` becomes `LIBPVM_BACKEND`'s choice if that is

@@ -252,3 +252,25 @@ fn no_mappings_leak() {
         "RSS grew from {rss0} KiB to {rss1} KiB"
     );
 }
+
+/// `Auto` does not translate huge programs up front (a 32 MiB blob of one-byte blocks would be
+/// gigabytes of machine code): above `AUTO_RECOMPILE_MAX_CODE` it interprets them.
+#[test]
+fn auto_interprets_programs_above_the_size_limit() {
+    if !Backend::recompiler_supported() || std::env::var("LIBPVM_BACKEND").is_ok() {
+        return;
+    }
+    let blob = |len: usize| pvm_core::Blob {
+        jump_table: Default::default(),
+        code: vec![0; len], // `trap`s: every byte an instruction and a block
+        bitmask: vec![true; len],
+    };
+    let small = Program::from_blob(blob(1000), ProgramOptions::new(Spec::Gp0_8_0)).unwrap();
+    assert_eq!(small.backend(), Backend::Recompiler);
+    let n = pvm_core::backend::AUTO_RECOMPILE_MAX_CODE + 1;
+    let big = Program::from_blob(blob(n), ProgramOptions::new(Spec::Gp0_8_0)).unwrap();
+    assert_eq!(big.backend(), Backend::Interpreter);
+    let mut vm = big.instantiate(&[]).unwrap();
+    vm.set_gas(10);
+    assert_eq!(vm.run(), Exit::Panic);
+}

@@ -293,7 +293,7 @@ pub fn validate(code: &Code<'_>, spec: Spec) -> Result<(), ProgramError> {
 /// when first entered.
 fn compile(blob: Blob, options: ProgramOptions) -> Result<ProgramInner, ProgramError> {
     let spec = options.spec;
-    let backend = options.backend.resolve()?;
+    let backend = options.backend.resolve_for(blob.code.len())?;
     let code = Code {
         code: &blob.code,
         bitmask: &blob.bitmask,
