@@ -37,7 +37,7 @@ export type HostCallHandler = (this: Pvm, id: number, vm: Pvm) => HostCallResult
 export interface PvmError extends Error {}
 
 /** The values of the `Status` enum: why a run or step stopped. */
-export type ExitStatus = 'halt' | 'panic' | 'oog' | 'fault' | 'host' | 'running'
+export type ExitStatus = 'halt' | 'panic' | 'oog' | 'fault' | 'host' | 'running' | 'interrupted'
 
 /** The values of the `PvmErrorCode` enum. */
 export type PvmErrorCodeName =
@@ -172,6 +172,21 @@ export declare class Pvm {
   step(count?: number): Exit
   /** The status of the last run or step (`'running'` for a fresh VM). */
   get status(): ExitStatus
+  /**
+   * Interrupts this VM: its run ends with status `'interrupted'` at the next basic-block
+   * boundary (pc = that block, nothing of it charged), and the next `run()` continues exactly
+   * there. For the VM's own thread: from a host-call handler, a trace sink, or a timer between
+   * runs; if the VM is not running, its next run stops at its first block boundary (the
+   * request stays pending until a run consumes it). From another worker use
+   * `interruptVm(vm.interruptToken())`.
+   */
+  interrupt(): void
+  /**
+   * A token for `interruptVm(token)`, which interrupts this VM from any worker thread (post the
+   * number to it). A positive safe integer, unique in the process; after `free()` or garbage
+   * collection `interruptVm` returns false for it.
+   */
+  interruptToken(): number
   /** Whether `free()` was called. */
   get freed(): boolean
   /**
@@ -400,6 +415,15 @@ export interface InstantiateOptions {
   builtins?: boolean
 }
 
+/**
+ * Interrupts the VM with this token (from `vm.interruptToken()`), from any worker thread of the
+ * process: its current run — or, if it is not running, its next run — ends with status
+ * `'interrupted'` at the next basic-block boundary, and the next run continues exactly there.
+ * Returns false if no such VM is live (freed, collected, or a token that was never issued);
+ * never throws for a number or bigint.
+ */
+export declare function interruptVm(token: number | bigint): boolean
+
 /** Options of `readMemory` and `writeMemory`. */
 export interface MemoryOptions {
   /**
@@ -595,4 +619,10 @@ export declare enum Status {
   Host = 'host',
   /** Not stopped: a fresh VM, or `step()` executed its instructions without an exit. */
   Running = 'running',
+  /**
+   * `vm.interrupt()` or `interruptVm(token)` stopped the run at the start of a basic block
+   * (nothing of it charged), or the VM's worker is being terminated. Not a GP exit: the next
+   * `run()` continues exactly where this one stopped.
+   */
+  Interrupted = 'interrupted',
 }
