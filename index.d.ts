@@ -187,6 +187,22 @@ export declare class Pvm {
    * collection `interruptVm` returns false for it.
    */
   interruptToken(): number
+  /**
+   * Total guest memory limit, in 4 KiB pages with storage of their own (`null`: no limit, the
+   * default). Mapping costs no storage; a page gets storage on its first write. A guest store
+   * that needs storage beyond the limit ends the run with status `'fault'` at the lowest such
+   * page of the store (nothing written, pc at the store: raise the limit and `run()` again to
+   * re-execute it, with the exact result of an unlimited run); host writes beyond it throw
+   * `MEMORY_FAULT` (`tryWriteMemory` returns the address) and views of such pages are refused.
+   * Setting it clears `memoryLimitReached`.
+   */
+  get memoryLimit(): number | null
+  set memoryLimit(pages: number | null)
+  /**
+   * Whether a write or view was refused because of `memoryLimit` since it was last set: a
+   * `'fault'` is then the limit's, not a page fault the GP defines.
+   */
+  get memoryLimitReached(): boolean
   /** Whether `free()` was called. */
   get freed(): boolean
   /**

@@ -195,6 +195,7 @@ pub(crate) unsafe fn install_cleanup_hook(env: RawEnv) {
 /// `'interrupted'` at the next basic-block boundary, and the next run continues exactly there.
 /// Returns false if no such VM is live (freed, collected, or a token that was never issued);
 /// never throws for a number or bigint.
+#[cfg_attr(test, allow(dead_code))]
 #[napi(
     js_name = "interruptVm",
     ts_args_type = "token: number | bigint",

@@ -828,17 +828,17 @@ impl Pvm {
         let page_ptr = self.with(|i| {
             let m = i.memory_mut();
             if m.access(address) == Access::None {
-                None
+                Err(MemoryError::Inaccessible {
+                    address,
+                    write: false,
+                })
             } else {
-                m.page_ptr(page)
+                m.page_ptr(page).ok_or(MemoryError::PageLimit {
+                    address: page * PAGE_SIZE,
+                    limit: m.page_limit().unwrap_or(u64::MAX),
+                })
             }
-        })?;
-        let Some(page_ptr) = page_ptr else {
-            return Err(Fail::from(MemoryError::Inaccessible {
-                address,
-                write: false,
-            }));
-        };
+        })??;
         if !self.copies_only.get() {
             let cached = self.views.borrow().pages.get(&page).copied();
             let ab = match cached.and_then(|r| js::deref(env, r)) {
@@ -1071,6 +1071,40 @@ impl Pvm {
     #[napi]
     pub fn interrupt_token(&self, env: &Env) -> Result<f64> {
         self.guard(env.raw(), || Ok(self.interrupt.token as f64))
+    }
+
+    /// Total guest memory limit, in 4 KiB pages with storage of their own (`null`: no limit, the
+    /// default). Mapping costs no storage; a page gets storage on its first write. A guest store
+    /// that needs storage beyond the limit ends the run with status `'fault'` at the lowest such
+    /// page of the store (nothing written, pc at the store: raise the limit and `run()` again to
+    /// re-execute it, with the exact result of an unlimited run); host writes beyond it throw
+    /// `MEMORY_FAULT` (`tryWriteMemory` returns the address) and views of such pages are refused.
+    /// Setting it clears `memoryLimitReached`.
+    #[napi(getter, ts_return_type = "number | null")]
+    pub fn memory_limit(&self, env: &Env) -> Result<Option<f64>> {
+        self.guard(env.raw(), || {
+            self.with(|i| i.memory().page_limit().map(|p| p as f64))
+        })
+    }
+
+    #[napi(setter, ts_args_type = "pages: number | null")]
+    pub fn set_memory_limit(&self, env: &Env, pages: Unknown) -> Result<()> {
+        let env = env.raw();
+        self.guard(env, || {
+            let limit = if js::is_nullish(env, pages.raw()) {
+                None
+            } else {
+                Some(js::to_u64(env, pages.raw(), "memoryLimit")?)
+            };
+            self.with(|i| i.memory_mut().set_page_limit(limit))
+        })
+    }
+
+    /// Whether a write or view was refused because of `memoryLimit` since it was last set: a
+    /// `'fault'` is then the limit's, not a page fault the GP defines.
+    #[napi(getter)]
+    pub fn memory_limit_reached(&self, env: &Env) -> Result<bool> {
+        self.guard(env.raw(), || self.with(|i| i.memory().page_limit_reached()))
     }
 
     /// Whether `free()` was called.
@@ -1561,6 +1595,7 @@ thread_local! {
 fn fault_address(e: pvm_core::MemoryError) -> Res<Option<u32>> {
     match e {
         pvm_core::MemoryError::Inaccessible { address, .. }
+        | pvm_core::MemoryError::PageLimit { address, .. }
         | pvm_core::MemoryError::BelowMinimum { address } => Ok(Some(address)),
         e => Err(e.into()),
     }
