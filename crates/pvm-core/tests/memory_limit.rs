@@ -5,14 +5,19 @@
 use pvm_core::asm::{Assembler, Operands as Ops};
 use pvm_core::isa::Opcode as O;
 use pvm_core::trace::pvm_hash;
-use pvm_core::{Access, Exit, Instance, MemoryError, Program, ProgramOptions, Spec};
+use pvm_core::{Access, Backend, Exit, Instance, MemoryError, Program, ProgramOptions, Spec};
 
 const BASE: u32 = 0x10_0000;
 const PAGES: i64 = 64;
 
 /// Writes r1 to the first word of `PAGES` consecutive pages from `BASE` (r1 counting down), then
-/// traps.
+/// traps. `beyond_the_limit…` runs it on both backends (the recompiler hands a store to a page
+/// without storage to the interpreter, whose slow path checks the limit).
 fn page_writer(spec: Spec) -> Program {
+    page_writer_on(spec, Backend::Auto)
+}
+
+fn page_writer_on(spec: Spec, backend: Backend) -> Program {
     let mut a = Assembler::for_spec(spec);
     a.inst(O::LoadImm64, Ops::reg_imm(1, PAGES));
     a.inst(O::LoadImm64, Ops::reg_imm(2, BASE as i64));
@@ -23,7 +28,9 @@ fn page_writer(spec: Spec) -> Program {
     a.inst(O::AddImm64, Ops::reg_reg_imm(1, 1, -1));
     a.inst(O::BranchNeImm, Ops::branch_imm(1, 0, top));
     a.inst(O::Trap, Ops::none());
-    Program::from_code(&a.finish(), ProgramOptions::new(spec)).unwrap()
+    let mut opts = ProgramOptions::new(spec);
+    opts.backend = backend;
+    Program::from_code(&a.finish(), opts).unwrap()
 }
 
 fn vm(p: &Program, limit: Option<u64>) -> Instance {
@@ -56,14 +63,24 @@ fn under_the_limit_nothing_changes() {
 
 #[test]
 fn beyond_the_limit_the_store_faults_and_resuming_is_exact() {
-    for spec in [Spec::Gp0_8_0, Spec::Gp0_7_2] {
-        let p = page_writer(spec);
+    for (spec, backend) in [Spec::Gp0_8_0, Spec::Gp0_7_2]
+        .into_iter()
+        .flat_map(|s| [(s, Backend::Interpreter), (s, Backend::Recompiler)])
+    {
+        if backend == Backend::Recompiler && !Backend::recompiler_supported() {
+            continue;
+        }
+        let p = page_writer_on(spec, backend);
         let mut free = vm(&p, None);
         assert_eq!(free.run(), Exit::Panic);
 
         let mut vm = vm(&p, Some(10));
         let exit = vm.run();
-        assert_eq!(exit, Exit::PageFault(BASE + 10 * 4096), "{spec:?}");
+        assert_eq!(
+            exit,
+            Exit::PageFault(BASE + 10 * 4096),
+            "{spec:?} {backend:?}"
+        );
         assert!(vm.memory().page_limit_reached());
         assert_eq!(vm.memory().backed_pages(), 10);
         // Nothing of the faulting store was written; the loop counter shows 10 stores done.
@@ -82,7 +99,7 @@ fn beyond_the_limit_the_store_faults_and_resuming_is_exact() {
         vm.set_gas(vm.gas() + refund);
         vm.memory_mut().set_page_limit(None);
         assert_eq!(vm.run(), Exit::Panic);
-        assert_eq!(state(&vm), state(&free), "{spec:?}");
+        assert_eq!(state(&vm), state(&free), "{spec:?} {backend:?}");
     }
 }
 
