@@ -157,6 +157,18 @@ pub fn run_step_clone(data: &[u8]) {
         let e = run_to_end(&mut c, u32::MAX);
         assert_eq!(final_of(&c, e), ran, "step {split}, clone, run vs run");
     }
+
+    // The other backend: `base` runs on the default one (the recompiler where supported).
+    if pvm_core::Backend::recompiler_supported() {
+        let mut opts = ProgramOptions::new(spec_of(flags));
+        opts.backend = pvm_core::Backend::Interpreter;
+        let p = Program::from_code(&data[5..], opts).expect("loaded above");
+        let mut other = p.instantiate(&[]).expect("a code blob takes no arguments");
+        *other.memory_mut() = base.memory().clone();
+        other.set_gas(gas);
+        let e = run_to_end(&mut other, u32::MAX);
+        assert_eq!(final_of(&other, e), ran, "interpreter vs default backend");
+    }
 }
 
 /// Target `jip7`: `flags ⌢ log`. The parser must be total; a parsed log must parse again after
@@ -184,6 +196,7 @@ pub fn jip7(data: &[u8]) {
         verify_end: flags & 2 == 0,
         ignore_gas: flags & 4 != 0,
         all: flags & 8 != 0,
+        ..ReplayOptions::default()
     };
     let _ = pvm_core::jip7::replay_with(&log, &opts);
 }

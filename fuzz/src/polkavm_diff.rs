@@ -4,6 +4,8 @@
 //! `CostModelKind::Full(CacheModel::L2Hit)`, which matches libpvm's A.9 costs) and the
 //! read-write data, heap and stack memory.
 //!
+//! libpvm runs on its default backend (the recompiler where supported).
+//!
 //! The generator never produces the classes of the known PolkaVM deviations (README, "Known
 //! PolkaVM deviations"), in each of which libpvm follows the GP text:
 //! - the last instruction is never a branch or `fallthrough` (it is `jump_ind`);
