@@ -37,7 +37,7 @@ export type HostCallHandler = (this: Pvm, id: number, vm: Pvm) => HostCallResult
 export interface PvmError extends Error {}
 
 /** The values of the `Status` enum: why a run or step stopped. */
-export type ExitStatus = 'halt' | 'panic' | 'oog' | 'fault' | 'host' | 'running'
+export type ExitStatus = 'halt' | 'panic' | 'oog' | 'fault' | 'host' | 'running' | 'interrupted'
 
 /** The values of the `PvmErrorCode` enum. */
 export type PvmErrorCodeName =
@@ -172,6 +172,37 @@ export declare class Pvm {
   step(count?: number): Exit
   /** The status of the last run or step (`'running'` for a fresh VM). */
   get status(): ExitStatus
+  /**
+   * Interrupts this VM: its run ends with status `'interrupted'` at the next basic-block
+   * boundary (pc = that block, nothing of it charged), and the next `run()` continues exactly
+   * there. For the VM's own thread: from a host-call handler, a trace sink, or a timer between
+   * runs; if the VM is not running, its next run stops at its first block boundary (the
+   * request stays pending until a run consumes it). From another worker use
+   * `interruptVm(vm.interruptToken())`.
+   */
+  interrupt(): void
+  /**
+   * A token for `interruptVm(token)`, which interrupts this VM from any worker thread (post the
+   * number to it). A positive safe integer, unique in the process; after `free()` or garbage
+   * collection `interruptVm` returns false for it.
+   */
+  interruptToken(): number
+  /**
+   * Total guest memory limit, in 4 KiB pages with storage of their own (`null`: no limit, the
+   * default). Mapping costs no storage; a page gets storage on its first write. A guest store
+   * that needs storage beyond the limit ends the run with status `'fault'` at the lowest such
+   * page of the store (nothing written, pc at the store: raise the limit and `run()` again to
+   * re-execute it, with the exact result of an unlimited run); host writes beyond it throw
+   * `MEMORY_FAULT` (`tryWriteMemory` returns the address) and views of such pages are refused.
+   * Setting it clears `memoryLimitReached`.
+   */
+  get memoryLimit(): number | null
+  set memoryLimit(pages: number | null)
+  /**
+   * Whether a write or view was refused because of `memoryLimit` since it was last set: a
+   * `'fault'` is then the limit's, not a page fault the GP defines.
+   */
+  get memoryLimitReached(): boolean
   /** Whether `free()` was called. */
   get freed(): boolean
   /**
@@ -400,6 +431,15 @@ export interface InstantiateOptions {
   builtins?: boolean
 }
 
+/**
+ * Interrupts the VM with this token (from `vm.interruptToken()`), from any worker thread of the
+ * process: its current run — or, if it is not running, its next run — ends with status
+ * `'interrupted'` at the next basic-block boundary, and the next run continues exactly there.
+ * Returns false if no such VM is live (freed, collected, or a token that was never issued);
+ * never throws for a number or bigint.
+ */
+export declare function interruptVm(token: number | bigint): boolean
+
 /** Options of `readMemory` and `writeMemory`. */
 export interface MemoryOptions {
   /**
@@ -595,4 +635,10 @@ export declare enum Status {
   Host = 'host',
   /** Not stopped: a fresh VM, or `step()` executed its instructions without an exit. */
   Running = 'running',
+  /**
+   * `vm.interrupt()` or `interruptVm(token)` stopped the run at the start of a basic block
+   * (nothing of it charged), or the VM's worker is being terminated. Not a GP exit: the next
+   * `run()` continues exactly where this one stopped.
+   */
+  Interrupted = 'interrupted',
 }

@@ -840,6 +840,7 @@ module.exports.Program = nativeBinding.Program
 module.exports.Pvm = nativeBinding.Pvm
 module.exports.PvmError = nativeBinding.PvmError
 module.exports.builtinHostCallIds = nativeBinding.builtinHostCallIds
+module.exports.interruptVm = nativeBinding.interruptVm
 module.exports.PvmErrorCode = nativeBinding.PvmErrorCode
 module.exports.recompilerSupported = nativeBinding.recompilerSupported
 module.exports.replayJip6 = nativeBinding.replayJip6

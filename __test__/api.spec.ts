@@ -434,7 +434,7 @@ describe('errors and module loading', () => {
     const thrown = pvmError(() => Program.fromCode(Uint8Array.from([])))
     expect(thrown.stack).toMatch(/api\.spec\.ts/)
     expect(Object.values(PvmErrorCode)).toContain('REENTRANT_CALL')
-    expect(Object.values(Status)).toEqual(['halt', 'panic', 'oog', 'fault', 'host', 'running'])
+    expect(Object.values(Status)).toEqual(['halt', 'panic', 'oog', 'fault', 'host', 'running', 'interrupted'])
   })
 
   it('works in worker threads', async () => {

@@ -440,6 +440,18 @@ int pvm_map_pages(pvm_vm_t* vm, uint32_t addr, uint64_t len, int access);
 int pvm_unmap_pages(pvm_vm_t* vm, uint32_t addr, uint64_t len);
 /* [ext] Access of the page holding addr (PVM_ACCESS_*), -1 on error. */
 int pvm_get_page_access(pvm_vm_t* vm, uint32_t addr);
+/* [ext] Total guest memory limit: at most `pages` 4 KiB pages with storage of their own
+ * (UINT64_MAX: no limit, the default; mapping costs no storage, a page gets it on its first
+ * write). A guest store that would need storage beyond the limit ends the run with
+ * PVM_RESULT_FAULT at the lowest such page of the store (nothing written, pc at the store; raise
+ * the limit and pvm_resume re-executes it); host writes fail (PVM_OOB / -1). Clears the
+ * reached flag. 0, or -1 for an invalid handle. */
+int pvm_set_memory_limit(pvm_vm_t* vm, uint64_t pages);
+/* [ext] The limit in pages (UINT64_MAX: none). */
+uint64_t pvm_get_memory_limit(pvm_vm_t* vm);
+/* [ext] 1 if a write was refused by the memory limit since it was last set (the last
+ * PVM_RESULT_FAULT is then the limit's, not a GP fault), 0 if not, -1 on error. */
+int pvm_memory_limit_reached(pvm_vm_t* vm);
 
 /* Guest-view writes (little-endian): every byte must be writable. Return 0 on success or
  * PVM_OOB (nothing written; invalid handles and arguments also give PVM_OOB, see

@@ -132,6 +132,38 @@ suite "wasm (Node, headless Chromium)" bash tests/wasm/run.sh
 # The vitest suite on Node 22 and 24 from npm (this machine's Node is 20).
 suite "Node versions" bash tests/node-versions/run.sh
 
+# ---- fuzz (issue #12 item 5): a short run of every cargo-fuzz target (scripts/fuzz.sh) ----
+# Needs the nightly toolchain and cargo-fuzz, installed (rustup, cargo install) when missing
+# unless PVM_NO_INSTALL=1. PVM_FUZZ_SECONDS: seconds per target (default 30; 7 targets).
+fuzz_missing() {
+  if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    if [[ -n "${PVM_NO_INSTALL:-}" ]] || ! have rustup ||
+      ! rustup toolchain install nightly --profile minimal >/dev/null 2>&1; then
+      echo "the nightly toolchain is not installed (rustup toolchain install nightly)"
+      return
+    fi
+  fi
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    if [[ -z "${PVM_NO_INSTALL:-}" ]]; then
+      echo "installing cargo-fuzz (cargo install)" >&2
+      cargo install cargo-fuzz --locked >/dev/null 2>&1
+    fi
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+      echo "cargo-fuzz is not installed (cargo install cargo-fuzz)"
+      return
+    fi
+  fi
+  have python3 || echo "python3 is missing (fuzz/seeds.py)"
+}
+if selected "fuzz"; then
+  fuzz_reason=$(fuzz_missing)
+  if [[ -z "$fuzz_reason" ]]; then
+    suite "fuzz" bash scripts/fuzz.sh "${PVM_FUZZ_SECONDS:-30}"
+  else
+    skip "fuzz" "$fuzz_reason"
+  fi
+fi
+
 echo
 for s in ${skipped[@]+"${skipped[@]}"}; do echo "SKIPPED: $s"; done
 [[ $failed -gt 0 ]] && echo "failed: ${failed_names[*]}"

@@ -123,7 +123,9 @@ impl From<pvm_core::MemoryError> for Fail {
     fn from(e: pvm_core::MemoryError) -> Fail {
         use pvm_core::MemoryError as E;
         match e {
-            E::Inaccessible { address, .. } | E::Unmapped { address } => {
+            E::Inaccessible { address, .. }
+            | E::Unmapped { address }
+            | E::PageLimit { address, .. } => {
                 Fail::new(Code::MemoryFault, e.to_string()).with(c"address", address as f64)
             }
             E::BelowMinimum { address } => {

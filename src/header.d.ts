@@ -37,7 +37,7 @@ export type HostCallHandler = (this: Pvm, id: number, vm: Pvm) => HostCallResult
 export interface PvmError extends Error {}
 
 /** The values of the `Status` enum: why a run or step stopped. */
-export type ExitStatus = 'halt' | 'panic' | 'oog' | 'fault' | 'host' | 'running'
+export type ExitStatus = 'halt' | 'panic' | 'oog' | 'fault' | 'host' | 'running' | 'interrupted'
 
 /** The values of the `PvmErrorCode` enum. */
 export type PvmErrorCodeName =

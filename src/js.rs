@@ -911,3 +911,22 @@ mod wasm {
         Ok((ab, off))
     }
 }
+
+/// Whether the env can no longer run JavaScript (its worker is being terminated, or the env is
+/// shutting down). Node refuses property writes then (`NAPI_PREAMBLE` checks
+/// `can_call_into_js()`, which turns false as soon as `worker.terminate()` is called), so this
+/// writes one property of a fresh object in a handle scope of its own.
+pub(crate) fn env_stopping(env: RawEnv) -> bool {
+    let mut scope = ptr::null_mut();
+    // SAFETY: scopes are opened and closed in pairs on this thread; the object is local to it.
+    unsafe {
+        if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
+            return true;
+        }
+        let mut obj = ptr::null_mut();
+        let stopping = sys::napi_create_object(env, &mut obj) != sys::Status::napi_ok
+            || sys::napi_set_named_property(env, obj, c"x".as_ptr(), obj) != sys::Status::napi_ok;
+        sys::napi_close_handle_scope(env, scope);
+        stopping
+    }
+}

@@ -19,6 +19,7 @@
 
 mod builtin;
 mod error;
+mod interrupt;
 mod jip7;
 /// The earlier name of [`jip7`], for the other modules.
 use jip7 as jip6;
@@ -40,6 +41,7 @@ pub fn init(exports: Object, env: Env) -> Result<()> {
         // object.
         unsafe {
             js::init_module(env.raw(), exports.raw())?;
+            interrupt::install_cleanup_hook(env.raw());
             panic::install_exports(env.raw(), exports.raw())
         }
     })

@@ -53,6 +53,10 @@ pub enum Status {
     Host,
     /// Not stopped: a fresh VM, or `step()` executed its instructions without an exit.
     Running,
+    /// `vm.interrupt()` or `interruptVm(token)` stopped the run at the start of a basic block
+    /// (nothing of it charged), or the VM's worker is being terminated. Not a GP exit: the next
+    /// `run()` continues exactly where this one stopped.
+    Interrupted,
 }
 
 /// The result of `run()` and `step()`.
@@ -298,6 +302,8 @@ pub struct Pvm {
     account_now: Cell<bool>,
     /// Runs are being recorded (a recorded run is in progress or stopped at a host call).
     pub(crate) jip6_active: Cell<bool>,
+    /// The VM's entry in the interrupt registry ([`crate::interrupt`]).
+    interrupt: crate::interrupt::Registration,
     /// A host call is open in the recording: accessor calls are recorded.
     pub(crate) recording_call: Cell<bool>,
 }
@@ -319,7 +325,9 @@ impl Drop for Pvm {
             None
         };
         let env = self.env;
+        let interrupt = &self.interrupt;
         let _ = crate::panic::catch(move || {
+            interrupt.unregister();
             if let Some(r) = views.registers {
                 js::delete_ref(env, r);
             }
@@ -391,6 +399,7 @@ impl Pvm {
         program_bytes: Rc<[u8]>,
         args_write: Option<(u32, Vec<u8>)>,
     ) -> Pvm {
+        let interrupt = crate::interrupt::Registration::new(env, inst.interrupt_handle());
         Pvm {
             core: Rc::new(Core {
                 inst: UnsafeCell::new(Some(Box::new(inst))),
@@ -414,7 +423,14 @@ impl Pvm {
             account_now: Cell::new(false),
             jip6_active: Cell::new(false),
             recording_call: Cell::new(false),
+            interrupt,
         }
+    }
+
+    /// After a run or step stopped with `Exit::Interrupted`: true if that ends the run (the host
+    /// asked for it, or the env is being torn down), false for a watchdog poll (continue).
+    fn interrupt_ends_run(&self, env: RawEnv) -> bool {
+        self.interrupt.take_request() || js::env_stopping(env)
     }
 
     pub(crate) fn set_builtins_default(&self, on: bool) {
@@ -614,12 +630,17 @@ impl Pvm {
         self.jip6_begin_run(opts.jip6)?;
         // Running completes (or, after a pc change, abandons) the host call the VM stopped at.
         self.host_call_open.set(None);
+        // The watchdog polls untraced runs (traced runs call JavaScript at every instruction).
+        let _running = opts.trace.is_none().then(|| self.interrupt.running());
         loop {
             // Untraced, the engine runs to the next exit in one borrow; traced, it steps.
             let exit = match opts.trace {
                 None => self.with(|i| i.run())?,
                 Some(sink) => self.traced_run(env, this, sink, opts.hash_every)?,
             };
+            if exit == Exit::Interrupted && !self.interrupt_ends_run(env) {
+                continue;
+            }
             self.state.set(State::Exited(exit));
             let Exit::HostCall(id) = exit else {
                 return self.conclude(env, this, &opts, exit);
@@ -658,7 +679,8 @@ impl Pvm {
     /// the `Exit` object.
     fn conclude(&self, env: RawEnv, this: Val, opts: &RunOpts, exit: Exit) -> Res<Val> {
         self.state.set(State::Exited(exit));
-        if !matches!(exit, Exit::HostCall(_)) {
+        // An interrupted run, like one stopped at a host call, continues (and so does its log).
+        if !matches!(exit, Exit::HostCall(_) | Exit::Interrupted) {
             self.host_call_open.set(None);
             self.jip6_on_exit(exit)?;
         }
@@ -725,14 +747,22 @@ impl Pvm {
             self.jip6_begin_run(false)?;
             self.host_call_open.set(None);
         }
-        let exit = self.with(|i| {
-            for _ in 0..count {
-                if let Some(e) = i.step() {
-                    return Some(e);
+        let mut left = count;
+        let exit = loop {
+            let exit = self.with(|i| {
+                while left > 0 {
+                    match i.step() {
+                        Some(e) => return Some(e),
+                        None => left -= 1,
+                    }
                 }
+                None
+            })?;
+            // A stale watchdog poll (from an earlier run) is not an exit of a step.
+            if exit != Some(Exit::Interrupted) || self.interrupt_ends_run(env) {
+                break exit;
             }
-            None
-        })?;
+        };
         match exit {
             Some(e) => {
                 self.state.set(State::Exited(e));
@@ -798,17 +828,17 @@ impl Pvm {
         let page_ptr = self.with(|i| {
             let m = i.memory_mut();
             if m.access(address) == Access::None {
-                None
+                Err(MemoryError::Inaccessible {
+                    address,
+                    write: false,
+                })
             } else {
-                m.page_ptr(page)
+                m.page_ptr(page).ok_or(MemoryError::PageLimit {
+                    address: page * PAGE_SIZE,
+                    limit: m.page_limit().unwrap_or(u64::MAX),
+                })
             }
-        })?;
-        let Some(page_ptr) = page_ptr else {
-            return Err(Fail::from(MemoryError::Inaccessible {
-                address,
-                write: false,
-            }));
-        };
+        })??;
         if !self.copies_only.get() {
             let cached = self.views.borrow().pages.get(&page).copied();
             let ab = match cached.and_then(|r| js::deref(env, r)) {
@@ -884,6 +914,7 @@ impl Pvm {
         let inst = unsafe { (*self.core.inst.get()).take() };
         drop(inst);
         self.core.report(0);
+        self.interrupt.unregister();
         // The inner machines go too (they are not borrowed: no host call is being handled).
         if let Ok(mut inner) = self.inner.try_borrow_mut() {
             *inner = None;
@@ -1018,6 +1049,62 @@ impl Pvm {
         self.guard(env.raw(), || {
             self.with(|_| ()).map(|_| status_name(self.last_exit()))
         })
+    }
+
+    /// Interrupts this VM: its run ends with status `'interrupted'` at the next basic-block
+    /// boundary (pc = that block, nothing of it charged), and the next `run()` continues exactly
+    /// there. For the VM's own thread: from a host-call handler, a trace sink, or a timer between
+    /// runs; if the VM is not running, its next run stops at its first block boundary (the
+    /// request stays pending until a run consumes it). From another worker use
+    /// `interruptVm(vm.interruptToken())`.
+    #[napi]
+    pub fn interrupt(&self, env: &Env) -> Result<()> {
+        self.guard(env.raw(), || {
+            self.interrupt.interrupt();
+            Ok(())
+        })
+    }
+
+    /// A token for `interruptVm(token)`, which interrupts this VM from any worker thread (post the
+    /// number to it). A positive safe integer, unique in the process; after `free()` or garbage
+    /// collection `interruptVm` returns false for it.
+    #[napi]
+    pub fn interrupt_token(&self, env: &Env) -> Result<f64> {
+        self.guard(env.raw(), || Ok(self.interrupt.token as f64))
+    }
+
+    /// Total guest memory limit, in 4 KiB pages with storage of their own (`null`: no limit, the
+    /// default). Mapping costs no storage; a page gets storage on its first write. A guest store
+    /// that needs storage beyond the limit ends the run with status `'fault'` at the lowest such
+    /// page of the store (nothing written, pc at the store: raise the limit and `run()` again to
+    /// re-execute it, with the exact result of an unlimited run); host writes beyond it throw
+    /// `MEMORY_FAULT` (`tryWriteMemory` returns the address) and views of such pages are refused.
+    /// Setting it clears `memoryLimitReached`.
+    #[napi(getter, ts_return_type = "number | null")]
+    pub fn memory_limit(&self, env: &Env) -> Result<Option<f64>> {
+        self.guard(env.raw(), || {
+            self.with(|i| i.memory().page_limit().map(|p| p as f64))
+        })
+    }
+
+    #[napi(setter, ts_args_type = "pages: number | null")]
+    pub fn set_memory_limit(&self, env: &Env, pages: Unknown) -> Result<()> {
+        let env = env.raw();
+        self.guard(env, || {
+            let limit = if js::is_nullish(env, pages.raw()) {
+                None
+            } else {
+                Some(js::to_u64(env, pages.raw(), "memoryLimit")?)
+            };
+            self.with(|i| i.memory_mut().set_page_limit(limit))
+        })
+    }
+
+    /// Whether a write or view was refused because of `memoryLimit` since it was last set: a
+    /// `'fault'` is then the limit's, not a page fault the GP defines.
+    #[napi(getter)]
+    pub fn memory_limit_reached(&self, env: &Env) -> Result<bool> {
+        self.guard(env.raw(), || self.with(|i| i.memory().page_limit_reached()))
     }
 
     /// Whether `free()` was called.
@@ -1508,6 +1595,7 @@ thread_local! {
 fn fault_address(e: pvm_core::MemoryError) -> Res<Option<u32>> {
     match e {
         pvm_core::MemoryError::Inaccessible { address, .. }
+        | pvm_core::MemoryError::PageLimit { address, .. }
         | pvm_core::MemoryError::BelowMinimum { address } => Ok(Some(address)),
         e => Err(e.into()),
     }

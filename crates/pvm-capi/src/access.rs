@@ -419,6 +419,50 @@ pub unsafe extern "C" fn pvm_unmap_pages(vm: *mut pvm_vm_t, addr: u32, len: u64)
     })
 }
 
+/// Limits the guest memory of `vm`: at most `pages` 4 KiB pages with storage of their own
+/// (`UINT64_MAX`: no limit, the default). See `pvm_core::Memory::set_page_limit`: a guest store
+/// that would need storage beyond the limit ends the run with `PVM_RESULT_FAULT` at that page
+/// (resumable: raise the limit and `pvm_resume` re-executes the store), host writes fail. Clears
+/// `pvm_memory_limit_reached`. 0, or -1 for an invalid handle.
+///
+/// # Safety
+/// `vm` must be NULL or a pointer returned by a `pvm_create*` function.
+#[no_mangle]
+pub unsafe extern "C" fn pvm_set_memory_limit(vm: *mut pvm_vm_t, pages: u64) -> c_int {
+    ffi(-1, || {
+        with_vm(vm, |h| {
+            let limit = (pages != u64::MAX).then_some(pages);
+            h.inst_mut()?.memory_mut().set_page_limit(limit);
+            Ok(0)
+        })
+    })
+}
+
+/// The limit of `pvm_set_memory_limit` in pages (`UINT64_MAX`: none, also for an invalid handle).
+///
+/// # Safety
+/// `vm` must be NULL or a pointer returned by a `pvm_create*` function.
+#[no_mangle]
+pub unsafe extern "C" fn pvm_get_memory_limit(vm: *mut pvm_vm_t) -> u64 {
+    ffi(u64::MAX, || {
+        with_vm(vm, |h| {
+            Ok(h.inst()?.memory().page_limit().unwrap_or(u64::MAX))
+        })
+    })
+}
+
+/// 1 if a write was refused because of the memory limit since it was last set (a
+/// `PVM_RESULT_FAULT` is then the limit's, not a GP page fault), 0 if not, -1 on error.
+///
+/// # Safety
+/// `vm` must be NULL or a pointer returned by a `pvm_create*` function.
+#[no_mangle]
+pub unsafe extern "C" fn pvm_memory_limit_reached(vm: *mut pvm_vm_t) -> c_int {
+    ffi(-1, || {
+        with_vm(vm, |h| Ok(h.inst()?.memory().page_limit_reached() as c_int))
+    })
+}
+
 /// The access of the page holding `addr` (`PVM_ACCESS_*`; -1 on error).
 ///
 /// # Safety

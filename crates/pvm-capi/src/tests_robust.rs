@@ -174,3 +174,73 @@ fn jip6_replay_of_a_multibyte_program_line_is_an_error() {
     assert_eq!(r, -1);
     assert!(!last_error().is_empty());
 }
+
+/// Issue #12 item 3: the total guest memory limit from C. A guest store beyond it is
+/// `PVM_RESULT_FAULT` with `pvm_memory_limit_reached`, resumable after raising the limit; host
+/// writes beyond it fail.
+#[test]
+fn memory_limit_faults_the_guest_and_refuses_host_writes() {
+    use pvm_core::asm::{Assembler, Operands};
+    use pvm_core::isa::Opcode;
+    let _serial = serial();
+    const BASE: u32 = 0x10_0000;
+    // Stores r1 at BASE, BASE + 4096, BASE + 8192, then halts.
+    let mut a = Assembler::new();
+    a.inst(Opcode::LoadImm64, Operands::reg_imm(1, 7));
+    for k in 0..3 {
+        a.inst(
+            Opcode::StoreU64,
+            Operands::reg_imm(1, (BASE + k * 4096) as i64),
+        );
+    }
+    a.inst(Opcode::LoadImm64, Operands::reg_imm(0, 0xFFFF_0000));
+    a.inst(Opcode::JumpInd, Operands::reg_imm(0, 0));
+    let blob = a.finish_blob();
+    let mask: Vec<u8> = blob.bitmask.iter().map(|&b| b as u8).collect();
+    // SAFETY: valid slices; the VM is destroyed once at the end.
+    unsafe {
+        let vm = pvm_create(
+            0,
+            blob.code.as_ptr(),
+            blob.code.len(),
+            null_mut(),
+            mask.as_ptr(),
+            mask.len(),
+            null_mut(),
+            0,
+            10_000,
+        );
+        assert!(!vm.is_null());
+        assert_eq!(
+            pvm_map_pages(vm, BASE, 3 * 4096, PVM_ACCESS_WRITE as c_int),
+            0
+        );
+        assert_eq!(pvm_get_memory_limit(vm), u64::MAX);
+        assert_eq!(pvm_set_memory_limit(vm, 2), 0);
+        assert_eq!(pvm_get_memory_limit(vm), 2);
+        assert_eq!(pvm_memory_limit_reached(vm), 0);
+        assert_eq!(pvm_execute(vm, 0, 0), PVM_RESULT_FAULT);
+        assert_eq!(pvm_get_fault_address(vm), BASE + 8192);
+        assert_eq!(pvm_memory_limit_reached(vm), 1);
+        // Host writes: pages with storage yes, a new page no.
+        let byte = [1u8];
+        assert_eq!(pvm_write_ram_bytes(vm, BASE + 1, byte.as_ptr(), 1), 0);
+        assert_eq!(
+            pvm_write_ram_bytes(vm, BASE + 8192, byte.as_ptr(), 1),
+            PVM_OOB
+        );
+        assert!(
+            last_error().contains("memory limit of 2 pages"),
+            "{}",
+            last_error()
+        );
+        // Raised: the store re-executes and the program halts.
+        assert_eq!(pvm_set_memory_limit(vm, u64::MAX), 0);
+        assert_eq!(pvm_memory_limit_reached(vm), 0);
+        assert_eq!(pvm_resume(vm), PVM_RESULT_OK);
+        assert_eq!(pvm_read_ram_bytes_64(vm, BASE + 8192, null_mut()), 7);
+        pvm_destroy(vm);
+        assert_eq!(pvm_set_memory_limit(vm, 1), -1);
+        assert_eq!(pvm_memory_limit_reached(vm), -1);
+    }
+}

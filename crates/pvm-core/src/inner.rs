@@ -22,7 +22,10 @@
 //! charge the inner gas limit. GP 0.7.2 has neither, so [`InnerLimits`] (set with
 //! [`InnerPvms::with_limits`]) bounds both there: at most 63 machines by default (then FULL), and
 //! a total inner gas budget for `invoke` (default G_R = 5·10^9; an inner run that reaches it
-//! stops out of gas). Machine ids (the least unused index, GP n = min(n ∉ K(m))) are found in
+//! stops out of gas), and the memory work of `peek`, `poke` and `pages` (GP 0.7.2 charges a flat
+//! 10 gas for copies of up to 4 GiB): by default at most 16 MiB per `peek`/`poke`, 4096 pages
+//! per `pages` call and 256 MiB in total; a call beyond them ends the run out of gas without
+//! doing anything. Machine ids (the least unused index, GP n = min(n ∉ K(m))) are found in
 //! O(log n).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -151,6 +154,13 @@ pub const MAX_MACHINES: usize = 63;
 /// ([`InnerLimits::inner_gas_budget_0_7_2`]).
 pub const GP072_REFINE_GAS: u64 = 5_000_000_000;
 
+/// Default of [`InnerLimits::max_copy_bytes_0_7_2`]: 16 MiB per `peek` or `poke`.
+pub const GP072_MAX_COPY_BYTES: u64 = 16 << 20;
+/// Default of [`InnerLimits::max_pages_0_7_2`]: 4096 pages (16 MiB) per `pages` call.
+pub const GP072_MAX_PAGES: u64 = 4096;
+/// Default of [`InnerLimits::memory_budget_0_7_2`]: 256 MiB moved in total.
+pub const GP072_MEMORY_BUDGET: u64 = 256 << 20;
+
 /// Host-controlled limits of [`InnerPvms`], for the cases where the GP defines none.
 ///
 /// GP 0.8.0 needs none: `machine` returns FULL at 63 live machines and `invoke` charges the caller
@@ -171,6 +181,21 @@ pub struct InnerLimits {
     /// (result OOG, g' = 0 written back). Default: [`GP072_REFINE_GAS`] (G_R = 5·10^9), what
     /// one refine invocation may spend itself; `u64::MAX` gives the unbounded GP 0.7.2 text.
     pub inner_gas_budget_0_7_2: u64,
+    /// GP 0.7.2: the most bytes one `peek` or `poke` may copy (0.7.2 charges a flat 10 gas for
+    /// up to 4 GiB). A longer copy is not performed and ends the run out of gas
+    /// ([`HostOutcome::OutOfGas`], gas as charged): the guest asked for work it did not pay for,
+    /// which GP 0.8.0 would charge ⌈336·z/1024⌉ or ⌈224·z/1024⌉ gas for. Default:
+    /// [`GP072_MAX_COPY_BYTES`] (16 MiB).
+    pub max_copy_bytes_0_7_2: u64,
+    /// GP 0.7.2: the most pages one `pages` call may change (0.7.2: 10 gas for up to 2^20 pages).
+    /// A larger count (with a valid machine and mode) ends the run out of gas, as above. Default:
+    /// [`GP072_MAX_PAGES`] (4096 pages, 16 MiB).
+    pub max_pages_0_7_2: u64,
+    /// GP 0.7.2: the total bytes all `peek`s and `poke`s of this set may copy plus 4096 per page
+    /// changed by `pages`. A call that would exceed what is left ends the run out of gas, as
+    /// above. Default: [`GP072_MEMORY_BUDGET`] (256 MiB); `u64::MAX` with the two limits above
+    /// at `u64::MAX` gives the unbounded GP 0.7.2 text.
+    pub memory_budget_0_7_2: u64,
 }
 
 impl Default for InnerLimits {
@@ -178,6 +203,9 @@ impl Default for InnerLimits {
         InnerLimits {
             max_machines_0_7_2: MAX_MACHINES,
             inner_gas_budget_0_7_2: GP072_REFINE_GAS,
+            max_copy_bytes_0_7_2: GP072_MAX_COPY_BYTES,
+            max_pages_0_7_2: GP072_MAX_PAGES,
+            memory_budget_0_7_2: GP072_MEMORY_BUDGET,
         }
     }
 }
@@ -201,6 +229,8 @@ pub struct InnerPvms {
     next_id: u64,
     /// GP 0.7.2: inner gas left of [`InnerLimits::inner_gas_budget_0_7_2`].
     inner_gas_left: u64,
+    /// GP 0.7.2: bytes left of [`InnerLimits::memory_budget_0_7_2`].
+    memory_left: u64,
 }
 
 /// Whether [addr, addr + len) lies in the 32-bit space and is accessible (empty ranges are).
@@ -228,7 +258,27 @@ impl InnerPvms {
             free: BTreeSet::new(),
             next_id: 0,
             inner_gas_left: limits.inner_gas_budget_0_7_2,
+            memory_left: limits.memory_budget_0_7_2,
         }
+    }
+
+    /// GP 0.7.2: the bytes left of [`InnerLimits::memory_budget_0_7_2`].
+    pub fn memory_budget_left(&self) -> u64 {
+        self.memory_left
+    }
+
+    /// GP 0.7.2: takes `bytes` of work (at most `max` in one call) from the memory budget, or
+    /// returns false (the call must end the run out of gas). Always true under GP 0.8.0, which
+    /// charges gas per byte and page.
+    fn take_memory_work(&mut self, bytes: u64, max: u64) -> bool {
+        if self.spec == Spec::Gp0_8_0 {
+            return true;
+        }
+        if bytes > max || bytes > self.memory_left {
+            return false;
+        }
+        self.memory_left -= bytes;
+        true
     }
 
     /// The limits in force.
@@ -385,6 +435,10 @@ impl InnerPvms {
         if !ctx.charge(self.cost(gas::PEEK.0.saturating_add(mem_gas(gas::PEEK.1, z)))) {
             return HostOutcome::OutOfGas;
         }
+        // GP 0.7.2 bounds, before any work (checking the ranges is O(z / 4096) already).
+        if !self.take_memory_work(z, self.limits.max_copy_bytes_0_7_2) {
+            return HostOutcome::OutOfGas;
+        }
         if !range_ok(ctx.memory(), o, z, true) {
             return HostOutcome::Panic;
         }
@@ -401,8 +455,11 @@ impl InnerPvms {
             m.memory()
                 .read(s as u32, &mut buf)
                 .expect("range checked readable");
-            ctx.write_memory(o as u32, &buf)
-                .expect("range checked writable");
+            // The range is writable; only the VM's page limit (`Memory::set_page_limit`) can
+            // refuse the write, and a host call cannot fault: the run panics.
+            if ctx.write_memory(o as u32, &buf).is_err() {
+                return HostOutcome::Panic;
+            }
         }
         ctx.set_reg(7, codes::OK);
         HostOutcome::Continue
@@ -414,10 +471,14 @@ impl InnerPvms {
         if !ctx.charge(self.cost(gas::POKE.0.saturating_add(mem_gas(gas::POKE.1, z)))) {
             return HostOutcome::OutOfGas;
         }
+        // GP 0.7.2 bounds, before any work (checking the ranges is O(z / 4096) already).
+        if !self.take_memory_work(z, self.limits.max_copy_bytes_0_7_2) {
+            return HostOutcome::OutOfGas;
+        }
         if !range_ok(ctx.memory(), s, z, false) {
             return HostOutcome::Panic;
         }
-        let Some(m) = self.machines.get_mut(&n) else {
+        let Some(m) = self.machines.get(&n) else {
             ctx.set_reg(7, codes::WHO);
             return HostOutcome::Continue;
         };
@@ -425,13 +486,15 @@ impl InnerPvms {
             ctx.set_reg(7, codes::OOB);
             return HostOutcome::Continue;
         }
+        let m = self.machines.get_mut(&n).expect("looked up above");
         if z > 0 {
             let buf = ctx
                 .read_vec(s as u32, z as usize)
                 .expect("range checked readable");
-            m.memory_mut()
-                .write(o as u32, &buf)
-                .expect("range checked writable");
+            // Only a page limit the host set on the inner machine can refuse the write.
+            if m.memory_mut().write(o as u32, &buf).is_err() {
+                return HostOutcome::Panic;
+            }
         }
         ctx.set_reg(7, codes::OK);
         HostOutcome::Continue
@@ -451,7 +514,12 @@ impl InnerPvms {
         if !ctx.charge(self.cost(g)) {
             return HostOutcome::OutOfGas;
         }
-        let Some(m) = self.machines.get_mut(&n) else {
+        // GP 0.7.2 bounds, before any work (the page checks below are O(c)).
+        let max_bytes = self.limits.max_pages_0_7_2.saturating_mul(PAGE_SIZE as u64);
+        if r <= 4 && !self.take_memory_work(c.saturating_mul(PAGE_SIZE as u64), max_bytes) {
+            return HostOutcome::OutOfGas;
+        }
+        let Some(m) = self.machines.get(&n) else {
             ctx.set_reg(7, codes::WHO);
             return HostOutcome::Continue;
         };
@@ -460,11 +528,16 @@ impl InnerPvms {
             ctx.set_reg(7, codes::HUH);
             return HostOutcome::Continue;
         }
-        let mem = m.memory_mut();
+        let mem = m.memory();
         if r > 2 && (p..p + c).any(|page| mem.access((page as u32) << 12) == Access::None) {
             ctx.set_reg(7, codes::HUH);
             return HostOutcome::Continue;
         }
+        let mem = self
+            .machines
+            .get_mut(&n)
+            .expect("looked up above")
+            .memory_mut();
         let (addr, len) = (p * PAGE_SIZE as u64, c * PAGE_SIZE as u64);
         let result = match r {
             0 => mem.unmap(addr as u32, len as u32),
@@ -535,8 +608,10 @@ impl InnerPvms {
         for r in m.registers() {
             out.extend_from_slice(&r.to_le_bytes());
         }
-        ctx.write_memory(o as u32, &out)
-            .expect("range checked writable");
+        // Writable (checked above); only the VM's page limit can refuse it: the run panics.
+        if ctx.write_memory(o as u32, &out).is_err() {
+            return HostOutcome::Panic;
+        }
         if self.spec == Spec::Gp0_8_0 {
             ctx.set_gas(ctx.gas().saturating_add(g_r_after as i64));
         }

@@ -97,6 +97,16 @@ pub enum MemoryError {
         /// Start of the range.
         address: u32,
     },
+    /// A write needed storage for more pages than [`Memory::set_page_limit`] allows.
+    #[error(
+        "writing at {address:#x} needs a page of storage beyond the VM's memory limit of {limit} pages"
+    )]
+    PageLimit {
+        /// The lowest page address of the write that has no storage yet.
+        address: u32,
+        /// The limit, in pages.
+        limit: u64,
+    },
     /// A range runs past 2^32.
     #[error(
         "range at {address:#x} of length {length} runs past the end of the 32-bit address space"
@@ -349,6 +359,10 @@ struct Dir {
     chunk_set: [u64; CHUNK_WORDS],
     /// Which chunks are entirely writable.
     full: [u64; CHUNK_WORDS],
+    /// The most pages that may have storage of their own ([`Memory::set_page_limit`]).
+    page_limit: usize,
+    /// A write was refused because of `page_limit` (sticky until the limit is set again).
+    limit_reached: bool,
 }
 
 /// Sets or clears `bit` of `word`.
@@ -453,6 +467,8 @@ impl Clone for Memory {
             }
         }
         m.dir.full = self.dir.full;
+        m.dir.page_limit = self.dir.page_limit;
+        m.dir.limit_reached = self.dir.limit_reached;
         m.count = self.count;
         m.backed = self.backed;
         m
@@ -518,6 +534,8 @@ impl Memory {
                 meta: [const { None }; CHUNKS],
                 chunk_set: [0; CHUNK_WORDS],
                 full: [0; CHUNK_WORDS],
+                page_limit: usize::MAX,
+                limit_reached: false,
             }),
             count: 0,
             backed: 0,
@@ -855,6 +873,9 @@ impl Memory {
     /// Raw pointer to a page's storage, stable until the page is unmapped or the Memory dropped.
     /// For zero-copy views in the bindings.
     pub fn page_ptr(&mut self, page: u32) -> Option<*mut u8> {
+        if page as usize >= PAGE_COUNT || self.check_page_limit(page << 12, 1).is_err() {
+            return None;
+        }
         self.page_bytes_mut(page).map(|p| p.as_mut_ptr())
     }
 
@@ -906,6 +927,70 @@ impl Memory {
         self.backed
     }
 
+    /// Limits the pages with storage of their own (4 KiB of host memory each) to `pages`; `None`
+    /// removes the limit (the default). Mapping costs no storage and is never limited: a page
+    /// gets storage on its first write. A guest store that would give storage to a page beyond
+    /// the limit is a page fault at the lowest page of the store without storage (nothing is
+    /// written, the pc stays at the store); a checked or unchecked host write
+    /// ([`Memory::write`], [`Memory::write_unchecked`], and with them the built-in host calls)
+    /// fails with [`MemoryError::PageLimit`]; a zero-copy view of such a page
+    /// ([`Memory::page_ptr`]) is refused. Either sets [`Memory::page_limit_reached`]. Pages that
+    /// already have storage stay usable, also when the limit is set below their number.
+    /// ([`Memory::page_bytes_mut`], the host's direct page access, is not limited.)
+    pub fn set_page_limit(&mut self, pages: Option<u64>) {
+        self.dir.page_limit = pages.map_or(usize::MAX, |p| p.min(usize::MAX as u64) as usize);
+        self.dir.limit_reached = false;
+    }
+
+    /// The limit of [`Memory::set_page_limit`] (`None`: unlimited).
+    pub fn page_limit(&self) -> Option<u64> {
+        (self.dir.page_limit != usize::MAX).then_some(self.dir.page_limit as u64)
+    }
+
+    /// Whether a write or view was refused because of the page limit since it was last set:
+    /// tells a page fault caused by the limit from one the GP defines.
+    pub fn page_limit_reached(&self) -> bool {
+        self.dir.limit_reached
+    }
+
+    /// Checks that writing `[address, address + len)` gives storage to no more pages than the
+    /// limit allows; otherwise returns the lowest page address of the range without storage
+    /// (and records that the limit was reached). `len` is at most 2^32 − 1 and the range is
+    /// mapped.
+    fn check_page_limit(&mut self, address: u32, len: u32) -> Result<(), u32> {
+        if self.dir.page_limit == usize::MAX || len == 0 {
+            return Ok(());
+        }
+        let room = self.dir.page_limit.saturating_sub(self.backed);
+        let mut needed = 0usize;
+        let mut lowest: Option<u32> = None;
+        let mut i = 0u64;
+        while i < len as u64 {
+            let a = address.wrapping_add(i as u32);
+            let page = a >> 12;
+            if !is_backed(self.entry(page)) {
+                needed += 1;
+                lowest = Some(lowest.map_or(page, |l| l.min(page)));
+            }
+            i += (PAGE_SIZE - (a & (PAGE_SIZE - 1))) as u64;
+            if needed > room {
+                break;
+            }
+        }
+        if needed > room {
+            self.dir.limit_reached = true;
+            return Err(lowest.expect("a page without storage") << 12);
+        }
+        Ok(())
+    }
+
+    fn limit_error(&self, address: u32) -> MemoryError {
+        MemoryError::PageLimit {
+            address,
+            limit: self.dir.page_limit as u64,
+        }
+    }
+
     /// The page-table memory in use: one 4 KiB page of the table per chunk with mapped pages (the
     /// 512 entries of a chunk are one page of the page-aligned mapping).
     fn table_bytes(&self) -> usize {
@@ -953,6 +1038,10 @@ impl Memory {
         if let Some(a) = self.first_inaccessible(address, data.len() as u32, true) {
             return Err(trap_at(a));
         }
+        // Beyond the page limit the store faults at a page of its own (the page is mapped and
+        // writable, so this is not a GP fault: `page_limit_reached` tells them apart).
+        self.check_page_limit(address, data.len() as u32)
+            .map_err(Trap::Fault)?;
         self.copy_in(address, data);
         Ok(())
     }
@@ -1008,6 +1097,8 @@ impl Memory {
                 write: true,
             }),
             None => {
+                self.check_page_limit(address, data.len() as u32)
+                    .map_err(|a| self.limit_error(a))?;
                 self.copy_in(address, data);
                 Ok(())
             }
@@ -1025,6 +1116,8 @@ impl Memory {
     /// with storage.
     pub fn write_unchecked(&mut self, address: u32, data: &[u8]) -> Result<(), MemoryError> {
         self.check_allocated(address, data.len())?;
+        self.check_page_limit(address, data.len() as u32)
+            .map_err(|a| self.limit_error(a))?;
         self.copy_in(address, data);
         Ok(())
     }

@@ -254,7 +254,10 @@ fn gp072_machine_count_is_capped_with_full() {
         InnerLimits::default(),
         InnerLimits {
             max_machines_0_7_2: MAX_MACHINES,
-            inner_gas_budget_0_7_2: GP072_REFINE_GAS
+            inner_gas_budget_0_7_2: GP072_REFINE_GAS,
+            max_copy_bytes_0_7_2: 16 << 20,
+            max_pages_0_7_2: 4096,
+            memory_budget_0_7_2: 256 << 20,
         }
     );
     let mut vm = outer(Spec::Gp0_7_2, 4, 4096);
@@ -583,4 +586,184 @@ fn a_fresh_instance_holds_tens_of_kilobytes() {
         .unwrap();
     vm.memory_mut().write(0x8000_0000, &[1]).unwrap();
     assert!(vm.memory().host_bytes() < bytes + 4096 + 4096 + 512);
+}
+
+// ---- GP 0.7.2 peek / poke / pages: flat 10 gas for up to 4 GiB ----
+
+const PEEK_072: u32 = 9;
+const POKE_072: u32 = 10;
+const PAGES_072: u32 = 11;
+const DEST: u32 = 0x1000_0000;
+
+/// An outer GP 0.7.2 VM with 16 MiB writable at `DEST`, and machine 0 with 16 MiB readable.
+fn copy_setup(limits: InnerLimits) -> (Instance, InnerPvms) {
+    let mut vm = outer(Spec::Gp0_7_2, 4, 4096);
+    vm.memory_mut().map(DEST, 16 << 20, Access::Write).unwrap();
+    let (at, len) = put_blob(&mut vm, &endless_loop(Spec::Gp0_7_2));
+    let mut inner = InnerPvms::with_limits(Spec::Gp0_7_2, limits);
+    call(&mut inner, &mut vm, MACHINE_072, &[at, len, 0]);
+    assert_eq!(vm.registers()[7], 0);
+    call(&mut inner, &mut vm, PAGES_072, &[0, 16, 4096, 2]);
+    assert_eq!(vm.registers()[7], codes::OK);
+    (vm, inner)
+}
+
+/// The reproducer: a 1,000-gas GP 0.7.2 guest that peeks 16 MiB in a loop (10 gas per call)
+/// would make the host copy ~1 GiB; the memory budget (256 MiB) ends it out of gas after 15
+/// copies (16 MiB of the budget went to the host's own `pages` call).
+#[test]
+fn gp072_peek_loop_of_a_1000_gas_guest_is_bounded() {
+    let (vm, mut inner) = copy_setup(InnerLimits::default());
+    let mut a = Assembler::for_spec(Spec::Gp0_7_2);
+    let top = a.here();
+    a.inst(O::LoadImm, Ops::reg_imm(7, 0));
+    a.inst(O::LoadImm64, Ops::reg_imm(8, DEST as i64));
+    a.inst(O::LoadImm, Ops::reg_imm(9, 0x10000));
+    a.inst(O::LoadImm64, Ops::reg_imm(10, 16 << 20));
+    a.inst(O::Ecalli, Ops::imm(PEEK_072 as i64));
+    a.inst(O::Jump, Ops::to(top));
+    let guest = Program::from_code(&a.finish(), opts(Spec::Gp0_7_2)).unwrap();
+    let mut g = guest.instantiate(&[]).unwrap();
+    *g.memory_mut() = vm.memory().clone();
+    g.set_gas(1000);
+    let mut calls = 0;
+    let t = Instant::now();
+    let exit = g.run_with_host(|id, ctx| {
+        calls += 1;
+        inner.handle(id, ctx).unwrap()
+    });
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(exit, Exit::OutOfGas);
+    assert_eq!(calls, 16, "15 copies, then the budget is spent");
+    assert!(g.gas() > 0, "ended by the budget, not by gas");
+    assert_eq!(inner.memory_budget_left(), 0);
+}
+
+#[test]
+fn gp072_peek_poke_pages_bounds() {
+    let (mut vm, mut inner) = copy_setup(InnerLimits::default());
+    // One byte over the per-call limit: out of gas, nothing copied, gas charged (10).
+    vm.set_gas(100);
+    let over = (16 << 20) + 1;
+    assert_eq!(
+        call(
+            &mut inner,
+            &mut vm,
+            PEEK_072,
+            &[0, DEST as u64, 0x10000, over]
+        ),
+        Some(HostOutcome::OutOfGas)
+    );
+    assert_eq!(vm.gas(), 90);
+    assert_eq!(
+        call(
+            &mut inner,
+            &mut vm,
+            POKE_072,
+            &[0, DEST as u64, 0x10000, over]
+        ),
+        Some(HostOutcome::OutOfGas)
+    );
+    // 4 GiB (the old reproducer) likewise, in no time.
+    within("4 GiB peek", 1000, Duration::from_secs(1), || {
+        call(
+            &mut inner,
+            &mut vm,
+            PEEK_072,
+            &[0, DEST as u64, 0x10000, u32::MAX as u64],
+        )
+    });
+    // `pages`: 4097 pages is over the per-call limit; 2^20 - 17 pages (valid range) too.
+    assert_eq!(
+        call(&mut inner, &mut vm, PAGES_072, &[0, 16, 4097, 2]),
+        Some(HostOutcome::OutOfGas)
+    );
+    within(
+        "2^20-page pages calls",
+        1000,
+        Duration::from_secs(1),
+        || call(&mut inner, &mut vm, PAGES_072, &[0, 16, (1 << 20) - 17, 0]),
+    );
+    // An invalid mode does no work and is not limited.
+    vm.set_gas(100);
+    assert_eq!(
+        call(&mut inner, &mut vm, PAGES_072, &[0, 16, 1 << 30, 7]),
+        Some(HostOutcome::Continue)
+    );
+    assert_eq!(vm.registers()[7], codes::HUH);
+    // Within the limits: copies work (and count against the budget).
+    let left = inner.memory_budget_left();
+    vm.set_gas(100);
+    assert_eq!(
+        call(
+            &mut inner,
+            &mut vm,
+            POKE_072,
+            &[0, DEST as u64, 0x10000, 4096]
+        ),
+        Some(HostOutcome::Continue)
+    );
+    assert_eq!(vm.registers()[7], codes::OK);
+    assert_eq!(inner.memory_budget_left(), left - 4096);
+
+    // Unbounded limits give the GP 0.7.2 text: a 32 MiB-page `pages` call and copies succeed.
+    let unbounded = InnerLimits {
+        max_copy_bytes_0_7_2: u64::MAX,
+        max_pages_0_7_2: u64::MAX,
+        memory_budget_0_7_2: u64::MAX,
+        ..InnerLimits::default()
+    };
+    let (mut vm, mut inner) = copy_setup(unbounded);
+    vm.memory_mut().map(DEST, 32 << 20, Access::Write).unwrap();
+    call(&mut inner, &mut vm, PAGES_072, &[0, 16, 8192, 2]);
+    assert_eq!(vm.registers()[7], codes::OK);
+    call(
+        &mut inner,
+        &mut vm,
+        PEEK_072,
+        &[0, DEST as u64, 0x10000, 32 << 20],
+    );
+    assert_eq!(vm.registers()[7], codes::OK);
+}
+
+/// GP 0.8.0 pays per byte and page: the 0.7.2 limits do not apply.
+#[test]
+fn gp080_copies_are_paid_for_not_limited() {
+    let mut vm = outer(Spec::Gp0_8_0, 4, 4096);
+    vm.memory_mut().map(DEST, 32 << 20, Access::Write).unwrap();
+    let (at, len) = put_blob(&mut vm, &endless_loop(Spec::Gp0_8_0));
+    let mut inner = InnerPvms::new(Spec::Gp0_8_0);
+    call(&mut inner, &mut vm, 9, &[at, len, 0]);
+    assert_eq!(vm.registers()[7], 0);
+    call(&mut inner, &mut vm, 12, &[0, 16, 8192, 2]);
+    assert_eq!(vm.registers()[7], codes::OK);
+    let before = vm.gas();
+    call(
+        &mut inner,
+        &mut vm,
+        10,
+        &[0, DEST as u64, 0x10000, 32 << 20],
+    );
+    assert_eq!(vm.registers()[7], codes::OK);
+    assert_eq!(before - vm.gas(), 377 + 336 * (32 << 10));
+    // Into a VM with a memory limit (`Memory::set_page_limit`): a host call cannot fault, so a
+    // copy needing storage beyond it panics, and the flag tells why.
+    let mut fresh = vm.clone();
+    fresh.memory_mut().unmap(DEST, 32 << 20).unwrap();
+    fresh
+        .memory_mut()
+        .map(DEST, 32 << 20, Access::Write)
+        .unwrap();
+    let backed = fresh.memory().backed_pages() as u64;
+    fresh.memory_mut().set_page_limit(Some(backed + 10));
+    assert_eq!(
+        call(
+            &mut inner,
+            &mut fresh,
+            10,
+            &[0, DEST as u64, 0x10000, 1 << 20]
+        ),
+        Some(HostOutcome::Panic)
+    );
+    assert!(fresh.memory().page_limit_reached());
 }
