@@ -8,22 +8,10 @@ use std::ptr::null_mut;
 
 use pvm::*;
 
-/// Reads the fuzz input as a stream of small integers.
-struct Bytes<'a>(&'a [u8]);
+use crate::Bytes;
 
+/// The C-call target's readers.
 impl Bytes<'_> {
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
     fn u64(&mut self) -> u64 {
         (self.u32() as u64) << 32 | self.u32() as u64
     }

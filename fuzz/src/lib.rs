@@ -13,6 +13,25 @@ pub use capi::capi_calls;
 #[cfg(feature = "polkavm")]
 pub mod polkavm_diff;
 
+/// Reads a fuzz input as a stream of small integers (0 once the input is used up); targets add
+/// their own readers in their modules.
+pub(crate) struct Bytes<'a>(pub(crate) &'a [u8]);
+
+impl Bytes<'_> {
+    pub(crate) fn u8(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((&b, rest)) => {
+                self.0 = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+    pub(crate) fn u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+}
+
 /// Gas for a run of a fuzzed program: small, so that every input runs in milliseconds.
 pub const RUN_GAS: i64 = 20_000;
 

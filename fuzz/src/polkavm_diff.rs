@@ -38,21 +38,10 @@ const RW_LEN: usize = 256;
 const HEAP_PAGES: u16 = 2;
 const STACK: u32 = 8192;
 
-struct Bytes<'a>(&'a [u8]);
+use crate::Bytes;
 
+/// The program generator's readers.
 impl Bytes<'_> {
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
     fn imm(&mut self) -> i64 {
         match self.u8() % 4 {
             0 => self.u8() as i64,
