@@ -179,15 +179,23 @@ unsafe extern "C" fn on_env_cleanup(arg: *mut std::ffi::c_void) {
     });
 }
 
-/// Installs [`on_env_cleanup`] for `env` (module initialisation).
+/// Installs [`on_env_cleanup`] for `env` (module initialisation). Not on wasm: emnapi provides
+/// `napi_add_env_cleanup_hook` from another import module than napi-sys declares it in (the
+/// link fails), and a wasm build has no worker of its own to terminate mid-run.
 ///
 /// # Safety
 /// `env` must be the live env of module registration.
 pub(crate) unsafe fn install_cleanup_hook(env: RawEnv) {
+    #[cfg(not(target_family = "wasm"))]
     // SAFETY: the hook only reads the registry; `env` is used as a key, never dereferenced.
     unsafe {
         sys::napi_add_env_cleanup_hook(env, Some(on_env_cleanup), env.cast());
     }
+    #[cfg(target_family = "wasm")]
+    let _ = (
+        env,
+        on_env_cleanup as unsafe extern "C" fn(*mut std::ffi::c_void),
+    );
 }
 
 /// Interrupts the VM with this token (from `vm.interruptToken()`), from any worker thread of the
