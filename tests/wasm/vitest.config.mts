@@ -3,7 +3,7 @@
 // (NAPI_RS_FORCE_WASI=error: wasm or fail, no native fallback; vitest's own napi-rs tools keep
 // their native bindings). Run by tests/wasm/run.sh, which puts the wasm files next to index.js.
 //
-// Left out: the 6 tests of what the wasm build cannot do like the native addon (README, "The
+// Left out: the 10 tests of what the wasm build cannot do like the native addon (README, "The
 // wasm build"):
 // - views are over the shared wasm memory: `view.buffer` is the whole memory and `byteOffset` the
 //   wasm address ("gives zero-copy views" checks the per-page ArrayBuffer), and they cannot be
@@ -13,7 +13,12 @@
 // - emnapi reads a detached ArrayBuffer argument with a TypeError before libpvm can say
 //   INVALID_ARGUMENT ("a detached ArrayBuffer");
 // - wasm memory is never returned and V8 is not told of it, so unfreed VMs are not reclaimed in
-//   time: call vm.free() ("unfreed VMs are reclaimed").
+//   time: call vm.free() ("unfreed VMs are reclaimed");
+// - `vm.invoke` remaps the argument area, and the old view cannot be detached ("sets the GP A.7
+//   registers and argument area", which checks the detachment);
+// - every worker loads a wasm instance of its own, so an interrupt token from one worker names
+//   nothing in another (`interruptVm` across workers: 3 tests); `vm.interrupt()` in the same
+//   worker works.
 import { defineConfig, mergeConfig } from 'vitest/config'
 
 import base from '../../vitest.config.mts'
@@ -25,6 +30,9 @@ const leftOut = [
   'Rust panics do not abort the process',
   'a detached ArrayBuffer',
   'unfreed VMs are reclaimed',
+  'sets the GP A.7 registers and argument area',
+  'interruptVm(token) from the main thread stops an endless loop in a worker',
+  'interrupts from another worker while the main thread runs',
 ]
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
