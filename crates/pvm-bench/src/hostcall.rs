@@ -31,8 +31,6 @@ fn program(with_calls: bool) -> Vec<u8> {
 /// Per engine: ns per host call (median over `runs` runs, each with a warm-up), or the error.
 pub fn measure(engines: &Engines, runs: usize) -> Vec<(EngineKind, Result<f64, String>)> {
     let (calls, base) = (program(true), program(false));
-    let bytes = |b: &[u8]| -> Vec<u8> { b.to_vec() };
-    let (calls, base) = (bytes(&calls), bytes(&base));
     engines
         .available()
         .into_iter()

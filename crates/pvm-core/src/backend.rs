@@ -54,17 +54,9 @@ impl Backend {
     /// [`Backend::resolve`], except that `Auto` (also via `LIBPVM_BACKEND=auto`) interprets
     /// programs larger than [`AUTO_RECOMPILE_MAX_CODE`].
     pub fn resolve_for(self, code_len: usize) -> Result<Backend, crate::ProgramError> {
-        let from_env = || {
-            std::env::var(BACKEND_ENV)
-                .ok()
-                .and_then(|v| Backend::parse(&v))
-        };
-        let auto = self == Backend::Auto && matches!(from_env(), None | Some(Backend::Auto));
-        match self.resolve()? {
-            Backend::Recompiler if auto && code_len > AUTO_RECOMPILE_MAX_CODE => {
-                Ok(Backend::Interpreter)
-            }
-            b => Ok(b),
+        match self.with_env()? {
+            Backend::Auto if code_len > AUTO_RECOMPILE_MAX_CODE => Ok(Backend::Interpreter),
+            b => b.concrete(),
         }
     }
 
@@ -72,16 +64,25 @@ impl Backend {
     /// set, else the recompiler where supported, else the interpreter. An explicit `Recompiler`
     /// on a machine without one is an error, as is an unknown `LIBPVM_BACKEND` value.
     pub fn resolve(self) -> Result<Backend, crate::ProgramError> {
-        let chosen = match self {
+        self.with_env()?.concrete()
+    }
+
+    /// `Auto` replaced by `LIBPVM_BACKEND`'s value when that is set (which may be `Auto` again).
+    fn with_env(self) -> Result<Backend, crate::ProgramError> {
+        match self {
             Backend::Auto => match std::env::var(BACKEND_ENV) {
                 Ok(v) if !v.is_empty() => {
-                    Backend::parse(&v).ok_or(crate::ProgramError::InvalidBackendEnv { value: v })?
+                    Backend::parse(&v).ok_or(crate::ProgramError::InvalidBackendEnv { value: v })
                 }
-                _ => Backend::Auto,
+                _ => Ok(Backend::Auto),
             },
-            b => b,
-        };
-        match chosen {
+            b => Ok(b),
+        }
+    }
+
+    /// `Auto` resolved by platform support; an unsupported `Recompiler` is an error.
+    fn concrete(self) -> Result<Backend, crate::ProgramError> {
+        match self {
             Backend::Interpreter => Ok(Backend::Interpreter),
             Backend::Recompiler if Self::recompiler_supported() => Ok(Backend::Recompiler),
             Backend::Recompiler => Err(crate::ProgramError::BackendUnsupported),

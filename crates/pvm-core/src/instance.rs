@@ -400,7 +400,8 @@ impl Instance {
                 if let Some(e) = self.step() {
                     return e;
                 }
-                if self.native_entry(&program, native).is_some() {
+                // (Never resuming a host call here: the step did that.)
+                if self.native_entry_block(&program).is_some() {
                     break;
                 }
             }
