@@ -140,6 +140,65 @@ fn emit(a: &mut Assembler, r: &mut Rng, op: O, labels: &[Label]) {
     a.inst(op, o);
 }
 
+/// A run of loads and stores through one base register at nearby offsets (what the recompiler
+/// checks once per group): the base near page edges, the offsets around the page end, stores
+/// mixed in (read-only and lazy pages), sometimes a write to the base or another register in
+/// between.
+fn burst(a: &mut Assembler, r: &mut Rng) {
+    use O::*;
+    let base = reg(r);
+    if r.chance(70) {
+        let value = if r.chance(50) {
+            // Just below a page end: small offsets straddle into the next page.
+            let page = r.pick(&[RW, RW + 4096, RW + 8192, RO, LOW, TOP, UNMAPPED - 8192]);
+            page.wrapping_add(4096 - r.pick(&[1u32, 2, 3, 4, 6, 7, 8, 12, 16]))
+        } else {
+            edge_value(r) as u32
+        };
+        a.inst(LoadImm, Ops::reg_imm(base, value as i32 as i64));
+    }
+    let loads = [
+        LoadIndU8, LoadIndI8, LoadIndU16, LoadIndI16, LoadIndU32, LoadIndI32, LoadIndU64,
+    ];
+    let stores = [StoreIndU8, StoreIndU16, StoreIndU32, StoreIndU64];
+    let imm_stores = [
+        StoreImmIndU8,
+        StoreImmIndU16,
+        StoreImmIndU32,
+        StoreImmIndU64,
+    ];
+    let offsets = [
+        0i64, 1, 2, 4, 7, 8, 12, 16, -1, -4, -8, 24, 100, 400, 511, 4088, 4092, 4095, 4096,
+    ];
+    for _ in 0..2 + r.below(6) {
+        let off = r.pick(&offsets);
+        match r.below(10) {
+            0..=4 => {
+                let mut dst = reg(r);
+                if dst == base && r.chance(70) {
+                    dst = (base + 1) % 13;
+                }
+                a.inst(r.pick(&loads), Ops::reg_reg_imm(dst, base, off));
+            }
+            5 | 6 => a.inst(r.pick(&stores), Ops::reg_reg_imm(reg(r), base, off)),
+            7 => a.inst(
+                r.pick(&imm_stores),
+                Ops {
+                    ra: base,
+                    imm1: off,
+                    imm2: edge_imm(r),
+                    ..Ops::default()
+                },
+            ),
+            8 => a.inst(
+                AddImm64,
+                Ops::reg_reg_imm(reg(r), reg(r), r.pick(&[1i64, 8, -8])),
+            ),
+            _ => a.inst(Add64, Ops::three(reg(r), reg(r), reg(r))),
+        }
+    }
+}
+
 /// A random program: segments of random instructions, most starting at a block boundary (so
 /// their labels are valid targets), some in the middle of a block (invalid targets).
 fn program(r: &mut Rng, spec: Spec) -> Vec<u8> {
@@ -157,6 +216,9 @@ fn program(r: &mut Rng, spec: Spec) -> Vec<u8> {
             a.inst(O::Fallthrough, Ops::none());
         }
         a.bind(l);
+        if r.chance(30) {
+            burst(&mut a, r);
+        }
         for _ in 0..r.below(12) {
             let op = if r.chance(4) {
                 r.pick(&terminators)

@@ -129,6 +129,18 @@ impl RegSet {
     }
 }
 
+/// Every register an instruction reads or writes (š ∪ ř), with repeats across the two sets.
+pub(crate) fn register_uses(op: Opcode, ins: &Instruction) -> impl Iterator<Item = u8> {
+    let (src, dst) = registers(op, ins);
+    let mut all = [0u8; 6];
+    let mut n = 0;
+    for &r in src.as_slice().iter().chain(dst.as_slice()) {
+        all[n] = r;
+        n += 1;
+    }
+    all.into_iter().take(n)
+}
+
 /// š and ř: the source and destination registers of an instruction (A.9, from the A.5 tables).
 ///
 /// `ecalli` reads and writes no registers in the model (A.9, S.1), nor do instructions without

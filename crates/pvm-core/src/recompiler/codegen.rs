@@ -25,6 +25,7 @@
 //! the same invariants the interpreter's fast path relies on (`memory.rs`). Jumps go only to
 //! labels of this code or through the jump table's native offsets, each bounds-checked.
 
+use super::mem_groups;
 use super::x64::*;
 use crate::program::lower::{Op, Reg};
 use crate::program::{OpTable, K};
@@ -39,12 +40,15 @@ pub(crate) mod frame {
     pub const TABLE: i32 = 16;
     /// The interrupt flag's address.
     pub const INTR: i32 = 24;
-    /// ω12.
-    pub const G12: i32 = 32;
+    /// The guest register kept in the frame (the program's least used one).
+    pub const SPILLED: i32 = 32;
     /// Exit pc (u32) and, at +4, the exit kind (u32).
     pub const EXIT: i32 = 40;
+    /// The checked host addresses of memory-access groups (`mem_groups::SLOTS` of them): the
+    /// host address of guest address base + 0.
+    pub const GROUP: i32 = 48;
     /// Frame size (keeps rsp 16-byte aligned after six pushes).
-    pub const SIZE: i32 = 56;
+    pub const SIZE: i32 = 88;
 }
 
 /// Byte offsets in [`super::Ctx`].
@@ -71,17 +75,57 @@ enum Loc {
     M,
 }
 
-fn loc(g: Reg) -> Loc {
-    match g as usize {
-        12 => Loc::M,
-        i => Loc::H(HOST[i]),
+/// Where each guest register lives: twelve in host registers, one in the frame.
+#[derive(Clone, Copy)]
+struct RegMap {
+    loc: [Loc; 13],
+}
+
+impl RegMap {
+    /// ω`spilled` in the frame slot, the other twelve in [`HOST`] in order.
+    fn new(spilled: usize) -> RegMap {
+        let mut loc = [Loc::M; 13];
+        let mut host = HOST.iter();
+        for (i, l) in loc.iter_mut().enumerate() {
+            if i != spilled {
+                *l = Loc::H(*host.next().expect("twelve host registers"));
+            }
+        }
+        RegMap { loc }
+    }
+
+    fn loc(&self, g: Reg) -> Loc {
+        self.loc[g as usize]
+    }
+
+    /// The guest register kept in the frame.
+    fn spilled(&self) -> usize {
+        self.loc
+            .iter()
+            .position(|l| *l == Loc::M)
+            .expect("one register in the frame")
+    }
+
+    fn rm(&self, g: Reg) -> Rm {
+        match self.loc(g) {
+            Loc::H(h) => Rm::Reg(h),
+            Loc::M => Rm::mem(RSP, frame::SPILLED),
+        }
     }
 }
 
-fn rm(g: Reg) -> Rm {
-    match loc(g) {
-        Loc::H(h) => Rm::Reg(h),
-        Loc::M => Rm::mem(RSP, frame::G12),
+/// Frame offset of memory-group slot `hb`.
+fn group_slot(hb: usize) -> i32 {
+    frame::GROUP + 8 * hb as i32
+}
+
+/// Bytes read by a load kind.
+fn load_size(kind: K) -> u32 {
+    match kind {
+        K::LoadU8 | K::LoadIndU8 | K::LoadI8 | K::LoadIndI8 => 1,
+        K::LoadU16 | K::LoadIndU16 | K::LoadI16 | K::LoadIndI16 => 2,
+        K::LoadU32 | K::LoadIndU32 | K::LoadI32 | K::LoadIndI32 => 4,
+        _ => 8,
     }
 }
 
@@ -136,10 +180,23 @@ struct Gen<'a> {
     gp080: bool,
     code_base: Label,
     jt_label: Label,
+    map: RegMap,
+    /// Emitting a block's fast version, which its checked twin follows: the not-taken edge
+    /// jumps to the next block instead of running into it.
+    jump_next: bool,
+    /// Emitting a checked twin: its `ecalli`s register no resume point (the fast version's do).
+    in_twin: bool,
 }
 
 /// Generates the code of every block. The caller has compiled all blocks of `table`.
-pub(crate) fn generate(table: &OpTable, features: Features, spec: crate::Spec) -> Option<Output> {
+/// `spilled` (< 13) is the guest register to keep in the frame (all others live in host
+/// registers): the program's least used one.
+pub(crate) fn generate(
+    table: &OpTable,
+    features: Features,
+    spec: crate::Spec,
+    spilled: usize,
+) -> Option<Output> {
     let n = table.blocks.len();
     let mut g = Gen {
         a: Asm::with_capacity(table.len() * 24 + 1024),
@@ -156,6 +213,9 @@ pub(crate) fn generate(table: &OpTable, features: Features, spec: crate::Spec) -
         gp080: spec == crate::Spec::Gp0_8_0,
         code_base: Label(0),
         jt_label: Label(0),
+        jump_next: false,
+        in_twin: false,
+        map: RegMap::new(spilled),
     };
     g.code_base = g.a.label();
     g.exit_yield = g.a.label();
@@ -255,6 +315,7 @@ impl Gen<'_> {
     /// `extern "sysv64" fn(ctx: *mut Ctx, entry: *const u8)`: saves the callee-saved registers,
     /// builds the frame, loads the guest registers and jumps to `entry`.
     fn trampoline(&mut self) {
+        let map = self.map;
         let a = &mut self.a;
         for r in [RBX, RBP, R12, R13, R14, R15] {
             a.push(r);
@@ -265,24 +326,29 @@ impl Gen<'_> {
             (ctx::GAS, frame::GAS),
             (ctx::TABLE, frame::TABLE),
             (ctx::INTR, frame::INTR),
-            (ctx::REGS + 96, frame::G12),
+            (ctx::REGS + 8 * map.spilled() as i32, frame::SPILLED),
         ] {
             a.mov_r_rm(Size::B64, RAX, Rm::mem(RDI, from));
             a.mov_rm_r(Size::B64, Rm::mem(RSP, to), RAX);
         }
         a.mov_r_rm(Size::B64, RAX, Rm::Reg(RSI));
-        // rdi (the context) holds ω2: load it last.
-        for (i, &h) in HOST.iter().enumerate() {
-            if h != RDI {
-                a.mov_r_rm(Size::B64, h, Rm::mem(RDI, ctx::REGS + 8 * i as i32));
+        // rdi holds the context: load its guest register last.
+        let mut last = None;
+        for i in 0..13 {
+            match map.loc[i] {
+                Loc::H(RDI) => last = Some(i),
+                Loc::H(h) => a.mov_r_rm(Size::B64, h, Rm::mem(RDI, ctx::REGS + 8 * i as i32)),
+                Loc::M => {}
             }
         }
-        a.mov_r_rm(Size::B64, RDI, Rm::mem(RDI, ctx::REGS + 16));
+        let last = last.expect("rdi holds a guest register");
+        a.mov_r_rm(Size::B64, RDI, Rm::mem(RDI, ctx::REGS + 8 * last as i32));
         a.jmp_rm(Rm::Reg(RAX));
     }
 
     /// The two exits: write the exit kind, store the guest state into the context, return.
     fn exits(&mut self) {
+        let map = self.map;
         let a = &mut self.a;
         let common = a.label();
         a.bind(self.exit_yield);
@@ -295,11 +361,13 @@ impl Gen<'_> {
         a.mov_rm_imm(Size::B32, Rm::mem(RSP, frame::EXIT + 4), EXIT_HOST as i32);
         a.bind(common);
         a.mov_r_rm(Size::B64, RAX, Rm::mem(RSP, frame::CTX));
-        for (i, &h) in HOST.iter().enumerate() {
-            a.mov_rm_r(Size::B64, Rm::mem(RAX, ctx::REGS + 8 * i as i32), h);
+        for i in 0..13 {
+            if let Loc::H(h) = map.loc[i] {
+                a.mov_rm_r(Size::B64, Rm::mem(RAX, ctx::REGS + 8 * i as i32), h);
+            }
         }
         for (from, to) in [
-            (frame::G12, ctx::REGS + 96),
+            (frame::SPILLED, ctx::REGS + 8 * map.spilled() as i32),
             (frame::GAS, ctx::GAS),
             (frame::EXIT, ctx::EXIT),
         ] {
@@ -411,18 +479,125 @@ impl Gen<'_> {
         self.add_gas(Alu::Sub, cost);
         self.a.jcc(Cond::L, oog);
         let next = self.block_labels.get(b + 1).copied();
+        let groups = mem_groups::groups(self.table, info.slot + 1, end);
+        if groups.is_empty() {
+            for slot in info.slot + 1..end {
+                let op = self.table.op(slot);
+                self.op(op, slot, next);
+            }
+            return;
+        }
+        // The fast version: each group's accesses through its checked host address; a failed
+        // check continues in the checked twin at the group's first access.
+        let twins: Vec<Label> = groups.iter().map(|_| self.a.label()).collect();
+        let mut member = std::collections::HashMap::new();
+        for (gi, g) in groups.iter().enumerate() {
+            for &s in &g.slots {
+                member.insert(s, gi);
+            }
+        }
+        self.jump_next = true;
         for slot in info.slot + 1..end {
             let op = self.table.op(slot);
+            match member.get(&slot) {
+                Some(&gi) => {
+                    let g = &groups[gi];
+                    if g.slots[0] == slot {
+                        self.group_check(g, twins[gi]);
+                    }
+                    self.group_access(op, g.hb);
+                }
+                None => self.op(op, slot, next),
+            }
+        }
+        // Whatever the last op was (an `ecalli` resumes after itself), never run into the twin.
+        if let Some(n) = next {
+            self.a.jmp(n);
+        }
+        self.jump_next = false;
+        self.in_twin = true;
+        let twin_start = groups.iter().map(|g| g.slots[0]).min().expect("groups");
+        for slot in twin_start..end {
+            for (gi, g) in groups.iter().enumerate() {
+                if g.slots[0] == slot {
+                    self.a.bind(twins[gi]);
+                }
+            }
+            let op = self.table.op(slot);
             self.op(op, slot, next);
+        }
+        self.in_twin = false;
+    }
+
+    /// A group's check: the page entry of base + min has the group's bits and the span fits in
+    /// the page; then the frame slot gets the host address of base + 0. Otherwise `twin`.
+    fn group_check(&mut self, g: &mem_groups::Group, twin: Label) {
+        self.address(Some(g.base), g.min as u32 as u64);
+        let a = &mut self.a;
+        a.mov_r_rm(Size::B32, RAX, Rm::Reg(RCX));
+        a.shift_imm(Size::B32, Shift::Shr, Rm::Reg(RAX), 12);
+        a.mov_r_rm(Size::B64, RDX, Rm::mem(RSP, frame::TABLE));
+        a.mov_r_rm(Size::B64, RAX, Rm::idx(RDX, RAX, 8));
+        if g.mask == 3 {
+            a.mov_r_rm(Size::B32, RDX, Rm::Reg(RAX));
+            a.alu_rm_imm(Size::B32, Alu::And, Rm::Reg(RDX), 3);
+            a.alu_rm_imm(Size::B32, Alu::Cmp, Rm::Reg(RDX), 3);
+            a.jcc(Cond::Ne, twin);
+        } else {
+            a.test_rm_imm(Size::B8, Rm::Reg(RAX), g.mask as i32);
+            a.jcc(Cond::E, twin);
+        }
+        a.mov_r_rm(Size::B32, RDX, Rm::Reg(RCX));
+        a.alu_rm_imm(Size::B32, Alu::And, Rm::Reg(RDX), 0xfff);
+        a.alu_rm_imm(Size::B32, Alu::Cmp, Rm::Reg(RDX), 4096 - g.span as i32);
+        a.jcc(Cond::A, twin);
+        a.alu_rm_imm(Size::B64, Alu::And, Rm::Reg(RAX), -8);
+        a.lea(
+            Size::B64,
+            RAX,
+            Rm::Mem {
+                base: RAX,
+                index: Some((RDX, 1)),
+                disp: (g.min as i64).wrapping_neg() as i32,
+            },
+        );
+        a.mov_rm_r(Size::B64, Rm::mem(RSP, group_slot(g.hb)), RAX);
+    }
+
+    /// A group member's access through the checked host address in frame slot `hb`.
+    fn group_access(&mut self, op: &Op, hb: usize) {
+        let acc = mem_groups::access(op).expect("a group member accesses memory");
+        self.a
+            .mov_r_rm(Size::B64, RAX, Rm::mem(RSP, group_slot(hb)));
+        let at = Rm::mem(RAX, acc.off);
+        if acc.store {
+            let size = match acc.n {
+                1 => Size::B8,
+                2 => Size::B16,
+                4 => Size::B32,
+                _ => Size::B64,
+            };
+            if matches!(
+                op.k,
+                K::StoreImmIndU8 | K::StoreImmIndU16 | K::StoreImmIndU32 | K::StoreImmIndU64
+            ) {
+                self.a.mov_rm_imm(size, at, (op.imm() >> 32) as u32 as i32);
+            } else {
+                let r = self.read(op.a, RCX);
+                self.a.mov_rm_r(size, at, r);
+            }
+        } else {
+            self.load_from(op.k, op.a, at);
         }
     }
 
     /// Loads ω`g` into a host register: its own, or `scratch`.
     fn read(&mut self, g: Reg, scratch: R) -> R {
-        match loc(g) {
+        let map = self.map;
+        match map.loc(g) {
             Loc::H(h) => h,
             Loc::M => {
-                self.a.mov_r_rm(Size::B64, scratch, rm(g));
+                self.a.mov_r_rm(Size::B64, scratch, map.rm(g));
                 scratch
             }
         }
@@ -430,12 +605,14 @@ impl Gen<'_> {
 
     /// ω`g` ← `src` (64 bits).
     fn set(&mut self, g: Reg, src: R) {
-        self.a.mov_rm_r(Size::B64, rm(g), src);
+        let map = self.map;
+        self.a.mov_rm_r(Size::B64, map.rm(g), src);
     }
 
     /// ω`g` ← sign-extended low 32 bits of `src`.
     fn set_sx32(&mut self, g: Reg, src: R) {
-        match loc(g) {
+        let map = self.map;
+        match map.loc(g) {
             Loc::H(h) => self.a.movsx(Size::B32, h, Rm::Reg(src)),
             Loc::M => {
                 self.a.movsx(Size::B32, RAX, Rm::Reg(src));
@@ -446,9 +623,10 @@ impl Gen<'_> {
 
     /// ω`g` ← `imm`.
     fn set_imm(&mut self, g: Reg, imm: u64) {
-        match loc(g) {
+        let map = self.map;
+        match map.loc(g) {
             Loc::H(h) => self.a.mov_r_imm(h, imm),
-            Loc::M if fits_i32(imm) => self.a.mov_rm_imm(Size::B64, rm(g), imm as i32),
+            Loc::M if fits_i32(imm) => self.a.mov_rm_imm(Size::B64, map.rm(g), imm as i32),
             Loc::M => {
                 self.a.mov_r_imm(RAX, imm);
                 self.set(g, RAX);
@@ -466,30 +644,31 @@ impl Gen<'_> {
         commutative: bool,
         f: impl Fn(&mut Asm, R, Rm),
     ) {
+        let map = self.map;
         let src = match b {
-            Operand::G(b) => rm(b),
+            Operand::G(b) => map.rm(b),
             Operand::Imm(_) => Rm::Reg(RCX),
         };
         if let Operand::Imm(v) = b {
             self.a.mov_r_imm(RCX, v);
         }
-        match loc(d) {
+        match map.loc(d) {
             Loc::H(dh) if d == a => f(&mut self.a, dh, src),
             Loc::H(dh) if b == Operand::G(d) => {
                 if commutative {
-                    f(&mut self.a, dh, rm(a));
+                    f(&mut self.a, dh, map.rm(a));
                 } else {
-                    self.a.mov_r_rm(Size::B64, RAX, rm(a));
+                    self.a.mov_r_rm(Size::B64, RAX, map.rm(a));
                     f(&mut self.a, RAX, src);
                     self.a.mov_r_rm(Size::B64, dh, Rm::Reg(RAX));
                 }
             }
             Loc::H(dh) => {
-                self.a.mov_r_rm(Size::B64, dh, rm(a));
+                self.a.mov_r_rm(Size::B64, dh, map.rm(a));
                 f(&mut self.a, dh, src);
             }
             Loc::M => {
-                self.a.mov_r_rm(Size::B64, RAX, rm(a));
+                self.a.mov_r_rm(Size::B64, RAX, map.rm(a));
                 f(&mut self.a, RAX, src);
                 self.set(d, RAX);
             }
@@ -514,13 +693,14 @@ impl Gen<'_> {
 
     /// ω`d` = f(ω`a`) computed in place in a register.
     fn binop_with(&mut self, d: Reg, a: Reg, f: impl Fn(&mut Asm, R)) {
-        match loc(d) {
+        let map = self.map;
+        match map.loc(d) {
             Loc::H(dh) => {
-                self.a.mov_r_rm(Size::B64, dh, rm(a));
+                self.a.mov_r_rm(Size::B64, dh, map.rm(a));
                 f(&mut self.a, dh);
             }
             Loc::M => {
-                self.a.mov_r_rm(Size::B64, RAX, rm(a));
+                self.a.mov_r_rm(Size::B64, RAX, map.rm(a));
                 f(&mut self.a, RAX);
                 self.set(d, RAX);
             }
@@ -529,8 +709,9 @@ impl Gen<'_> {
 
     /// 32-bit op: eax = ω`a` (low 32) op src; ω`d` = sx32(eax).
     fn op32(&mut self, d: Reg, a: Operand, f: impl Fn(&mut Asm, R)) {
+        let map = self.map;
         match a {
-            Operand::G(a) => self.a.mov_r_rm(Size::B32, RAX, rm(a)),
+            Operand::G(a) => self.a.mov_r_rm(Size::B32, RAX, map.rm(a)),
             Operand::Imm(v) => self.a.mov_r_imm(RAX, v as u32 as u64),
         }
         f(&mut self.a, RAX);
@@ -539,11 +720,12 @@ impl Gen<'_> {
 
     /// ecx = the 32-bit guest address ω`base` + off (or `off`).
     fn address(&mut self, base: Option<Reg>, off: u64) {
-        match base.map(loc) {
+        let map = self.map;
+        match base.map(|g| (g, map.loc(g))) {
             None => self.a.mov_r_imm(RCX, off as u32 as u64),
-            Some(Loc::H(h)) => self.a.lea(Size::B32, RCX, Rm::mem(h, off as u32 as i32)),
-            Some(Loc::M) => {
-                self.a.mov_r_rm(Size::B32, RCX, rm(Reg::R12));
+            Some((_, Loc::H(h))) => self.a.lea(Size::B32, RCX, Rm::mem(h, off as u32 as i32)),
+            Some((g, Loc::M)) => {
+                self.a.mov_r_rm(Size::B32, RCX, map.rm(g));
                 if off as u32 != 0 {
                     self.a
                         .alu_rm_imm(Size::B32, Alu::Add, Rm::Reg(RCX), off as u32 as i32);
@@ -574,19 +756,24 @@ impl Gen<'_> {
     }
 
     fn load(&mut self, kind: K, dst: Reg, base: Option<Reg>, off: u64, pc: u32) {
-        let (n, f): (u32, fn(&mut Asm, R, Rm)) = match kind {
-            K::LoadU8 | K::LoadIndU8 => (1, |a, d, s| a.movzx(Size::B8, d, s)),
-            K::LoadI8 | K::LoadIndI8 => (1, |a, d, s| a.movsx(Size::B8, d, s)),
-            K::LoadU16 | K::LoadIndU16 => (2, |a, d, s| a.movzx(Size::B16, d, s)),
-            K::LoadI16 | K::LoadIndI16 => (2, |a, d, s| a.movsx(Size::B16, d, s)),
-            K::LoadU32 | K::LoadIndU32 => (4, |a, d, s| a.mov_r_rm(Size::B32, d, s)),
-            K::LoadI32 | K::LoadIndI32 => (4, |a, d, s| a.movsx(Size::B32, d, s)),
-            _ => (8, |a, d, s| a.mov_r_rm(Size::B64, d, s)),
-        };
         self.address(base, off);
-        self.translate(n, false, pc);
-        let at = Rm::idx(RAX, RDX, 1);
-        match loc(dst) {
+        self.translate(load_size(kind), false, pc);
+        self.load_from(kind, dst, Rm::idx(RAX, RDX, 1));
+    }
+
+    /// ω`dst` ← the `kind` load from host address `at`.
+    fn load_from(&mut self, kind: K, dst: Reg, at: Rm) {
+        let map = self.map;
+        let f: fn(&mut Asm, R, Rm) = match kind {
+            K::LoadU8 | K::LoadIndU8 => |a, d, s| a.movzx(Size::B8, d, s),
+            K::LoadI8 | K::LoadIndI8 => |a, d, s| a.movsx(Size::B8, d, s),
+            K::LoadU16 | K::LoadIndU16 => |a, d, s| a.movzx(Size::B16, d, s),
+            K::LoadI16 | K::LoadIndI16 => |a, d, s| a.movsx(Size::B16, d, s),
+            K::LoadU32 | K::LoadIndU32 => |a, d, s| a.mov_r_rm(Size::B32, d, s),
+            K::LoadI32 | K::LoadIndI32 => |a, d, s| a.movsx(Size::B32, d, s),
+            _ => |a, d, s| a.mov_r_rm(Size::B64, d, s),
+        };
+        match map.loc(dst) {
             Loc::H(h) => f(&mut self.a, h, at),
             Loc::M => {
                 f(&mut self.a, RCX, at);
@@ -616,17 +803,18 @@ impl Gen<'_> {
 
     /// `cmp ω(a), b` with ω(a) possibly in the frame.
     fn cmp(&mut self, a: Reg, b: Operand) {
+        let map = self.map;
         match b {
             Operand::Imm(v) if fits_i32(v) => {
-                self.a.alu_rm_imm(Size::B64, Alu::Cmp, rm(a), v as i32)
+                self.a.alu_rm_imm(Size::B64, Alu::Cmp, map.rm(a), v as i32)
             }
             Operand::Imm(v) => {
                 self.a.mov_r_imm(RCX, v);
-                self.a.alu_rm_r(Size::B64, Alu::Cmp, rm(a), RCX);
+                self.a.alu_rm_r(Size::B64, Alu::Cmp, map.rm(a), RCX);
             }
             Operand::G(b) => {
                 let ra = self.read(a, RCX);
-                self.a.alu_r_rm(Size::B64, Alu::Cmp, ra, rm(b));
+                self.a.alu_r_rm(Size::B64, Alu::Cmp, ra, map.rm(b));
             }
         }
     }
@@ -641,6 +829,7 @@ impl Gen<'_> {
     /// Continues at the next block (the not-taken edge), which the layout puts right here.
     fn goto_next(&mut self, next: Option<Label>, pc: u32) {
         match next {
+            Some(l) if self.jump_next => self.a.jmp(l),
             Some(_) => {} // the next block's code follows
             None => {
                 let y = self.yield_at(pc);
@@ -701,15 +890,16 @@ impl Gen<'_> {
     }
 
     fn bitcount(&mut self, d: Reg, a: Reg, size: Size, op: u8, ok: bool, pc: u32) {
+        let map = self.map;
         if !ok {
             let y = self.yield_at(pc);
             self.a.jmp(y);
             return;
         }
-        match loc(d) {
-            Loc::H(h) => self.a.bitcount(size, op, h, rm(a)),
+        match map.loc(d) {
+            Loc::H(h) => self.a.bitcount(size, op, h, map.rm(a)),
             Loc::M => {
-                self.a.bitcount(size, op, RAX, rm(a));
+                self.a.bitcount(size, op, RAX, map.rm(a));
                 self.set(d, RAX);
             }
         }
@@ -718,15 +908,16 @@ impl Gen<'_> {
     /// Division and remainder. Division by zero and signed overflow yield (the interpreter
     /// computes the GP results, which x86 would fault on).
     fn divide(&mut self, k: K, d: Reg, a: Reg, b: Reg, pc: u32) {
+        let map = self.map;
         let wide = matches!(k, K::DivU64 | K::DivS64 | K::RemU64 | K::RemS64);
         let signed = matches!(k, K::DivS64 | K::RemS64 | K::DivS32 | K::RemS32);
         let rem = matches!(k, K::RemU64 | K::RemS64 | K::RemU32 | K::RemS32);
         let size = if wide { Size::B64 } else { Size::B32 };
         let slow = self.yield_at(pc);
-        self.a.mov_r_rm(size, RCX, rm(b));
+        self.a.mov_r_rm(size, RCX, map.rm(b));
         self.a.test_rm_r(size, Rm::Reg(RCX), RCX);
         self.a.jcc(Cond::E, slow);
-        self.a.mov_r_rm(size, RAX, rm(a));
+        self.a.mov_r_rm(size, RAX, map.rm(a));
         if signed {
             let ok = self.a.label();
             self.a.alu_rm_imm(size, Alu::Cmp, Rm::Reg(RCX), -1);
@@ -760,7 +951,8 @@ impl Gen<'_> {
 
     /// Shifts and rotations by a register (count in cl; x86 masks it like the PVM: & 63 / & 31).
     fn shift_reg(&mut self, d: Reg, value: Operand, count: Reg, op: Shift, wide: bool) {
-        self.a.mov_r_rm(Size::B32, RCX, rm(count));
+        let map = self.map;
+        self.a.mov_r_rm(Size::B32, RCX, map.rm(count));
         if wide {
             match value {
                 Operand::G(v) => {
@@ -778,6 +970,7 @@ impl Gen<'_> {
     }
 
     fn op(&mut self, op: &Op, slot: u32, next: Option<Label>) {
+        let map = self.map;
         use Operand::{Imm, G};
         let pc = op.pc;
         let imm = op.imm();
@@ -799,7 +992,7 @@ impl Gen<'_> {
                 self.a
                     .mov_rm_imm(Size::B32, Rm::mem(RSP, frame::EXIT), pc as i32);
                 self.a.jmp(self.exit_host);
-                if self.gp080 {
+                if self.gp080 && !self.in_twin {
                     let l = self.a.label();
                     self.a.bind(l);
                     let next_pc = self.table.op(slot + 1).pc;
@@ -829,14 +1022,14 @@ impl Gen<'_> {
             K::LoadImmJumpInd => {
                 // The address uses ω_B before ω_A is written.
                 self.address(Some(b), hi as u32 as i32 as i64 as u64);
-                self.djump(pc, |g| match loc(a) {
+                self.djump(pc, |g| match map.loc(a) {
                     Loc::H(h) => g.a.mov_r_imm(h, lo),
-                    Loc::M => g.a.mov_rm_imm(Size::B64, rm(a), lo as i32),
+                    Loc::M => g.a.mov_rm_imm(Size::B64, map.rm(a), lo as i32),
                 });
             }
             K::LoadImm | K::LoadImm64 => self.set_imm(a, imm),
-            K::MoveReg => match loc(d) {
-                Loc::H(h) => self.a.mov_r_rm(Size::B64, h, rm(a)),
+            K::MoveReg => match map.loc(d) {
+                Loc::H(h) => self.a.mov_r_rm(Size::B64, h, map.rm(a)),
                 Loc::M => {
                     let r = self.read(a, RAX);
                     self.set(d, r);
@@ -894,15 +1087,15 @@ impl Gen<'_> {
             K::LeadingZeroBits32 => self.bitcount(d, a, Size::B32, 0xbd, self.features.lzcnt, pc),
             K::TrailingZeroBits64 => self.bitcount(d, a, Size::B64, 0xbc, self.features.bmi1, pc),
             K::TrailingZeroBits32 => self.bitcount(d, a, Size::B32, 0xbc, self.features.bmi1, pc),
-            K::SignExtend8 => self.unary(d, |asm, r| asm.movsx(Size::B8, r, rm(a))),
-            K::SignExtend16 => self.unary(d, |asm, r| asm.movsx(Size::B16, r, rm(a))),
-            K::ZeroExtend16 => self.unary(d, |asm, r| asm.movzx(Size::B16, r, rm(a))),
+            K::SignExtend8 => self.unary(d, |asm, r| asm.movsx(Size::B8, r, map.rm(a))),
+            K::SignExtend16 => self.unary(d, |asm, r| asm.movsx(Size::B16, r, map.rm(a))),
+            K::ZeroExtend16 => self.unary(d, |asm, r| asm.movzx(Size::B16, r, map.rm(a))),
             K::ReverseBytes => self.unary(d, |asm, r| {
-                asm.mov_r_rm(Size::B64, r, rm(a));
+                asm.mov_r_rm(Size::B64, r, map.rm(a));
                 asm.bswap(r);
             }),
             // Two registers and an immediate: ω_A = f(ω_B, imm).
-            K::AddImm64 => match (loc(a), loc(b)) {
+            K::AddImm64 => match (map.loc(a), map.loc(b)) {
                 (Loc::H(ha), Loc::H(hb)) if fits_i32(imm) => {
                     self.a.lea(Size::B64, ha, Rm::mem(hb, imm as i32))
                 }
@@ -912,7 +1105,7 @@ impl Gen<'_> {
             K::XorImm => self.alu64(Alu::Xor, a, b, Imm(imm)),
             K::OrImm => self.alu64(Alu::Or, a, b, Imm(imm)),
             K::MulImm64 => self.unary(a, |asm, r| {
-                asm.imul_r_rm_imm(Size::B64, r, rm(b), imm as i32)
+                asm.imul_r_rm_imm(Size::B64, r, map.rm(b), imm as i32)
             }),
             K::AddImm32 => self.op32(a, G(b), |asm, r| {
                 asm.alu_rm_imm(Size::B32, Alu::Add, Rm::Reg(r), imm as i32)
@@ -937,11 +1130,11 @@ impl Gen<'_> {
                 asm.shift_imm(Size::B32, Shift::Ror, Rm::Reg(r), (imm & 31) as u8)
             }),
             K::NegAddImm32 => self.op32(a, Imm(imm), |asm, r| {
-                asm.alu_r_rm(Size::B32, Alu::Sub, r, rm(b))
+                asm.alu_r_rm(Size::B32, Alu::Sub, r, map.rm(b))
             }),
             K::NegAddImm64 => {
                 self.a.mov_r_imm(RAX, imm);
-                self.a.alu_r_rm(Size::B64, Alu::Sub, RAX, rm(b));
+                self.a.alu_r_rm(Size::B64, Alu::Sub, RAX, map.rm(b));
                 self.set(a, RAX);
             }
             K::ShloLImm64 => self.binop_with(a, b, |asm, r| {
@@ -983,12 +1176,12 @@ impl Gen<'_> {
                 asm.imul_r_rm(Size::B64, dst, src)
             }),
             K::Add32 => self.op32(d, G(a), |asm, r| {
-                asm.alu_r_rm(Size::B32, Alu::Add, r, rm(b))
+                asm.alu_r_rm(Size::B32, Alu::Add, r, map.rm(b))
             }),
             K::Sub32 => self.op32(d, G(a), |asm, r| {
-                asm.alu_r_rm(Size::B32, Alu::Sub, r, rm(b))
+                asm.alu_r_rm(Size::B32, Alu::Sub, r, map.rm(b))
             }),
-            K::Mul32 => self.op32(d, G(a), |asm, r| asm.imul_r_rm(Size::B32, r, rm(b))),
+            K::Mul32 => self.op32(d, G(a), |asm, r| asm.imul_r_rm(Size::B32, r, map.rm(b))),
             K::DivU32
             | K::DivS32
             | K::RemU32
@@ -1008,32 +1201,32 @@ impl Gen<'_> {
             K::RotL64 => self.shift_reg(d, G(a), b, Shift::Rol, true),
             K::RotR64 => self.shift_reg(d, G(a), b, Shift::Ror, true),
             K::MulUpperUU | K::MulUpperSS | K::MulUpperSU => {
-                self.a.mov_r_rm(Size::B64, RAX, rm(a));
+                self.a.mov_r_rm(Size::B64, RAX, map.rm(a));
                 let digit = if op.k == K::MulUpperSS { 5 } else { 4 };
-                self.a.group3(Size::B64, digit, rm(b));
+                self.a.group3(Size::B64, digit, map.rm(b));
                 if op.k == K::MulUpperSU {
                     // hi_su = hi_uu - (a < 0 ? b : 0)
-                    self.a.mov_r_rm(Size::B64, RCX, rm(a));
+                    self.a.mov_r_rm(Size::B64, RCX, map.rm(a));
                     self.a.shift_imm(Size::B64, Shift::Sar, Rm::Reg(RCX), 63);
-                    self.a.alu_r_rm(Size::B64, Alu::And, RCX, rm(b));
+                    self.a.alu_r_rm(Size::B64, Alu::And, RCX, map.rm(b));
                     self.a.alu_r_rm(Size::B64, Alu::Sub, RDX, Rm::Reg(RCX));
                 }
                 self.set(d, RDX);
             }
             K::SetLtU => self.set_cond(d, a, G(b), Cond::B),
             K::SetLtS => self.set_cond(d, a, G(b), Cond::L),
-            K::CmovIz => self.cmov(d, b, Cond::E, rm(a)),
-            K::CmovNz => self.cmov(d, b, Cond::Ne, rm(a)),
+            K::CmovIz => self.cmov(d, b, Cond::E, map.rm(a)),
+            K::CmovNz => self.cmov(d, b, Cond::Ne, map.rm(a)),
             K::AndInv | K::OrInv => {
                 let alu = if op.k == K::AndInv { Alu::And } else { Alu::Or };
-                self.a.mov_r_rm(Size::B64, RAX, rm(b));
+                self.a.mov_r_rm(Size::B64, RAX, map.rm(b));
                 self.a.group3(Size::B64, 2, Rm::Reg(RAX));
-                self.a.alu_r_rm(Size::B64, alu, RAX, rm(a));
+                self.a.alu_r_rm(Size::B64, alu, RAX, map.rm(a));
                 self.set(d, RAX);
             }
             K::Xnor => {
-                self.a.mov_r_rm(Size::B64, RAX, rm(a));
-                self.a.alu_r_rm(Size::B64, Alu::Xor, RAX, rm(b));
+                self.a.mov_r_rm(Size::B64, RAX, map.rm(a));
+                self.a.alu_r_rm(Size::B64, Alu::Xor, RAX, map.rm(b));
                 self.a.group3(Size::B64, 2, Rm::Reg(RAX));
                 self.set(d, RAX);
             }
@@ -1044,9 +1237,9 @@ impl Gen<'_> {
                     K::Min => Cond::G,
                     _ => Cond::A,
                 };
-                self.a.mov_r_rm(Size::B64, RAX, rm(a));
-                self.a.alu_r_rm(Size::B64, Alu::Cmp, RAX, rm(b));
-                self.a.cmov(Size::B64, c, RAX, rm(b));
+                self.a.mov_r_rm(Size::B64, RAX, map.rm(a));
+                self.a.alu_r_rm(Size::B64, Alu::Cmp, RAX, map.rm(b));
+                self.a.cmov(Size::B64, c, RAX, map.rm(b));
                 self.set(d, RAX);
             }
         }
@@ -1054,7 +1247,8 @@ impl Gen<'_> {
 
     /// ω`d` = value computed by `f` into a register.
     fn unary(&mut self, d: Reg, f: impl FnOnce(&mut Asm, R)) {
-        match loc(d) {
+        let map = self.map;
+        match map.loc(d) {
             Loc::H(h) => f(&mut self.a, h),
             Loc::M => {
                 f(&mut self.a, RAX);
@@ -1065,14 +1259,15 @@ impl Gen<'_> {
 
     /// if ω`cond` (==0 for E, !=0 for Ne) { ω`d` = src }.
     fn cmov(&mut self, d: Reg, cond: Reg, c: Cond, src: Rm) {
-        let dst = match loc(d) {
+        let map = self.map;
+        let dst = match map.loc(d) {
             Loc::H(h) => h,
             Loc::M => {
-                self.a.mov_r_rm(Size::B64, RAX, rm(d));
+                self.a.mov_r_rm(Size::B64, RAX, map.rm(d));
                 RAX
             }
         };
-        self.a.alu_rm_imm(Size::B64, Alu::Cmp, rm(cond), 0);
+        self.a.alu_rm_imm(Size::B64, Alu::Cmp, map.rm(cond), 0);
         self.a.cmov(Size::B64, c, dst, src);
         if dst == RAX {
             self.set(d, RAX);

@@ -18,6 +18,8 @@ mod codegen;
 #[cfg(all(target_arch = "x86_64", unix))]
 mod exec_memory;
 #[cfg(all(target_arch = "x86_64", unix))]
+mod mem_groups;
+#[cfg(all(target_arch = "x86_64", unix))]
 mod x64;
 
 use std::sync::atomic::AtomicBool;
@@ -70,6 +72,29 @@ impl std::fmt::Debug for Compiled {
     }
 }
 
+/// The guest register with the fewest static uses in the program's ops (the one compiled code
+/// keeps in its frame rather than in a host register); ω12 on a tie.
+#[cfg(all(target_arch = "x86_64", unix))]
+fn least_used_register(table: &OpTable, code: &crate::isa::Code<'_>, spec: crate::Spec) -> usize {
+    let mut uses = [0u64; 13];
+    for slot in 0..table.len() as u32 {
+        let op = table.op(slot);
+        if op.k == crate::program::K::Charge {
+            continue;
+        }
+        let ins = code.decode(op.pc, spec);
+        if let Some(opcode) = ins.opcode {
+            for r in crate::gas::simulator::register_uses(opcode, &ins) {
+                uses[r.min(12) as usize] += 1;
+            }
+        }
+    }
+    (0..13)
+        .rev()
+        .min_by_key(|&r| uses[r])
+        .expect("13 registers")
+}
+
 impl Compiled {
     /// Compiles every block of `table` (lowering the ones not lowered yet).
     #[cfg(all(target_arch = "x86_64", unix))]
@@ -81,7 +106,8 @@ impl Compiled {
         for b in 0..table.blocks.len() {
             table.ensure_compiled(code, spec, b);
         }
-        let out = codegen::generate(table, codegen::Features::detect(), spec)
+        let spilled = least_used_register(table, code, spec);
+        let out = codegen::generate(table, codegen::Features::detect(), spec, spilled)
             .ok_or(ProgramError::ExecutableMemory)?;
         let mem = exec_memory::ExecMemory::new(&out.code).ok_or(ProgramError::ExecutableMemory)?;
         Ok(Compiled {

@@ -1,0 +1,205 @@
+//! Memory-access groups: runs of loads and stores in one block that use the same base register,
+//! unchanged between them, at offsets within a small span. Code generation checks a group's page
+//! once (permission bits and "the whole span lies in one page") at its first access and gives
+//! every access of the group a plain host-address form; when that check fails, the block
+//! continues in a *checked twin* — the same instructions with the per-access checks — so the
+//! group path never changes what a run does, only how fast the common case is.
+//!
+//! Soundness rests on three facts: the base register is not written between the group's first
+//! and last access (so each address is the checked base plus its offset), compiled code never
+//! changes the page table (first writes, `sbrk` and faults yield; host calls exit, and a group
+//! never spans an `ecalli`), and the check covers the union of the accesses' bytes with the
+//! permission bits of every kind of access in the group.
+
+use crate::program::lower::{Op, Reg};
+use crate::program::{OpTable, K};
+
+/// Accesses of a group may spread over at most this many bytes (offset of the lowest byte to
+/// one past the highest). Small spans keep the chance that the span straddles a page low.
+pub(crate) const MAX_SPAN: i64 = 512;
+
+/// A group needs at least this many accesses to pay for its check.
+pub(crate) const MIN_ACCESSES: usize = 2;
+
+/// Groups whose checked host addresses can be live at once (frame slots).
+pub(crate) const SLOTS: usize = 4;
+
+/// One memory access of an op: base register, 32-bit offset, size, whether it writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Access {
+    pub base: Reg,
+    pub off: i32,
+    pub n: u32,
+    pub store: bool,
+}
+
+/// A group of accesses (op slots ascending) sharing one check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Group {
+    pub base: Reg,
+    /// Lowest offset (the check's address is base + min).
+    pub min: i32,
+    /// Bytes from base + min to one past the highest accessed byte.
+    pub span: u32,
+    /// Page-entry bits every access needs: 1 = READ (a load), 2 = WRITE (a store).
+    pub mask: u8,
+    /// Slots of the accesses, ascending.
+    pub slots: Vec<u32>,
+    /// Frame slot index (< [`SLOTS`]) holding the checked host address of base + 0.
+    pub hb: usize,
+}
+
+/// The register-based memory access of `op`, if it has one.
+pub(crate) fn access(op: &Op) -> Option<Access> {
+    let off = op.imm() as u32 as i32;
+    let (n, store, base) = match op.k {
+        K::LoadIndU8 | K::LoadIndI8 => (1, false, op.b),
+        K::LoadIndU16 | K::LoadIndI16 => (2, false, op.b),
+        K::LoadIndU32 | K::LoadIndI32 => (4, false, op.b),
+        K::LoadIndU64 => (8, false, op.b),
+        K::StoreIndU8 => (1, true, op.b),
+        K::StoreIndU16 => (2, true, op.b),
+        K::StoreIndU32 => (4, true, op.b),
+        K::StoreIndU64 => (8, true, op.b),
+        K::StoreImmIndU8 => (1, true, op.a),
+        K::StoreImmIndU16 => (2, true, op.a),
+        K::StoreImmIndU32 => (4, true, op.a),
+        K::StoreImmIndU64 => (8, true, op.a),
+        _ => return None,
+    };
+    Some(Access {
+        base,
+        off,
+        n,
+        store,
+    })
+}
+
+/// Registers `op` may write (a superset: every register field unless the kind is known to
+/// write fewer).
+fn writes(op: &Op) -> [Option<Reg>; 3] {
+    match op.k {
+        K::StoreImmU8
+        | K::StoreImmU16
+        | K::StoreImmU32
+        | K::StoreImmU64
+        | K::StoreU8
+        | K::StoreU16
+        | K::StoreU32
+        | K::StoreU64
+        | K::StoreImmIndU8
+        | K::StoreImmIndU16
+        | K::StoreImmIndU32
+        | K::StoreImmIndU64
+        | K::StoreIndU8
+        | K::StoreIndU16
+        | K::StoreIndU32
+        | K::StoreIndU64
+        | K::Nop => [None; 3],
+        K::LoadIndU8
+        | K::LoadIndI8
+        | K::LoadIndU16
+        | K::LoadIndI16
+        | K::LoadIndU32
+        | K::LoadIndI32
+        | K::LoadIndU64 => [Some(op.a), None, None],
+        _ => [Some(op.a), Some(op.b), Some(op.d)],
+    }
+}
+
+/// An open candidate group.
+struct Open {
+    base: Reg,
+    lo: i64,
+    hi: i64,
+    mask: u8,
+    slots: Vec<u32>,
+}
+
+impl Open {
+    fn close(self, out: &mut Vec<Group>) {
+        if self.slots.len() >= MIN_ACCESSES {
+            out.push(Group {
+                base: self.base,
+                min: self.lo as i32,
+                span: (self.hi - self.lo) as u32,
+                mask: self.mask,
+                slots: self.slots,
+                hb: 0,
+            });
+        }
+    }
+}
+
+/// The groups of the ops in slots `start..end` (one block's body), each with a frame slot;
+/// groups that find no free slot are left out (their accesses keep the per-access checks).
+pub(crate) fn groups(table: &OpTable, start: u32, end: u32) -> Vec<Group> {
+    let mut open: [Option<Open>; 13] = Default::default();
+    let mut found = Vec::new();
+    for slot in start..end {
+        let op = table.op(slot);
+        if matches!(op.k, K::Ecalli | K::Sbrk | K::Trap) {
+            for o in open.iter_mut() {
+                if let Some(o) = o.take() {
+                    o.close(&mut found);
+                }
+            }
+            continue;
+        }
+        if let Some(acc) = access(op) {
+            let (lo, hi) = (acc.off as i64, acc.off as i64 + acc.n as i64);
+            let bit = if acc.store { 2 } else { 1 };
+            let entry = &mut open[acc.base as usize];
+            match entry {
+                Some(o) if o.hi.max(hi) - o.lo.min(lo) <= MAX_SPAN => {
+                    o.lo = o.lo.min(lo);
+                    o.hi = o.hi.max(hi);
+                    o.mask |= bit;
+                    o.slots.push(slot);
+                }
+                _ => {
+                    if let Some(o) = entry.take() {
+                        o.close(&mut found);
+                    }
+                    *entry = Some(Open {
+                        base: acc.base,
+                        lo,
+                        hi,
+                        mask: bit,
+                        slots: vec![slot],
+                    });
+                }
+            }
+        }
+        for r in writes(op).into_iter().flatten() {
+            if let Some(o) = open[r as usize].take() {
+                o.close(&mut found);
+            }
+        }
+    }
+    for o in open.iter_mut() {
+        if let Some(o) = o.take() {
+            o.close(&mut found);
+        }
+    }
+    assign_slots(found)
+}
+
+/// Gives each group a frame slot not used by a group whose accesses overlap it in time.
+fn assign_slots(mut found: Vec<Group>) -> Vec<Group> {
+    found.sort_by_key(|g| g.slots[0]);
+    let mut busy_until = [0u32; SLOTS];
+    let mut used = [false; SLOTS];
+    let mut out = Vec::with_capacity(found.len());
+    for mut g in found {
+        let first = g.slots[0];
+        let last = *g.slots.last().expect("a group has accesses");
+        if let Some(s) = (0..SLOTS).find(|&s| !used[s] || busy_until[s] < first) {
+            used[s] = true;
+            busy_until[s] = last;
+            g.hb = s;
+            out.push(g);
+        }
+    }
+    out
+}
