@@ -193,6 +193,7 @@ struct Gen<'a> {
 /// registers): the program's least used one.
 pub(crate) fn generate(
     table: &OpTable,
+    loops: &Loops,
     features: Features,
     spec: crate::Spec,
     spilled: usize,
@@ -203,7 +204,7 @@ pub(crate) fn generate(
         table,
         features,
         block_labels: Vec::with_capacity(n),
-        loop_heads: loop_heads(table),
+        loop_heads: loops.heads.clone(),
         yields: Vec::new(),
         entries: Vec::new(),
         exit_yield: Label(0),
@@ -254,61 +255,84 @@ pub(crate) fn generate(
     })
 }
 
-/// The blocks that some jump can reach from the same or a later block (static targets at or
-/// before the jumping block) or through the jump table (any entry). Every cycle of the control
-/// flow contains one.
-fn loop_heads(table: &OpTable) -> Vec<bool> {
-    let n = table.blocks.len();
-    let mut heads = vec![false; n];
-    let jt = &table.jump_table;
-    for i in 0..if jt.is_uniform() {
-        jt.len().min(1)
-    } else {
-        jt.len()
-    } {
-        if jt[i] != crate::program::lazy::INVALID_SLOT {
-            heads[table.block_of_slot(jt[i])] = true;
+/// Static control flow of the blocks, for the code generator's heuristics and interrupt checks.
+pub(crate) struct Loops {
+    /// Per block: whether it checks for interrupts. These are the blocks that some jump can
+    /// reach from the same or a later block (static targets at or before the jumping block) or
+    /// through the jump table (any entry); every cycle of the control flow contains one.
+    pub heads: Vec<bool>,
+    /// Per block: how many backward static jumps (from a block c to a block h <= b <= c) span
+    /// it: a cheap stand-in for its loop nesting depth.
+    pub depth: Vec<u32>,
+}
+
+impl Loops {
+    pub fn of(table: &OpTable) -> Loops {
+        let n = table.blocks.len();
+        let mut heads = vec![false; n];
+        // depth as a difference array: +1 at h, -1 after c.
+        let mut delta = vec![0i64; n + 1];
+        let jt = &table.jump_table;
+        for i in 0..if jt.is_uniform() {
+            jt.len().min(1)
+        } else {
+            jt.len()
+        } {
+            if jt[i] != crate::program::lazy::INVALID_SLOT {
+                heads[table.block_of_slot(jt[i])] = true;
+            }
         }
-    }
-    for b in 0..n {
-        let end = table
-            .blocks
-            .get(b + 1)
-            .map_or(table.len() as u32, |x| x.slot);
-        for slot in table.blocks[b].slot + 1..end {
-            let op = table.op(slot);
-            let imm = op.imm();
-            let target = match op.k {
-                K::Jump => imm as u32,
-                K::LoadImmJump
-                | K::BranchEqImm
-                | K::BranchNeImm
-                | K::BranchLtUImm
-                | K::BranchLeUImm
-                | K::BranchGeUImm
-                | K::BranchGtUImm
-                | K::BranchLtSImm
-                | K::BranchLeSImm
-                | K::BranchGeSImm
-                | K::BranchGtSImm => (imm >> 32) as u32,
-                K::BranchEq
-                | K::BranchNe
-                | K::BranchLtU
-                | K::BranchLtS
-                | K::BranchGeU
-                | K::BranchGeS => imm as u32,
-                K::Charge => slot,
-                _ => continue,
-            };
-            if target != crate::program::lazy::INVALID_SLOT {
-                let t = table.block_of_slot(target);
-                if t <= b {
-                    heads[t] = true;
+        for b in 0..n {
+            let end = table
+                .blocks
+                .get(b + 1)
+                .map_or(table.len() as u32, |x| x.slot);
+            for slot in table.blocks[b].slot + 1..end {
+                let Some(target) = static_target(table.op(slot), slot) else {
+                    continue;
+                };
+                if target != crate::program::lazy::INVALID_SLOT {
+                    let t = table.block_of_slot(target);
+                    if t <= b {
+                        heads[t] = true;
+                        delta[t] += 1;
+                        delta[b + 1] -= 1;
+                    }
                 }
             }
         }
+        let mut depth = Vec::with_capacity(n);
+        let mut d = 0i64;
+        for x in &delta[..n] {
+            d += x;
+            depth.push(d.max(0) as u32);
+        }
+        Loops { heads, depth }
     }
-    heads
+}
+
+/// The static jump target slot of a branch or jump op (a `Charge` slot runs into itself).
+fn static_target(op: &Op, slot: u32) -> Option<u32> {
+    let imm = op.imm();
+    Some(match op.k {
+        K::Jump => imm as u32,
+        K::LoadImmJump
+        | K::BranchEqImm
+        | K::BranchNeImm
+        | K::BranchLtUImm
+        | K::BranchLeUImm
+        | K::BranchGeUImm
+        | K::BranchGtUImm
+        | K::BranchLtSImm
+        | K::BranchLeSImm
+        | K::BranchGeSImm
+        | K::BranchGtSImm => (imm >> 32) as u32,
+        K::BranchEq | K::BranchNe | K::BranchLtU | K::BranchLtS | K::BranchGeU | K::BranchGeS => {
+            imm as u32
+        }
+        K::Charge => slot,
+        _ => return None,
+    })
 }
 
 impl Gen<'_> {
@@ -547,9 +571,8 @@ impl Gen<'_> {
             a.test_rm_imm(Size::B8, Rm::Reg(RAX), g.mask as i32);
             a.jcc(Cond::E, twin);
         }
-        a.mov_r_rm(Size::B32, RDX, Rm::Reg(RCX));
-        a.alu_rm_imm(Size::B32, Alu::And, Rm::Reg(RDX), 0xfff);
-        a.alu_rm_imm(Size::B32, Alu::Cmp, Rm::Reg(RDX), 4096 - g.span as i32);
+        a.alu_rm_imm(Size::B32, Alu::And, Rm::Reg(RCX), 0xfff);
+        a.alu_rm_imm(Size::B32, Alu::Cmp, Rm::Reg(RCX), 4096 - g.span as i32);
         a.jcc(Cond::A, twin);
         a.alu_rm_imm(Size::B64, Alu::And, Rm::Reg(RAX), -8);
         a.lea(
@@ -557,7 +580,7 @@ impl Gen<'_> {
             RAX,
             Rm::Mem {
                 base: RAX,
-                index: Some((RDX, 1)),
+                index: Some((RCX, 1)),
                 disp: (g.min as i64).wrapping_neg() as i32,
             },
         );
@@ -734,7 +757,7 @@ impl Gen<'_> {
         }
     }
 
-    /// With the address in ecx: rax = the page's host address, rdx = the offset in it, or a
+    /// With the address in ecx: rax = the page's host address, rcx = the offset in it, or a
     /// yield at `pc` if the page's entry lacks the access bit or the `n`-byte access crosses the
     /// page end.
     fn translate(&mut self, n: u32, write: bool, pc: u32) {
@@ -746,10 +769,9 @@ impl Gen<'_> {
         a.mov_r_rm(Size::B64, RAX, Rm::idx(RDX, RAX, 8));
         a.test_rm_imm(Size::B8, Rm::Reg(RAX), if write { 2 } else { 1 });
         a.jcc(Cond::E, slow);
-        a.mov_r_rm(Size::B32, RDX, Rm::Reg(RCX));
-        a.alu_rm_imm(Size::B32, Alu::And, Rm::Reg(RDX), 0xfff);
+        a.alu_rm_imm(Size::B32, Alu::And, Rm::Reg(RCX), 0xfff);
         if n > 1 {
-            a.alu_rm_imm(Size::B32, Alu::Cmp, Rm::Reg(RDX), (4096 - n) as i32);
+            a.alu_rm_imm(Size::B32, Alu::Cmp, Rm::Reg(RCX), (4096 - n) as i32);
             a.jcc(Cond::A, slow);
         }
         a.alu_rm_imm(Size::B64, Alu::And, Rm::Reg(RAX), -8);
@@ -758,7 +780,7 @@ impl Gen<'_> {
     fn load(&mut self, kind: K, dst: Reg, base: Option<Reg>, off: u64, pc: u32) {
         self.address(base, off);
         self.translate(load_size(kind), false, pc);
-        self.load_from(kind, dst, Rm::idx(RAX, RDX, 1));
+        self.load_from(kind, dst, Rm::idx(RAX, RCX, 1));
     }
 
     /// ω`dst` ← the `kind` load from host address `at`.
@@ -791,11 +813,11 @@ impl Gen<'_> {
             4 => Size::B32,
             _ => Size::B64,
         };
-        let at = Rm::idx(RAX, RDX, 1);
+        let at = Rm::idx(RAX, RCX, 1);
         match value {
             Operand::Imm(v) => self.a.mov_rm_imm(size, at, v as u32 as i32),
             Operand::G(g) => {
-                let r = self.read(g, RCX);
+                let r = self.read(g, RDX);
                 self.a.mov_rm_r(size, at, r);
             }
         }

@@ -72,20 +72,29 @@ impl std::fmt::Debug for Compiled {
     }
 }
 
-/// The guest register with the fewest static uses in the program's ops (the one compiled code
-/// keeps in its frame rather than in a host register); ω12 on a tie.
+/// The guest register with the fewest uses in the program's ops, each weighted by 8^(loop
+/// depth) of its block (the one compiled code keeps in its frame rather than in a host
+/// register); the highest-numbered on a tie.
 #[cfg(all(target_arch = "x86_64", unix))]
-fn least_used_register(table: &OpTable, code: &crate::isa::Code<'_>, spec: crate::Spec) -> usize {
+fn least_used_register(
+    table: &OpTable,
+    loops: &codegen::Loops,
+    code: &crate::isa::Code<'_>,
+    spec: crate::Spec,
+) -> usize {
     let mut uses = [0u64; 13];
-    for slot in 0..table.len() as u32 {
-        let op = table.op(slot);
-        if op.k == crate::program::K::Charge {
-            continue;
-        }
-        let ins = code.decode(op.pc, spec);
-        if let Some(opcode) = ins.opcode {
-            for r in crate::gas::simulator::register_uses(opcode, &ins) {
-                uses[r.min(12) as usize] += 1;
+    for (b, block) in table.blocks.iter().enumerate() {
+        let end = table
+            .blocks
+            .get(b + 1)
+            .map_or(table.len() as u32, |x| x.slot);
+        let weight = 1u64 << (3 * loops.depth[b].min(6));
+        for slot in block.slot + 1..end {
+            let ins = code.decode(table.op(slot).pc, spec);
+            if let Some(opcode) = ins.opcode {
+                for r in crate::gas::simulator::register_uses(opcode, &ins) {
+                    uses[r.min(12) as usize] += weight;
+                }
             }
         }
     }
@@ -106,8 +115,9 @@ impl Compiled {
         for b in 0..table.blocks.len() {
             table.ensure_compiled(code, spec, b);
         }
-        let spilled = least_used_register(table, code, spec);
-        let out = codegen::generate(table, codegen::Features::detect(), spec, spilled)
+        let loops = codegen::Loops::of(table);
+        let spilled = least_used_register(table, &loops, code, spec);
+        let out = codegen::generate(table, &loops, codegen::Features::detect(), spec, spilled)
             .ok_or(ProgramError::ExecutableMemory)?;
         let mem = exec_memory::ExecMemory::new(&out.code).ok_or(ProgramError::ExecutableMemory)?;
         Ok(Compiled {
