@@ -184,19 +184,26 @@ impl Asm {
     }
 
     /// Emits `[prefix] [REX] opcode ModRM [SIB] [disp]` for register field `reg` and operand `rm`.
-    /// `force_rex` is for byte operations on spl/bpl/sil/dil.
+    /// `force_rex` is for byte operations on spl/bpl/sil/dil. The instruction is assembled in a
+    /// local buffer and appended once (at most 15 bytes).
     fn op_rm(&mut self, size: Size, opcode: &[u8], reg: u8, rm: Rm, force_rex: bool) {
+        let mut buf = [0u8; 16];
+        let mut n = 0;
+        let mut put = |b: u8| {
+            buf[n] = b;
+            n += 1;
+        };
         if size == Size::B16 {
-            self.byte(0x66);
+            put(0x66);
         }
         // A mandatory prefix (F3 of popcnt/lzcnt/tzcnt) goes before REX.
-        let (prefix, opcode) = match opcode {
-            [0xf3, rest @ ..] => (Some(0xf3), rest),
-            _ => (None, opcode),
+        let opcode = match opcode {
+            [0xf3, rest @ ..] => {
+                put(0xf3);
+                rest
+            }
+            _ => opcode,
         };
-        if let Some(p) = prefix {
-            self.byte(p);
-        }
         let w = (size == Size::B64) as u8;
         let r = (reg >> 3) & 1;
         let (x, b) = match rm {
@@ -210,12 +217,14 @@ impl Asm {
                 || (4..8).contains(&reg)
                 || matches!(rm, Rm::Reg(rr) if (4..8).contains(&rr)));
         if w | r | x | b != 0 || byte_regs || force_rex {
-            self.byte(0x40 | (w << 3) | (r << 2) | (x << 1) | b);
+            put(0x40 | (w << 3) | (r << 2) | (x << 1) | b);
         }
-        self.bytes(opcode);
+        for &o in opcode {
+            put(o);
+        }
         let reg3 = (reg & 7) << 3;
         match rm {
-            Rm::Reg(rr) => self.byte(0xc0 | reg3 | (rr & 7)),
+            Rm::Reg(rr) => put(0xc0 | reg3 | (rr & 7)),
             Rm::Mem { base, index, disp } => {
                 let (md, disp_len) = if disp == 0 && base & 7 != RBP {
                     (0x00, 0)
@@ -225,10 +234,10 @@ impl Asm {
                     (0x80, 4)
                 };
                 match index {
-                    None if base & 7 != RSP => self.byte(md | reg3 | (base & 7)),
+                    None if base & 7 != RSP => put(md | reg3 | (base & 7)),
                     None => {
-                        self.byte(md | reg3 | 4);
-                        self.byte(0x24);
+                        put(md | reg3 | 4);
+                        put(0x24);
                     }
                     Some((i, scale)) => {
                         debug_assert!(i != RSP);
@@ -238,17 +247,22 @@ impl Asm {
                             4 => 2,
                             _ => 3,
                         };
-                        self.byte(md | reg3 | 4);
-                        self.byte((ss << 6) | ((i & 7) << 3) | (base & 7));
+                        put(md | reg3 | 4);
+                        put((ss << 6) | ((i & 7) << 3) | (base & 7));
                     }
                 }
                 match disp_len {
                     0 => {}
-                    1 => self.byte(disp as i8 as u8),
-                    _ => self.bytes(&disp.to_le_bytes()),
+                    1 => put(disp as i8 as u8),
+                    _ => {
+                        for d in disp.to_le_bytes() {
+                            put(d);
+                        }
+                    }
                 }
             }
         }
+        self.code.extend_from_slice(&buf[..n]);
     }
 
     /// `mov dst, src` (register ← r/m), any size (8/16-bit forms merge into the register).
