@@ -23,9 +23,10 @@ neither registers nor gas), and prints per page count, side by side, hashed step
   reuse unchanged        step + StepHasher::sequential() (reuses the hash when nothing changed)
   N workers              step + StepHasher::parallel(N), hashes resolved in order
   pvm trace              the `pvm trace` loop into a sink, sequential and with N workers
-Medians of the runs and the best run; the runs of the columns are interleaved and every run is
-paired with a run of the ceiling just before it, so the ratio (the median of the per-run ratios)
-compares like with like on a loaded machine. Also prints the cost of one snapshot (the non-zero
+Medians of the runs and the best run, by wall-clock time and per second of CPU time of the
+process (all threads: what the work costs, whatever else the machine runs). The runs of the
+columns are interleaved and every run is paired with a run of the ceiling just before it, so
+each ratio (the median of the per-run ratios) compares like with like on a loaded machine. Also prints the cost of one snapshot (the non-zero
 pages copied vs Memory::clone).
   --runs N      runs per column (default 7)
   --pages LIST  page counts (powers of two up to 1024; default 4,16,64)
@@ -92,9 +93,10 @@ fn main() -> ExitCode {
     );
     println!();
     println!(
-        "| pages | preimage | mode | hashed steps/s (median) | best run | × ceiling (median of runs) | MB/s hashed | reused |"
+        "| pages (preimage) | mode | hashed steps/s, wall (median) | best run | × ceiling | \
+         steps/s per CPU-second | × ceiling (CPU) | reused |"
     );
-    println!("|---:|---:|---|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for &p in &pages {
         let len = preimage_len(p);
         // Calibrate the step count of a run from the ceiling.
@@ -102,45 +104,56 @@ fn main() -> ExitCode {
             pages: p,
             steps: 200,
         };
-        let ceiling_rate = measure(Mode::Ceiling, &probe).0;
+        let ceiling_rate = measure(Mode::Ceiling, &probe).rate;
         let s = Setup {
             pages: p,
             steps: ((ceiling_rate * seconds) as u64).max(200),
         };
-        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
-        let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
-        let mut reused: Vec<Option<f64>> = vec![None; modes.len()];
+        let n = modes.len();
+        let (mut wall, mut cpu) = (vec![Vec::new(); n], vec![Vec::new(); n]);
+        let (mut wall_x, mut cpu_x) = (vec![Vec::new(); n], vec![Vec::new(); n]);
+        let mut reused: Vec<Option<f64>> = vec![None; n];
         for _ in 0..runs {
             // The ceiling is measured again before every run of every column, and each ratio is
             // taken to the ceiling measured just before it, under the same load.
             for (i, m) in modes.iter().enumerate() {
-                let c = measure(Mode::Ceiling, &s).0;
-                let (r, share) = if *m == Mode::Ceiling {
-                    (c, None)
+                let c = measure(Mode::Ceiling, &s);
+                let r = if *m == Mode::Ceiling {
+                    c
                 } else {
                     measure(*m, &s)
                 };
-                samples[i].push(r);
-                ratios[i].push(r / c);
-                reused[i] = share;
+                wall[i].push(r.rate);
+                cpu[i].push(r.cpu_rate);
+                wall_x[i].push(r.rate / c.rate);
+                cpu_x[i].push(r.cpu_rate / c.cpu_rate);
+                reused[i] = r.reused;
             }
         }
         for (i, m) in modes.iter().enumerate() {
-            let best = samples[i].iter().cloned().fold(0.0, f64::max);
-            let r = median(samples[i].clone());
+            let best = wall[i].iter().cloned().fold(0.0, f64::max);
+            let (w, c) = (median(wall[i].clone()), median(cpu[i].clone()));
+            let title = if *m == Mode::Ceiling {
+                format!(
+                    "{} ({:.0} MB/s wall, {:.0} MB/s per CPU-second)",
+                    m.title(),
+                    w * len as f64 / 1e6,
+                    c * len as f64 / 1e6
+                )
+            } else {
+                m.title()
+            };
             println!(
-                "| {p} | {len} B | {} | {:.0} | {:.0} | {:.2} | {:.0} | {} |",
-                m.title(),
-                r,
-                best,
-                median(ratios[i].clone()),
-                r * len as f64 / 1e6,
+                "| {p} ({len} B) | {title} | {w:.0} | {best:.0} | {:.2} | {c:.0} | {:.2} | {} |",
+                median(wall_x[i].clone()),
+                median(cpu_x[i].clone()),
                 reused[i].map_or("".into(), |x| format!("{:.1}%", 100.0 * x)),
             );
         }
         let (image, clone) = snapshot_micros(p, 2000);
         println!(
-            "| {p} | | snapshot: copy of the non-zero pages {image:.2} µs, Memory::clone {clone:.2} µs | | | | | |"
+            "| {p} ({len} B) | snapshot: copy of the non-zero pages {image:.2} µs, Memory::clone \
+             {clone:.2} µs | | | | | | |"
         );
     }
     println!();

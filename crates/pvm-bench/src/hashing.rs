@@ -72,13 +72,34 @@ pub fn guest(pages: u32) -> Instance {
     vm
 }
 
+/// CPU time used by the whole process so far (all threads), in seconds; NaN where unknown.
+pub fn process_cpu_seconds() -> f64 {
+    #[cfg(unix)]
+    {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid, writable timespec; the clock id is a constant of the platform.
+        if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) } == 0 {
+            return t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9;
+        }
+    }
+    f64::NAN
+}
+
 /// Steps per second of `f` run `steps` times.
-pub fn rate(steps: u64, mut f: impl FnMut()) -> f64 {
-    let t = Instant::now();
+pub fn rate(steps: u64, f: impl FnMut()) -> f64 {
+    timed(steps, f).0
+}
+
+/// Steps per second of wall-clock and of CPU time of `f` run `steps` times.
+fn timed(steps: u64, mut f: impl FnMut()) -> (f64, f64) {
+    let t = Timer::start();
     for _ in 0..steps {
         f();
     }
-    steps as f64 / t.elapsed().as_secs_f64()
+    t.rates(steps)
 }
 
 /// The median of `xs` (not empty).
@@ -170,16 +191,53 @@ fn gas_for(pages: u32, steps: u64) -> i64 {
     ((g0 - vm.gas()) as f64 * steps as f64 / 800.0) as i64
 }
 
-/// Hashed steps per second of `mode` (for the ceiling: hashes of the preimage's size per second),
-/// and for the modes with a `StepHasher` the share of hashes reused.
-pub fn measure(mode: Mode, s: &Setup) -> (f64, Option<f64>) {
+/// One run of one column.
+#[derive(Clone, Copy, Debug)]
+pub struct Measured {
+    /// Hashed steps per second of wall-clock time (for the ceiling: hashes of the preimage's
+    /// size per second).
+    pub rate: f64,
+    /// Hashed steps per second of CPU time of the process (all its threads): what the work
+    /// costs, whatever else the machine runs.
+    pub cpu_rate: f64,
+    /// For the modes with a `StepHasher`: the share of hashes reused.
+    pub reused: Option<f64>,
+}
+
+/// Wall-clock and process CPU time of a timed section.
+struct Timer(Instant, f64);
+
+impl Timer {
+    fn start() -> Timer {
+        Timer(Instant::now(), process_cpu_seconds())
+    }
+
+    /// (steps per wall-clock second, steps per CPU second)
+    fn rates(&self, steps: u64) -> (f64, f64) {
+        let wall = self.0.elapsed().as_secs_f64();
+        let cpu = process_cpu_seconds() - self.1;
+        (steps as f64 / wall, steps as f64 / cpu)
+    }
+}
+
+/// Runs one column once.
+pub fn measure(mode: Mode, s: &Setup) -> Measured {
+    let ((rate, cpu_rate), reused) = measure_timed(mode, s);
+    Measured {
+        rate,
+        cpu_rate,
+        reused,
+    }
+}
+
+fn measure_timed(mode: Mode, s: &Setup) -> ((f64, f64), Option<f64>) {
     let steps = s.steps;
     match mode {
         Mode::Ceiling => {
             let len = preimage_len(s.pages);
             let buf: Vec<u8> = (0..len).map(|i| (i * 7 + 1) as u8).collect();
             let mut sink = 0u8;
-            let r = rate(steps, || {
+            let r = timed(steps, || {
                 sink ^= Blake2b256::digest(std::hint::black_box(&buf))[0];
             });
             std::hint::black_box(sink);
@@ -188,7 +246,7 @@ pub fn measure(mode: Mode, s: &Setup) -> (f64, Option<f64>) {
         Mode::HashOnly => {
             let vm = guest(s.pages);
             (
-                rate(steps, || {
+                timed(steps, || {
                     std::hint::black_box(pvm_hash(std::hint::black_box(&vm)));
                 }),
                 None,
@@ -202,7 +260,7 @@ pub fn measure(mode: Mode, s: &Setup) -> (f64, Option<f64>) {
                 pvm_hash
             };
             (
-                rate(steps, || {
+                timed(steps, || {
                     vm.step();
                     std::hint::black_box(f(&vm));
                 }),
@@ -217,7 +275,7 @@ pub fn measure(mode: Mode, s: &Setup) -> (f64, Option<f64>) {
             };
             let lag = if hasher.threads() == 0 { 0 } else { 4096 };
             let mut tickets = std::collections::VecDeque::new();
-            let t = Instant::now();
+            let t = Timer::start();
             for _ in 0..steps {
                 let op = vm.program().instruction_at(vm.next_pc()).opcode;
                 vm.step();
@@ -230,7 +288,7 @@ pub fn measure(mode: Mode, s: &Setup) -> (f64, Option<f64>) {
             while let Some(x) = tickets.pop_front() {
                 std::hint::black_box(hasher.resolve(x));
             }
-            let r = steps as f64 / t.elapsed().as_secs_f64();
+            let r = t.rates(steps);
             let st = hasher.stats();
             (r, Some(st.reused as f64 / (st.reused + st.computed) as f64))
         }
@@ -242,13 +300,12 @@ pub fn measure(mode: Mode, s: &Setup) -> (f64, Option<f64>) {
                 ..TraceOptions::default()
             };
             let mut out = LineCounter(0);
-            let t = Instant::now();
+            let t = Timer::start();
             let (exit, _) =
                 trace(&mut vm, &mut HostMode::Stop, None, &opts, &mut out).expect("trace");
-            let secs = t.elapsed().as_secs_f64();
             assert_eq!(exit, pvm_core::Exit::OutOfGas);
             // One line per step, then the EXIT line.
-            ((out.0 - 1) as f64 / secs, None)
+            (t.rates(out.0 - 1), None)
         }
     }
 }

@@ -34,9 +34,9 @@ fn every_mode_runs() {
         Mode::Trace(0),
         Mode::Trace(2),
     ] {
-        let (rate, reused) = measure(m, &s);
-        assert!(rate > 0.0, "{m:?}");
-        if let Some(r) = reused {
+        let r = measure(m, &s);
+        assert!(r.rate > 0.0 && r.cpu_rate > 0.0, "{m:?}");
+        if let Some(r) = r.reused {
             // One step in 8 (the jump) changes nothing hashed, and with 4 pages one in 32 more
             // (the shift of a page index 0).
             assert!((0.12..0.17).contains(&r), "{m:?}: {r}");

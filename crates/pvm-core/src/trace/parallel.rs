@@ -12,8 +12,10 @@ use std::thread::JoinHandle;
 
 use super::Snapshot;
 
-/// Snapshots queued per worker before the submitter waits.
-const QUEUE: usize = 256;
+/// Snapshots queued per worker before the submitter waits. Hashing is the slow side, so a short
+/// queue keeps the workers busy; it also bounds the memory held by queued images (a store between
+/// two snapshots gives the second an image of its own): at most `QUEUE + 1` per worker.
+const QUEUE: usize = 8;
 
 struct Worker {
     jobs: SyncSender<Snapshot>,
