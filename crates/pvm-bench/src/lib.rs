@@ -19,6 +19,7 @@
 
 pub mod blockgas;
 pub mod engines;
+pub mod hashing;
 pub mod hostcall;
 pub mod memory;
 pub mod report;

@@ -17,7 +17,7 @@ commands:
                                                 entry points and layout of a program
   run [RUN OPTIONS] [--jip7 OUT.log] [--verbose] FILE
                                                 run; with --jip7, record the host calls (JIP-7)
-  trace [RUN OPTIONS] [--hash-every N] [--from STEP] [--limit N] FILE
+  trace [RUN OPTIONS] [--hash-every N] [--hash-threads N|auto] [--from STEP] [--limit N] FILE
                                                 one line per instruction with gas, pvmHash, registers
   dump [RUN OPTIONS] [--at STEP] FILE           the PVM-hash preimage (state dump) at a step
   trace-diff A B                                first step where two traces differ
@@ -82,9 +82,13 @@ fn command_usage(cmd: &str) -> Option<String> {
             \x20                    --jip6 is an alias\n{RUN_OPTIONS}"
         ),
         "trace" => format!(
-            "usage: pvm trace [RUN OPTIONS] [--hash-every N] [--from STEP] [--limit N] FILE\n\
+            "usage: pvm trace [RUN OPTIONS] [--hash-every N] [--hash-threads N|auto] [--from STEP]\n\
+            \x20                [--limit N] FILE\n\
             One line per instruction: step, pc, instruction, gas, pvmHash, registers.\n\
             --hash-every N       compute the PVM hash every N steps (0: never; default 1)\n\
+            --hash-threads N     compute the hashes on N worker threads while the trace steps on\n\
+            \x20                    (auto: one per core; default 0: on the stepping thread); the\n\
+            \x20                    output is the same\n\
             --from STEP          first step to print (default 1)\n\
             --limit N            print at most N steps (default: all)\n{RUN_OPTIONS}"
         ),
@@ -322,6 +326,7 @@ struct RunOptions {
     inner: bool,
     jip7: Option<String>,
     hash_every: u64,
+    hash_threads: usize,
     from: u64,
     limit: u64,
     at: Option<u64>,
@@ -342,6 +347,7 @@ fn parse_run_options(args: &[String]) -> Result<RunOptions, String> {
         inner: false,
         jip7: None,
         hash_every: 1,
+        hash_threads: 0,
         from: 1,
         limit: 0,
         at: None,
@@ -386,6 +392,17 @@ fn parse_run_options(args: &[String]) -> Result<RunOptions, String> {
                 )
             }
             "--hash-every" => o.hash_every = parse_num("--hash-every", it.next())?,
+            "--hash-threads" => {
+                let v = it.next();
+                o.hash_threads = if v.map(String::as_str) == Some("auto") {
+                    std::thread::available_parallelism().map_or(1, |n| n.get())
+                } else {
+                    match parse_num("--hash-threads", v)? {
+                        n @ 0..=256 => n as usize,
+                        _ => return Err("--hash-threads takes at most 256".into()),
+                    }
+                };
+            }
             "--from" => o.from = parse_num("--from", it.next())?.max(1),
             "--limit" => o.limit = parse_num("--limit", it.next())?,
             "--at" => o.at = Some(parse_num("--at", it.next())?),
@@ -486,6 +503,7 @@ fn cmd_trace(args: &[String]) -> Result<ExitCode, String> {
         .then(|| pvm_core::inner::InnerPvms::new(t.vm.program().spec()));
     let opts = pvm_cli::tracing::TraceOptions {
         hash_every: o.hash_every,
+        hash_threads: o.hash_threads,
         from: o.from,
         limit: o.limit,
     };

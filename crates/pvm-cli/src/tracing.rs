@@ -3,8 +3,11 @@
 use std::fmt::Write as _;
 
 use pvm_core::inner::InnerPvms;
+use pvm_core::isa::Opcode;
 use pvm_core::jip7::{self, Jip7Log};
-use pvm_core::trace::{dump_state, ecalli_line, exit_line, hex, pvm_hash, trace_line};
+use pvm_core::trace::{
+    dump_state, ecalli_line, exit_line, hex, pvm_hash, trace_line, HashTicket, StepHasher,
+};
 use pvm_core::{
     Backend, Exit, HostCallContext, HostOutcome, Instance, Program, ProgramOptions, Spec,
 };
@@ -135,6 +138,7 @@ impl HostMode {
 }
 
 /// Options of a trace.
+#[derive(Clone, Debug)]
 pub struct TraceOptions {
     /// Hash every N steps (0: never).
     pub hash_every: u64,
@@ -142,60 +146,178 @@ pub struct TraceOptions {
     pub from: u64,
     /// Maximum number of steps to print (0: no limit).
     pub limit: u64,
+    /// Worker threads that compute the hashes (0: on the stepping thread). The output is the same
+    /// either way.
+    pub hash_threads: usize,
 }
 
-fn name_at(vm: &Instance, pc: u32) -> &'static str {
-    vm.program()
-        .instruction_at(pc)
-        .opcode
-        .map(|o| o.name())
-        .unwrap_or("invalid")
+impl Default for TraceOptions {
+    fn default() -> Self {
+        TraceOptions {
+            hash_every: 1,
+            from: 1,
+            limit: 0,
+            hash_threads: 0,
+        }
+    }
+}
+
+fn opcode_at(vm: &Instance, pc: u32) -> Option<Opcode> {
+    vm.program().instruction_at(pc).opcode
+}
+
+/// A trace line waiting for its hash.
+enum Line {
+    Step {
+        step: u64,
+        pc: u32,
+        name: &'static str,
+        gas: i64,
+        registers: [u64; 13],
+        hash: Option<HashTicket>,
+    },
+    Ecalli {
+        id: u32,
+        gas: i64,
+        hash: Option<HashTicket>,
+    },
+}
+
+/// Trace lines in step order, written once their hashes are known. With worker threads up to
+/// [`PENDING`] lines wait, so that the stepping thread runs ahead of the hashing.
+struct Lines<'a> {
+    hasher: StepHasher,
+    pending: std::collections::VecDeque<Line>,
+    limit: usize,
+    out: &'a mut dyn std::io::Write,
+}
+
+/// Lines that may wait for their hashes with worker threads (each holds at most a ticket; the
+/// memory images behind them are shared while memory does not change).
+const PENDING: usize = 4096;
+
+impl Lines<'_> {
+    fn push(&mut self, line: Line) -> std::io::Result<()> {
+        self.pending.push_back(line);
+        self.flush_to(self.limit)
+    }
+
+    /// Writes the oldest lines until at most `keep` are pending.
+    fn flush_to(&mut self, keep: usize) -> std::io::Result<()> {
+        while self.pending.len() > keep {
+            let line = self.pending.pop_front().expect("a pending line");
+            match line {
+                Line::Step {
+                    step,
+                    pc,
+                    name,
+                    gas,
+                    registers,
+                    hash,
+                } => {
+                    let h = hash.map(|t| self.hasher.resolve(t));
+                    writeln!(
+                        self.out,
+                        "{}",
+                        trace_line(step, pc, name, gas, h.as_ref(), &registers)
+                    )?;
+                }
+                Line::Ecalli { id, gas, hash } => {
+                    let h = hash.map(|t| self.hasher.resolve(t));
+                    writeln!(self.out, "{}", ecalli_line(id, gas, h.as_ref()))?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Steps `vm` to the end, writing trace lines to `out`. Returns the exit and the final hash.
+///
+/// The per-step hashes come from a [`StepHasher`]: a step after which nothing hashed can have
+/// changed reuses the previous hash, and with `opts.hash_threads > 0` the hashes are computed on
+/// worker threads from snapshots while the trace steps on; the lines are the same either way.
 pub fn trace(
+    vm: &mut Instance,
+    host: &mut HostMode,
+    inner: Option<&mut InnerPvms>,
+    opts: &TraceOptions,
+    out: &mut dyn std::io::Write,
+) -> Result<(Exit, [u8; 32]), String> {
+    let io = |e: std::io::Error| e.to_string();
+    let (hasher, limit) = match opts.hash_threads {
+        0 => (StepHasher::sequential(), 0),
+        n => (StepHasher::parallel(n), PENDING),
+    };
+    let mut lines = Lines {
+        hasher,
+        pending: Default::default(),
+        limit,
+        out,
+    };
+    let result = trace_steps(vm, host, inner, opts, &mut lines);
+    // The lines up to an error are written too, as they would be without worker threads.
+    lines.flush_to(0).map_err(io)?;
+    let (exit, step) = result?;
+    let h = pvm_hash(vm);
+    writeln!(
+        lines.out,
+        "{}",
+        exit_line(exit, vm.pc(), vm.gas(), &h, step)
+    )
+    .map_err(io)?;
+    Ok((exit, h))
+}
+
+fn trace_steps(
     vm: &mut Instance,
     host: &mut HostMode,
     mut inner: Option<&mut InnerPvms>,
     opts: &TraceOptions,
-    out: &mut dyn std::io::Write,
-) -> Result<(Exit, [u8; 32]), String> {
+    lines: &mut Lines<'_>,
+) -> Result<(Exit, u64), String> {
     let mut step = 0u64;
     let io = |e: std::io::Error| e.to_string();
     let exit = loop {
         let pc = vm.next_pc();
-        let name = name_at(vm, pc);
+        let op = opcode_at(vm, pc);
+        let name = op.map(|o| o.name()).unwrap_or("invalid");
         let result = vm.step();
+        lines.hasher.executed(op);
         step += 1;
         let shown = step >= opts.from && (opts.limit == 0 || step < opts.from + opts.limit);
-        let hash =
-            (shown && opts.hash_every > 0 && step % opts.hash_every == 0).then(|| pvm_hash(vm));
+        // A step that ends the run has no line of its own (the EXIT line follows); a host call's
+        // step has one, before the host answers.
+        if shown && matches!(result, None | Some(Exit::HostCall(_))) {
+            let hash = (opts.hash_every > 0 && step % opts.hash_every == 0)
+                .then(|| lines.hasher.request_for(vm));
+            let line = Line::Step {
+                step,
+                pc,
+                name,
+                gas: vm.gas(),
+                registers: *vm.registers(),
+                hash,
+            };
+            lines.push(line).map_err(io)?;
+        }
         match result {
-            None => {
-                if shown {
-                    writeln!(
-                        out,
-                        "{}",
-                        trace_line(step, pc, name, vm.gas(), hash.as_ref(), vm.registers())
-                    )
-                    .map_err(io)?;
-                }
-            }
+            None => {}
             Some(Exit::HostCall(id)) => {
-                if shown {
-                    writeln!(
-                        out,
-                        "{}",
-                        trace_line(step, pc, name, vm.gas(), hash.as_ref(), vm.registers())
-                    )
-                    .map_err(io)?;
-                }
-                match host.answer(inner.as_deref_mut(), id, vm)? {
+                let answer = host.answer(inner.as_deref_mut(), id, vm);
+                // Whatever the host did (or tried), memory may have changed.
+                lines.hasher.memory_changed();
+                match answer? {
                     None => break Exit::HostCall(id),
                     Some(HostOutcome::Continue) => {
                         if shown {
-                            let h = (opts.hash_every > 0).then(|| pvm_hash(vm));
-                            writeln!(out, "{}", ecalli_line(id, vm.gas(), h.as_ref()))
+                            let hash = (opts.hash_every > 0).then(|| lines.hasher.request_for(vm));
+                            lines
+                                .push(Line::Ecalli {
+                                    id,
+                                    gas: vm.gas(),
+                                    hash,
+                                })
                                 .map_err(io)?;
                         }
                     }
@@ -205,9 +327,7 @@ pub fn trace(
             Some(e) => break e,
         }
     };
-    let h = pvm_hash(vm);
-    writeln!(out, "{}", exit_line(exit, vm.pc(), vm.gas(), &h, step)).map_err(io)?;
-    Ok((exit, h))
+    Ok((exit, step))
 }
 
 /// A short description of an exit.

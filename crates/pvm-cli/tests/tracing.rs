@@ -127,8 +127,7 @@ fn traces_of_vectors_end_with_the_expected_state_hash() {
             };
             let opts = TraceOptions {
                 hash_every: 0,
-                from: 1,
-                limit: 0,
+                ..TraceOptions::default()
             };
             let (_, hash) = trace(
                 &mut vm,
@@ -701,4 +700,147 @@ fn run_jip7_records_a_vector_with_its_program_and_memory() {
     );
     let (code, stdout, _) = pvm(&["replay", &out], None);
     assert_eq!(code, 0, "{stdout}");
+}
+
+/// The trace as it was written before `StepHasher`: `pvm_hash` after every hashed step, computed
+/// there and then, with the same line rules as `tracing::trace`.
+fn reference_trace(t: &mut Target, mut host: HostMode, opts: &TraceOptions) -> String {
+    use pvm_core::trace::{ecalli_line, exit_line, trace_line};
+    use pvm_core::HostOutcome;
+    let vm = &mut t.vm;
+    let mut out = String::new();
+    let mut step = 0u64;
+    let exit = loop {
+        let pc = vm.next_pc();
+        let name = vm
+            .program()
+            .instruction_at(pc)
+            .opcode
+            .map_or("invalid", |o| o.name());
+        let result = vm.step();
+        step += 1;
+        let shown = step >= opts.from && (opts.limit == 0 || step < opts.from + opts.limit);
+        let hash =
+            (shown && opts.hash_every > 0 && step % opts.hash_every == 0).then(|| pvm_hash(vm));
+        let line = |vm: &pvm_core::Instance| {
+            trace_line(step, pc, name, vm.gas(), hash.as_ref(), vm.registers()) + "\n"
+        };
+        match result {
+            None if shown => out += &line(vm),
+            None => {}
+            Some(Exit::HostCall(id)) => {
+                if shown {
+                    out += &line(vm);
+                }
+                match host.answer(None, id, vm).unwrap() {
+                    None => break Exit::HostCall(id),
+                    Some(HostOutcome::Continue) => {
+                        if shown {
+                            let h = (opts.hash_every > 0).then(|| pvm_hash(vm));
+                            out += &(ecalli_line(id, vm.gas(), h.as_ref()) + "\n");
+                        }
+                    }
+                    Some(other) => break vm.finish_host_call(other).unwrap(),
+                }
+            }
+            Some(e) => break e,
+        }
+    };
+    let h = pvm_hash(vm);
+    out + &exit_line(exit, vm.pc(), vm.gas(), &h, step) + "\n"
+}
+
+/// `pvm trace` output is the same with hashes computed on the stepping thread (reusing
+/// unchanged ones) and on 1–3 worker threads, and the same as hashing every state afresh: on the
+/// bundled blake2b guest (stores to the stack and the heap) and on the host-call example,
+/// answered by continuing and by replaying a JIP-7 log (whose host calls write memory).
+/// A loop of 200 host calls whose logged answers only write memory (no register, no gas), and
+/// that log: after each `ecalli` only memory differs from the state hashed on its step line.
+fn host_writes_guest() -> (Vec<u8>, Jip7Log) {
+    let mut a = Assembler::new();
+    let top = a.here();
+    a.inst(O::AddImm64, Ops::reg_reg_imm(5, 5, 1));
+    a.inst(O::Ecalli, Ops::imm(7));
+    a.inst(O::BranchLtUImm, Ops::branch_imm(5, 200, top));
+    halt(&mut a);
+    let bytes = standard_program(None, &[], &[], 1, 4096, &a.finish());
+    let mut t = target_of(bytes.clone());
+    let mut log = Jip7Log {
+        program: bytes.clone(),
+        ..Default::default()
+    };
+    let mut n = 0u32;
+    let exit = pvm_core::jip7::run_recorded(&mut t.vm, &mut log, |_, ctx| {
+        n += 1;
+        ctx.write_memory(0x20000 + 8 * (n % 300), &n.to_le_bytes())
+            .unwrap();
+        pvm_core::HostOutcome::Continue
+    });
+    assert_eq!(exit, Exit::Halt);
+    assert_eq!(log.entries.len(), 200);
+    (bytes, log)
+}
+
+/// `pvm trace` output is the same with hashes computed on the stepping thread (reusing
+/// unchanged ones) and on 1–3 worker threads, and the same as hashing every state afresh: on the
+/// bundled blake2b guest (stores to the stack and the heap), on the host-call example answered
+/// by continuing, and on a guest whose host calls (replayed from a JIP-7 log) write memory only.
+#[test]
+fn trace_output_is_the_same_sequential_and_parallel() {
+    type Case = (
+        &'static str,
+        Box<dyn Fn() -> Target>,
+        Box<dyn Fn() -> HostMode>,
+    );
+    let file = |f: &'static str, args: &'static str, gas: i64| {
+        move || {
+            let mut t = load_target(&path(f), None, None, &hex_bytes(args)).unwrap();
+            t.vm.set_gas(gas);
+            t
+        }
+    };
+    let (bytes, log) = host_writes_guest();
+    let cases: Vec<Case> = vec![
+        (
+            "blake2b",
+            Box::new(file("bench/programs/blake2b.jam", "40000000", 60_000)),
+            Box::new(|| HostMode::Stop),
+        ),
+        (
+            "hostcalls",
+            Box::new(file("examples/guests/hostcalls.jam", "", 1 << 30)),
+            Box::new(|| HostMode::Continue),
+        ),
+        (
+            "host writes",
+            Box::new(move || target_of(bytes.clone())),
+            Box::new(move || HostMode::Replay(Box::new(log.clone()), 0)),
+        ),
+    ];
+    for (name, load, host) in &cases {
+        for (hash_every, from, limit) in [(1, 1, 0), (3, 1, 0), (1, 100, 500)] {
+            let opts = TraceOptions {
+                hash_every,
+                from,
+                limit,
+                ..TraceOptions::default()
+            };
+            let want = reference_trace(&mut load(), host(), &opts);
+            assert!(want.lines().count() > 100, "{name}");
+            for hash_threads in [0, 1, 2, 3] {
+                let mut t = load();
+                let mut out = Vec::new();
+                let opts = TraceOptions {
+                    hash_threads,
+                    ..opts.clone()
+                };
+                trace(&mut t.vm, &mut host(), None, &opts, &mut out).unwrap();
+                assert!(
+                    String::from_utf8(out).unwrap() == want,
+                    "{name}: hash_every {hash_every}, from {from}, limit {limit}, \
+                     {hash_threads} threads"
+                );
+            }
+        }
+    }
 }

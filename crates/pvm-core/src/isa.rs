@@ -241,6 +241,34 @@ impl Opcode {
         }
     }
 
+    /// Whether executing the instruction can change guest memory (contents or page access): the
+    /// stores, `sbrk` (GP 0.7.2) and `ecalli` (the host may write memory). Every other
+    /// instruction reads at most. The per-step PVM hash relies on this to reuse the previous
+    /// hash (see [`crate::trace::StepHasher`]), so the list must stay complete.
+    pub const fn may_write_memory(self) -> bool {
+        matches!(
+            self,
+            Opcode::StoreImmU8
+                | Opcode::StoreImmU16
+                | Opcode::StoreImmU32
+                | Opcode::StoreImmU64
+                | Opcode::StoreU8
+                | Opcode::StoreU16
+                | Opcode::StoreU32
+                | Opcode::StoreU64
+                | Opcode::StoreImmIndU8
+                | Opcode::StoreImmIndU16
+                | Opcode::StoreImmIndU32
+                | Opcode::StoreImmIndU64
+                | Opcode::StoreIndU8
+                | Opcode::StoreIndU16
+                | Opcode::StoreIndU32
+                | Opcode::StoreIndU64
+                | Opcode::Sbrk
+                | Opcode::Ecalli
+        )
+    }
+
     /// Whether the opcode is a conditional branch (`branch(b, C)` in GP A.4).
     pub const fn is_branch(self) -> bool {
         matches!(self.class(), ArgClass::RegRegOffset)
@@ -484,6 +512,21 @@ mod tests {
                 .count();
             assert_eq!(n, 139, "{spec:?}");
         }
+    }
+
+    /// The memory-writing set is exactly the stores, `sbrk` and `ecalli`, checked against the
+    /// names so that a store opcode added later without updating `may_write_memory` fails here.
+    #[test]
+    fn may_write_memory_is_every_store_sbrk_and_ecalli() {
+        for &op in Opcode::ALL {
+            let expected =
+                op.name().starts_with("store") || op.name() == "sbrk" || op.name() == "ecalli";
+            assert_eq!(op.may_write_memory(), expected, "{}", op.name());
+        }
+        assert_eq!(
+            Opcode::ALL.iter().filter(|o| o.may_write_memory()).count(),
+            18
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Tracing for cross-implementation debugging: the PVM hash (v1) and state dump, per-instruction
-//! trace lines, and JIP-6 host-call I/O records.
+//! trace lines, and JIP-7 host-call I/O records.
 //!
 //! ## PVM hash v1
 //! `pvmHash = blake2b-256(E8(φ0) ⌢ … ⌢ E8(φ12) ⌢ E8(ϱ) ⌢ E(ν))` with E8 little-endian (gas as its
@@ -11,16 +11,27 @@
 //! function of the GP state alone (registers, gas, readable memory), independent of the
 //! implementation's allocation history.
 //!
-//! Cost: the registers and gas come first in the preimage and change on nearly every
-//! instruction, so every hash digests all non-zero pages again (no prefix of the blake2b state
-//! can be reused). Hashing after every instruction therefore costs about (112 + 4100·pages)
-//! bytes of blake2b per step; use a hash interval for long traces.
+//! ## Cost, and hashing after every instruction
+//! The registers and gas come first in the preimage and change on nearly every instruction, so
+//! every hash digests all non-zero pages again (no prefix of the blake2b state can be reused):
+//! about (112 + 4100·pages) bytes of blake2b per hash. [`state_hash`] feeds the pages to blake2b
+//! straight from their storage (no copy) and finds the all-zero ones with a word-wise scan, so
+//! it runs within a few percent of the `blake2` crate hashing one contiguous buffer of the same
+//! size (`cargo run --release -p pvm-bench --bin pvm-hash-bench`, numbers in
+//! `docs/BENCHMARKS.md`). For a hash after every step, [`StepHasher`] adds two things on top:
+//! it reuses the previous hash when nothing hashed can have changed (same registers and gas, and
+//! only instructions that cannot write memory executed since), and it can hash on worker
+//! threads from snapshots of the state ([`StepHasher::parallel`]), handing the hashes back in
+//! request order.
 
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
 
 use crate::instance::Instance;
+use crate::isa::Opcode;
 use crate::memory::{Memory, PAGE_SIZE};
+
+mod parallel;
 
 type Blake2b256 = Blake2b<U32>;
 
@@ -37,7 +48,19 @@ pub fn hashed_pages(
 ) -> impl Iterator<Item = (u32, &[u8; PAGE_SIZE as usize])> + '_ {
     memory
         .readable_backed_pages()
-        .filter(|(_, bytes)| bytes.iter().any(|b| *b != 0))
+        .filter(|(_, bytes)| !is_all_zero(bytes))
+}
+
+/// Whether a page holds only zeros. The page is OR-ed together 64 bytes (eight words) at a time,
+/// which the compiler turns into vector code, stopping at the first block with a non-zero byte:
+/// a byte-by-byte `any` ran at about 2 GB/s, a third of the time of hashing the page when its
+/// non-zero bytes are at its end (a stack page).
+fn is_all_zero(page: &[u8; PAGE_SIZE as usize]) -> bool {
+    page.chunks_exact(64).all(|block| {
+        block.chunks_exact(8).fold(0u64, |acc, w| {
+            acc | u64::from_ne_bytes(w.try_into().expect("8 bytes"))
+        }) == 0
+    })
 }
 
 /// The first 112 bytes of the preimage: E8 of the 13 registers and of the gas.
@@ -64,6 +87,263 @@ pub fn state_hash(registers: &[u64; 13], gas: i64, memory: &Memory) -> [u8; 32] 
         h.update(bytes);
     }
     h.finalize().into()
+}
+
+/// The page part of a hash preimage, `E(ν)`, copied out of a [`Memory`]: for every hashed page,
+/// `E4(index) ⌢ its 4096 bytes`, in one contiguous buffer. Hashing the registers and gas and then
+/// this buffer gives the PVM hash of the state it was captured from, whatever happens to the
+/// memory afterwards, so it can be hashed on another thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryImage {
+    bytes: Vec<u8>,
+}
+
+impl MemoryImage {
+    /// Copies the hashed pages of `memory` (about a memcpy of them; the all-zero check is the
+    /// fast scan of [`hashed_pages`]).
+    pub fn capture(memory: &Memory) -> MemoryImage {
+        let mut bytes = Vec::with_capacity(memory.backed_pages() * (4 + PAGE_SIZE as usize));
+        for (p, page) in hashed_pages(memory) {
+            bytes.extend_from_slice(&p.to_le_bytes());
+            bytes.extend_from_slice(page);
+        }
+        MemoryImage { bytes }
+    }
+
+    /// The number of hashed pages in the image.
+    pub fn pages(&self) -> usize {
+        self.bytes.len() / (4 + PAGE_SIZE as usize)
+    }
+
+    /// `E(ν)`: the bytes that follow the registers and gas in the preimage.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The PVM hash of these pages with `registers` and `gas`.
+    pub fn hash_with(&self, registers: &[u64; 13], gas: i64) -> [u8; 32] {
+        let mut h = Blake2b256::new();
+        h.update(registers_and_gas(registers, gas));
+        h.update(&self.bytes);
+        h.finalize().into()
+    }
+}
+
+/// A state to hash on another thread: registers, gas and a shared [`MemoryImage`].
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// φ.
+    pub registers: [u64; 13],
+    /// ϱ.
+    pub gas: i64,
+    /// The hashed pages (shared between consecutive snapshots while memory does not change).
+    pub memory: std::sync::Arc<MemoryImage>,
+}
+
+impl Snapshot {
+    /// The PVM hash of the snapshot.
+    pub fn hash(&self) -> [u8; 32] {
+        self.memory.hash_with(&self.registers, self.gas)
+    }
+}
+
+/// A hash asked of a [`StepHasher`]; [`StepHasher::resolve`] turns tickets into hashes, in the
+/// order they were handed out.
+#[derive(Debug)]
+#[must_use = "a ticket must be resolved, in order"]
+pub struct HashTicket {
+    seq: u64,
+    kind: TicketKind,
+}
+
+#[derive(Debug)]
+enum TicketKind {
+    /// Computed already (sequential hashing).
+    Ready([u8; 32]),
+    /// Nothing hashed changed since the previous ticket: its hash.
+    SameAsPrevious,
+    /// Submitted to the worker threads.
+    Pending,
+}
+
+/// What a [`StepHasher`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HashStats {
+    /// Hashes computed (here or on the workers).
+    pub computed: u64,
+    /// Hashes reused because nothing hashed could have changed.
+    pub reused: u64,
+    /// Memory images captured (parallel hashing).
+    pub images: u64,
+}
+
+/// Hashes the state after every step (or every few steps) of a run as fast as possible while
+/// giving exactly [`pvm_hash`] of each state:
+///
+/// * **Reuse:** when the registers and gas equal those of the previous request and no
+///   instruction that may write memory ([`Opcode::may_write_memory`]: stores, `sbrk`, `ecalli`)
+///   ran since, and the caller reported no other memory change ([`StepHasher::memory_changed`]),
+///   the state is the one hashed last, and so is the hash. Under GP 0.8.0 that is a branch,
+///   jump or fallthrough that ends a block of more than one instruction, or a move of a value
+///   a register already holds (gas is charged by the step that enters a block, so the other
+///   steps of a block leave it alone); under GP 0.7.2 gas changes on every step, so nothing is
+///   reused. The decision costs a 112-byte compare,
+///   nothing in the interpreter.
+/// * **Worker threads** ([`StepHasher::parallel`]): a request takes a [`Snapshot`] (the
+///   registers, the gas and a [`MemoryImage`], which is shared with the previous snapshot when no
+///   memory-writing instruction ran in between, and copied otherwise) and hands it to the next
+///   worker in turn; tickets are resolved in request order from the workers' result queues.
+///
+/// The caller must report every executed instruction ([`StepHasher::executed`]) and every change
+/// of memory made other than by an instruction, e.g. by a host call ([`StepHasher::memory_changed`]).
+pub struct StepHasher {
+    reuse: bool,
+    pool: Option<parallel::Pool>,
+    /// Registers and gas of the last request.
+    last: Option<([u64; 13], i64)>,
+    /// Memory may differ from what the last request hashed (and from `image`).
+    memory_dirty: bool,
+    /// The image of the last parallel request, valid while `!memory_dirty`.
+    image: Option<std::sync::Arc<MemoryImage>>,
+    next_seq: u64,
+    next_resolve: u64,
+    last_resolved: Option<[u8; 32]>,
+    stats: HashStats,
+}
+
+impl std::fmt::Debug for StepHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepHasher")
+            .field("reuse", &self.reuse)
+            .field("threads", &self.threads())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl StepHasher {
+    /// Hashes on the calling thread, reusing unchanged hashes.
+    pub fn sequential() -> StepHasher {
+        StepHasher {
+            reuse: true,
+            pool: None,
+            last: None,
+            memory_dirty: true,
+            image: None,
+            next_seq: 0,
+            next_resolve: 0,
+            last_resolved: None,
+            stats: HashStats::default(),
+        }
+    }
+
+    /// Hashes on `threads` worker threads (at least 1), reusing unchanged hashes.
+    pub fn parallel(threads: usize) -> StepHasher {
+        StepHasher {
+            pool: Some(parallel::Pool::new(threads.max(1))),
+            ..StepHasher::sequential()
+        }
+    }
+
+    /// Turns the reuse of unchanged hashes on or off (on by default; off only to measure it).
+    pub fn with_reuse(mut self, reuse: bool) -> StepHasher {
+        self.reuse = reuse;
+        self
+    }
+
+    /// The number of worker threads (0: sequential).
+    pub fn threads(&self) -> usize {
+        self.pool.as_ref().map_or(0, |p| p.threads())
+    }
+
+    /// What was done so far.
+    pub fn stats(&self) -> HashStats {
+        self.stats
+    }
+
+    /// Reports that the instruction `op` was executed (`None`: an invalid opcode, treated as if
+    /// it might have written memory).
+    #[inline]
+    pub fn executed(&mut self, op: Option<Opcode>) {
+        if op.is_none_or(Opcode::may_write_memory) {
+            self.memory_dirty = true;
+        }
+    }
+
+    /// Reports that memory may have changed other than by an executed instruction.
+    pub fn memory_changed(&mut self) {
+        self.memory_dirty = true;
+    }
+
+    /// Asks for the hash of the state `(registers, gas, memory)`.
+    pub fn request(&mut self, registers: &[u64; 13], gas: i64, memory: &Memory) -> HashTicket {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let unchanged = self.reuse
+            && !self.memory_dirty
+            && self.last.is_some_and(|(r, g)| r == *registers && g == gas);
+        let kind = if unchanged {
+            self.stats.reused += 1;
+            TicketKind::SameAsPrevious
+        } else {
+            self.stats.computed += 1;
+            match &mut self.pool {
+                None => TicketKind::Ready(state_hash(registers, gas, memory)),
+                Some(pool) => {
+                    let image = match &self.image {
+                        Some(i) if !self.memory_dirty => i.clone(),
+                        _ => {
+                            self.stats.images += 1;
+                            let i = std::sync::Arc::new(MemoryImage::capture(memory));
+                            self.image = Some(i.clone());
+                            i
+                        }
+                    };
+                    pool.submit(Snapshot {
+                        registers: *registers,
+                        gas,
+                        memory: image,
+                    });
+                    TicketKind::Pending
+                }
+            }
+        };
+        self.last = Some((*registers, gas));
+        self.memory_dirty = false;
+        HashTicket { seq, kind }
+    }
+
+    /// [`StepHasher::request`] for an instance's state.
+    pub fn request_for(&mut self, instance: &Instance) -> HashTicket {
+        self.request(instance.registers(), instance.gas(), instance.memory())
+    }
+
+    /// The hash of a ticket. Tickets must be resolved in the order they were handed out
+    /// (panics otherwise); with worker threads this waits for the hash.
+    pub fn resolve(&mut self, ticket: HashTicket) -> [u8; 32] {
+        assert_eq!(
+            ticket.seq, self.next_resolve,
+            "StepHasher tickets are resolved in request order"
+        );
+        self.next_resolve += 1;
+        let h = match ticket.kind {
+            TicketKind::Ready(h) => h,
+            TicketKind::SameAsPrevious => self.last_resolved.expect("a previous hash"),
+            TicketKind::Pending => self
+                .pool
+                .as_mut()
+                .expect("pending tickets come from the pool")
+                .next_result(),
+        };
+        self.last_resolved = Some(h);
+        h
+    }
+
+    /// Requests and resolves at once (only when no other ticket is outstanding).
+    pub fn hash_now(&mut self, instance: &Instance) -> [u8; 32] {
+        let t = self.request_for(instance);
+        self.resolve(t)
+    }
 }
 
 /// Lowercase hex.
