@@ -202,6 +202,12 @@ pub(crate) fn interpret<const STEP: bool>(
             (Add64, $o:ident) => {
                 r!($o.d) = r!($o.a).wrapping_add(r!($o.b))
             };
+            (Sub64, $o:ident) => {
+                r!($o.d) = r!($o.a).wrapping_sub(r!($o.b))
+            };
+            (LoadImm, $o:ident) => {
+                r!($o.a) = $o.imm()
+            };
             (Xor, $o:ident) => {
                 r!($o.d) = r!($o.a) ^ r!($o.b)
             };
@@ -265,6 +271,14 @@ pub(crate) fn interpret<const STEP: bool>(
             };
             (BranchLtU, $o:ident) => {{
                 let t = if r!($o.a) < r!($o.b) {
+                    op_at!($o.imm() as usize)
+                } else {
+                    ip
+                };
+                goto_block!(t, $o.pc);
+            }};
+            (BranchNe, $o:ident) => {{
+                let t = if r!($o.a) != r!($o.b) {
                     op_at!($o.imm() as usize)
                 } else {
                     ip
@@ -653,6 +667,21 @@ pub(crate) fn interpret<const STEP: bool>(
             K::Add64Add64 => pair!(Add64, Add64),
             K::StoreIndU8BranchLtU => pair!(StoreIndU8, BranchLtU),
             K::AndImmShloLImm64 => pair!(AndImm, ShloLImm64),
+            K::ShloRImm64StoreIndU8 => pair!(ShloRImm64, StoreIndU8),
+            K::RotR64ImmLoadIndU64 => pair!(RotR64Imm, LoadIndU64),
+            K::StoreIndU64LoadIndU8 => pair!(StoreIndU64, LoadIndU8),
+            K::StoreIndU64Add64 => pair!(StoreIndU64, Add64),
+            K::LoadIndU64RotR64Imm => pair!(LoadIndU64, RotR64Imm),
+            K::XorAdd64 => pair!(Xor, Add64),
+            K::MulUpperSSShloLImm64 => pair!(MulUpperSS, ShloLImm64),
+            K::OrAdd64 => pair!(Or, Add64),
+            K::OrAndImm => pair!(Or, AndImm),
+            K::AndImmAdd64 => pair!(AndImm, Add64),
+            K::Add64Sub64 => pair!(Add64, Sub64),
+            K::Sub64AddImm64 => pair!(Sub64, AddImm64),
+            K::AddImm64LoadImm => pair!(AddImm64, LoadImm),
+            K::LoadImmAdd64 => pair!(LoadImm, Add64),
+            K::Add64BranchNe => pair!(Add64, BranchNe),
         }
     }
 }

@@ -180,6 +180,21 @@ pub(crate) enum K {
     Add64Add64,
     StoreIndU8BranchLtU,
     AndImmShloLImm64,
+    ShloRImm64StoreIndU8,
+    RotR64ImmLoadIndU64,
+    StoreIndU64LoadIndU8,
+    StoreIndU64Add64,
+    LoadIndU64RotR64Imm,
+    XorAdd64,
+    MulUpperSSShloLImm64,
+    OrAdd64,
+    OrAndImm,
+    AndImmAdd64,
+    Add64Sub64,
+    Sub64AddImm64,
+    AddImm64LoadImm,
+    LoadImmAdd64,
+    Add64BranchNe,
 }
 
 /// Every fused kind, as a pattern.
@@ -207,12 +222,27 @@ macro_rules! fused_kinds {
             | K::Add64Add64
             | K::StoreIndU8BranchLtU
             | K::AndImmShloLImm64
+            | K::ShloRImm64StoreIndU8
+            | K::RotR64ImmLoadIndU64
+            | K::StoreIndU64LoadIndU8
+            | K::StoreIndU64Add64
+            | K::LoadIndU64RotR64Imm
+            | K::XorAdd64
+            | K::MulUpperSSShloLImm64
+            | K::OrAdd64
+            | K::OrAndImm
+            | K::AndImmAdd64
+            | K::Add64Sub64
+            | K::Sub64AddImm64
+            | K::AddImm64LoadImm
+            | K::LoadImmAdd64
+            | K::Add64BranchNe
     };
 }
 pub(crate) use fused_kinds;
 
 /// The fused pairs: (first, second, fused). The second may be a block's terminator (a branch).
-const FUSED: [(K, K, K); 22] = [
+const FUSED: [(K, K, K); 37] = [
     (K::Add64, K::LoadIndU64, K::Add64LoadIndU64),
     (K::Xor, K::RotR64Imm, K::XorRotR64Imm),
     (K::LoadIndU64, K::Add64, K::LoadIndU64Add64),
@@ -235,6 +265,21 @@ const FUSED: [(K, K, K); 22] = [
     (K::Add64, K::Add64, K::Add64Add64),
     (K::StoreIndU8, K::BranchLtU, K::StoreIndU8BranchLtU),
     (K::AndImm, K::ShloLImm64, K::AndImmShloLImm64),
+    (K::ShloRImm64, K::StoreIndU8, K::ShloRImm64StoreIndU8),
+    (K::RotR64Imm, K::LoadIndU64, K::RotR64ImmLoadIndU64),
+    (K::StoreIndU64, K::LoadIndU8, K::StoreIndU64LoadIndU8),
+    (K::StoreIndU64, K::Add64, K::StoreIndU64Add64),
+    (K::LoadIndU64, K::RotR64Imm, K::LoadIndU64RotR64Imm),
+    (K::Xor, K::Add64, K::XorAdd64),
+    (K::MulUpperSS, K::ShloLImm64, K::MulUpperSSShloLImm64),
+    (K::Or, K::Add64, K::OrAdd64),
+    (K::Or, K::AndImm, K::OrAndImm),
+    (K::AndImm, K::Add64, K::AndImmAdd64),
+    (K::Add64, K::Sub64, K::Add64Sub64),
+    (K::Sub64, K::AddImm64, K::Sub64AddImm64),
+    (K::AddImm64, K::LoadImm, K::AddImm64LoadImm),
+    (K::LoadImm, K::Add64, K::LoadImmAdd64),
+    (K::Add64, K::BranchNe, K::Add64BranchNe),
 ];
 
 impl K {
