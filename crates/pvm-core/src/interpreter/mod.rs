@@ -299,8 +299,10 @@ pub(crate) fn interpret<const STEP: bool>(
             ($first:ident, $second:ident) => {{
                 sem!($first, op);
                 // SAFETY: a pair is fused only inside a block, so the second op is in the same
-                // compiled block, at `ip`; past it is at most one past the end of the array.
+                // compiled block, at `ip`.
                 let second = unsafe { &*ip };
+                // SAFETY: `ip` points at an op of the array, so one past it is in bounds or one
+                // past the end (dereferenced only if it is an op of the block, as above).
                 ip = unsafe { ip.add(1) };
                 sem!($second, second);
             }};

@@ -457,10 +457,10 @@ impl OpTable {
         );
         if self.fuse {
             let first = block.slot as usize + 1;
+            let cells = &self.ops[first..slot as usize];
             // SAFETY: as for the writes above: these are this (uncompiled, so unreachable)
             // block's slots, written only under the lock we hold. `UnsafeCell<Op>` has the layout
             // of `Op`, so the run of cells is a run of ops.
-            let cells = &self.ops[first..slot as usize];
             let ops = unsafe {
                 std::slice::from_raw_parts_mut(UnsafeCell::raw_get(cells.as_ptr()), cells.len())
             };
