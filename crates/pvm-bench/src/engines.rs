@@ -19,6 +19,7 @@ use polkavm::{
 };
 use pvm_core::{Backend, Exit, HostOutcome, Instance, Program, ProgramOptions};
 
+use crate::musttail::Musttail;
 use crate::GasModel;
 
 /// The gas every run starts with: large enough never to run out, equal for every engine.
@@ -41,15 +42,19 @@ pub enum EngineKind {
     PolkavmInterpreter,
     /// PolkaVM 0.37, `BackendKind::Compiler` (Linux sandbox).
     PolkavmRecompiler,
+    /// PolkaVM 0.37, `BackendKind::Interpreter` built with `interpreter-musttail-dispatch`
+    /// (nightly), in a child process (see [`crate::musttail`]).
+    PolkavmMusttail,
 }
 
 impl EngineKind {
     /// All engines, in report order.
-    pub const ALL: [EngineKind; 4] = [
+    pub const ALL: [EngineKind; 5] = [
         EngineKind::Libpvm,
         EngineKind::LibpvmRecompiler,
         EngineKind::PolkavmInterpreter,
         EngineKind::PolkavmRecompiler,
+        EngineKind::PolkavmMusttail,
     ];
 
     /// Machine-readable name (JSON keys, the memory probe's command line).
@@ -59,6 +64,7 @@ impl EngineKind {
             EngineKind::LibpvmRecompiler => "libpvm-recompiler",
             EngineKind::PolkavmInterpreter => "polkavm-interpreter",
             EngineKind::PolkavmRecompiler => "polkavm-recompiler",
+            EngineKind::PolkavmMusttail => "polkavm-interpreter-musttail",
         }
     }
 
@@ -69,6 +75,7 @@ impl EngineKind {
             EngineKind::LibpvmRecompiler => "libpvm recomp.",
             EngineKind::PolkavmInterpreter => "PolkaVM interp.",
             EngineKind::PolkavmRecompiler => "PolkaVM recomp.",
+            EngineKind::PolkavmMusttail => "PolkaVM interp. (musttail)",
         }
     }
 
@@ -372,6 +379,10 @@ pub struct Engines {
     pub recompiler: Option<PolkaVm>,
     /// Why the recompiler is not available.
     pub recompiler_error: Option<String>,
+    /// PolkaVM's musttail interpreter (a child process), if nightly Rust could build it.
+    pub musttail: Option<Musttail>,
+    /// Why the musttail interpreter is not available.
+    pub musttail_error: Option<String>,
 }
 
 /// Bytes of one program for one gas model, per engine family.
@@ -397,10 +408,16 @@ impl Engines {
                 Err(e) => (None, Some(e)),
             }
         };
+        let (musttail, musttail_error) = match Musttail::start() {
+            Ok(m) => (Some(m), None),
+            Err(e) => (None, Some(e)),
+        };
         Ok(Engines {
             interpreter,
             recompiler,
             recompiler_error,
+            musttail,
+            musttail_error,
         })
     }
 
@@ -414,13 +431,16 @@ impl Engines {
         if self.recompiler.is_some() {
             v.push(EngineKind::PolkavmRecompiler);
         }
+        if self.musttail.is_some() {
+            v.push(EngineKind::PolkavmMusttail);
+        }
         v
     }
 
     /// The PolkaVM engine of `kind` (None for libpvm or an unavailable recompiler).
     pub fn polkavm(&self, kind: EngineKind) -> Option<&PolkaVm> {
         match kind {
-            EngineKind::Libpvm | EngineKind::LibpvmRecompiler => None,
+            EngineKind::Libpvm | EngineKind::LibpvmRecompiler | EngineKind::PolkavmMusttail => None,
             EngineKind::PolkavmInterpreter => Some(&self.interpreter),
             EngineKind::PolkavmRecompiler => self.recompiler.as_ref(),
         }
@@ -455,6 +475,11 @@ impl Engines {
                     outcome,
                 })
             }
+            EngineKind::PolkavmMusttail => self
+                .musttail
+                .as_ref()
+                .ok_or_else(|| format!("{} is not available", kind.label()))?
+                .run(bytes.polkavm, model, args, entry),
             _ => {
                 let vm = self
                     .polkavm(kind)
@@ -479,7 +504,8 @@ impl Engines {
         }
     }
 
-    /// Times preparation and instance creation only (for the load measurements); for libpvm
+    /// Times preparation and instance creation only (for the load measurements; not for the
+    /// musttail interpreter, whose child always executes too); for libpvm
     /// also the time to compile every block afterwards (normally done lazily, block by block, as
     /// execution reaches them).
     pub fn load_once(

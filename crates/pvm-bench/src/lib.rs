@@ -22,6 +22,7 @@ pub mod engines;
 pub mod hashing;
 pub mod hostcall;
 pub mod memory;
+pub mod musttail;
 pub mod report;
 
 use std::path::{Path, PathBuf};
@@ -590,6 +591,8 @@ pub struct Report {
     pub runs: usize,
     /// Why the recompiler was left out (None = it ran).
     pub recompiler_error: Option<String>,
+    /// Why PolkaVM's musttail interpreter was left out (None = it ran).
+    pub musttail_error: Option<String>,
     /// Whether timings were taken (false: correctness only).
     pub timed: bool,
     /// Per gas model.
@@ -759,6 +762,9 @@ pub fn run(options: &Options) -> Result<Report, String> {
     if let Some(e) = &engines.recompiler_error {
         eprintln!("note: PolkaVM recompiler not available, continuing without it: {e}");
     }
+    if let Some(e) = &engines.musttail_error {
+        eprintln!("note: PolkaVM musttail interpreter not available, continuing without it: {e}");
+    }
     let workloads = suite(&options.bench_dir, options.small, &options.only)?;
     let available = engines.available();
 
@@ -839,7 +845,11 @@ pub fn run(options: &Options) -> Result<Report, String> {
                     &options.memory_probe_exe,
                     &reference_gas(&failures, &reference),
                 ) {
-                    for r in &mut results {
+                    // Not for the musttail interpreter: its child process is not a memory probe.
+                    for r in results
+                        .iter_mut()
+                        .filter(|r| r.engine != EngineKind::PolkavmMusttail)
+                    {
                         match memory::probe(
                             exe,
                             r.engine,
@@ -896,22 +906,28 @@ pub fn run(options: &Options) -> Result<Report, String> {
             }
             for blob in &blobs {
                 eprintln!("[GP {}] {}: load timing", model.key(), blob.name);
-                let mut per_engine: Vec<(EngineKind, Stats, Stats)> = available
+                // Without the musttail interpreter (see `Engines::load_once`).
+                let loaders: Vec<EngineKind> = available
+                    .iter()
+                    .copied()
+                    .filter(|&k| k != EngineKind::PolkavmMusttail)
+                    .collect();
+                let mut per_engine: Vec<(EngineKind, Stats, Stats)> = loaders
                     .iter()
                     .map(|&k| (k, Stats::default(), Stats::default()))
                     .collect();
                 let mut compile_all = Stats::default();
                 for run in 0..options.runs {
-                    for i in 0..available.len() {
-                        let slot = (i + run) % available.len();
-                        match engines.load_once(available[slot], &blob.bytes(model), model) {
+                    for i in 0..loaders.len() {
+                        let slot = (i + run) % loaders.len();
+                        match engines.load_once(loaders[slot], &blob.bytes(model), model) {
                             Ok((p, inst, all)) => {
                                 per_engine[slot].1.samples.push(p);
                                 per_engine[slot].2.samples.push(inst);
                                 compile_all.samples.extend(all);
                             }
                             Err(e) => {
-                                let f = format!("{} load failed: {e}", available[slot].label());
+                                let f = format!("{} load failed: {e}", loaders[slot].label());
                                 eprintln!("FAILED {} [GP {}]: {f}", blob.name, model.key());
                                 large_runs.push((blob.name.clone(), model, vec![f]));
                             }
@@ -958,6 +974,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
         small: options.small,
         runs: options.runs,
         recompiler_error: engines.recompiler_error.clone(),
+        musttail_error: engines.musttail_error.clone(),
         timed: options.runs > 0,
         models,
         load,

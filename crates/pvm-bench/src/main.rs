@@ -28,7 +28,11 @@ blobs and cross-checks every blob's block gas costs against PolkaVM.
   --runs N      timed runs per engine and program (>= 1; default 5); 0 = verify only
   --json PATH   write the full report (every sample) as JSON
   --markdown PATH  write the Markdown report to a file too (it always goes to stdout)
-  --no-memory   skip the peak-memory child processes";
+  --no-memory   skip the peak-memory child processes
+PolkaVM's tail-call interpreter (`interpreter-musttail-dispatch`) runs as a fifth engine in a child
+process, built from bench/polkavm-musttail with `cargo +nightly build --release` (left out with a
+note when that fails). PVM_BENCH_MUSTTAIL=PATH uses a prebuilt binary, PVM_BENCH_MUSTTAIL=off
+leaves it out.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -56,7 +56,7 @@ pub fn markdown(r: &Report) -> String {
     let m = &r.machine;
     let _ = writeln!(
         s,
-        "Machine: {} ({} logical CPUs), Linux {}, {}; libpvm at {}; PolkaVM 0.37.0.  \nLoad average at start / end: {} / {}.  \n{} sizes, median of {} runs per engine; recompiler: {}.\n",
+        "Machine: {} ({} logical CPUs), Linux {}, {}; libpvm at {}; PolkaVM 0.37.0.  \nLoad average at start / end: {} / {}.  \n{} sizes, median of {} runs per engine; recompiler: {}; musttail interpreter: {}.\n",
         m.cpu,
         m.cores,
         m.kernel,
@@ -69,6 +69,10 @@ pub fn markdown(r: &Report) -> String {
         r.recompiler_error
             .as_deref()
             .map_or("available".to_string(), |e| format!("NOT AVAILABLE ({e})")),
+        r.musttail_error.as_deref().map_or(
+            "available (nightly, child process)".to_string(),
+            |e| format!("NOT AVAILABLE ({e})")
+        ),
     );
     for model in &r.models {
         let _ = writeln!(s, "### {}\n", model.model.title());
@@ -167,6 +171,40 @@ pub fn markdown(r: &Report) -> String {
                 ratio(inv(model.geomean_speedup_of(lr, pr))),
                 ratio(model.geomean_speedup_of(lr, li)),
             );
+            let mt = EngineKind::PolkavmMusttail;
+            if model.programs.iter().any(|p| p.engine(mt).is_some()) {
+                let _ = writeln!(
+                    s,
+                    "Interpreters (issue #14): *time ratio* = libpvm interpreter time / PolkaVM interpreter time (< 1: libpvm is faster), against PolkaVM's default interpreter and its `interpreter-musttail-dispatch` build:\n"
+                );
+                let _ = writeln!(
+                    s,
+                    "| program | libpvm interp. ms | PolkaVM interp. ms | PolkaVM musttail ms | time ratio vs PolkaVM interp. | time ratio vs musttail |"
+                );
+                let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|");
+                let exec = |p: &crate::ProgramResult, k| {
+                    p.engine(k)
+                        .map_or("–".to_string(), |e| ms(e.execute.median()))
+                };
+                for p in &model.programs {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {} | {} | {} | {} |",
+                        p.name,
+                        exec(p, li),
+                        exec(p, pi),
+                        exec(p, mt),
+                        ratio(inv(p.speedup_of(li, pi))),
+                        ratio(inv(p.speedup_of(li, mt))),
+                    );
+                }
+                let _ = writeln!(
+                    s,
+                    "| **geometric mean** | | | | **{}** | **{}** |\n",
+                    ratio(inv(model.geomean_speedup_of(li, pi))),
+                    ratio(inv(model.geomean_speedup_of(li, mt))),
+                );
+            }
         } else {
             let _ = writeln!(
                 s,
@@ -213,6 +251,7 @@ pub fn markdown(r: &Report) -> String {
             };
             let inst: Vec<String> = EngineKind::ALL
                 .iter()
+                .filter(|&&k| k != EngineKind::PolkavmMusttail)
                 .map(|&k| get(k).map_or("–".to_string(), |(_, _, i)| ms(i.median())))
                 .collect();
             let kib = l.size as f64 / 1024.0;
@@ -378,6 +417,7 @@ pub fn json(r: &Report) -> Value {
                         "engines": engines,
                         "speedup_vs_polkavm_interpreter": p.speedup(EngineKind::PolkavmInterpreter),
                         "speedup_vs_polkavm_recompiler": p.speedup(EngineKind::PolkavmRecompiler),
+                        "speedup_vs_polkavm_musttail": p.speedup(EngineKind::PolkavmMusttail),
                         "recompiler_speedup_vs_polkavm_recompiler": p.speedup_of(EngineKind::LibpvmRecompiler, EngineKind::PolkavmRecompiler),
                         "recompiler_speedup_vs_libpvm_interpreter": p.speedup_of(EngineKind::LibpvmRecompiler, EngineKind::Libpvm),
                         "failures": p.failures,
@@ -389,6 +429,7 @@ pub fn json(r: &Report) -> Value {
                 "programs": programs,
                 "geomean_speedup_vs_polkavm_interpreter": m.geomean_speedup(EngineKind::PolkavmInterpreter),
                 "geomean_speedup_vs_polkavm_recompiler": m.geomean_speedup(EngineKind::PolkavmRecompiler),
+                "geomean_speedup_vs_polkavm_musttail": m.geomean_speedup(EngineKind::PolkavmMusttail),
                 "recompiler_geomean_speedup_vs_polkavm_recompiler": m.geomean_speedup_of(EngineKind::LibpvmRecompiler, EngineKind::PolkavmRecompiler),
                 "recompiler_geomean_speedup_vs_libpvm_interpreter": m.geomean_speedup_of(EngineKind::LibpvmRecompiler, EngineKind::Libpvm),
             })
@@ -450,6 +491,8 @@ pub fn json(r: &Report) -> Value {
         "runs": r.runs,
         "recompiler_available": r.recompiler_error.is_none(),
         "recompiler_error": r.recompiler_error,
+        "musttail_available": r.musttail_error.is_none(),
+        "musttail_error": r.musttail_error,
         "gas_models": models,
         "load": load,
         "large_runs": r.large_runs.iter().map(|(n, m, f)| json!({"run": n, "gas_model": m.key(), "ok": f.is_empty(), "failures": f})).collect::<Vec<_>>(),

@@ -201,8 +201,7 @@ fn burst(a: &mut Assembler, r: &mut Rng) {
 
 /// A random program: segments of random instructions, most starting at a block boundary (so
 /// their labels are valid targets), some in the middle of a block (invalid targets).
-fn program(r: &mut Rng, spec: Spec) -> Vec<u8> {
-    let ops = opcodes(spec);
+fn program(r: &mut Rng, spec: Spec, ops: &[O]) -> Vec<u8> {
     let (terminators, body): (Vec<O>, Vec<O>) = ops.iter().partition(|o| o.is_terminator());
     let mut a = Assembler::for_spec(spec);
     let segments = 2 + r.below(8) as usize;
@@ -311,9 +310,14 @@ fn run(vm: &mut Instance, steps: u32) -> (Vec<Snapshot>, Pages) {
 }
 
 fn check(spec: Spec, iters: u64, seed: u64) {
+    check_with(spec, iters, seed, &opcodes(spec), 12);
+}
+
+/// `check` with programs of `ops` only and up to `max_steps` initial steps.
+fn check_with(spec: Spec, iters: u64, seed: u64, ops: &[O], max_steps: u64) {
     let mut r = Rng(seed);
     for i in 0..iters {
-        let bytes = program(&mut r, spec);
+        let bytes = program(&mut r, spec, ops);
         let build = |backend| Program::from_code(&bytes, ProgramOptions { spec, backend });
         let (Ok(interp), Ok(native)) = (build(Backend::Interpreter), build(Backend::Recompiler))
         else {
@@ -325,7 +329,11 @@ fn check(spec: Spec, iters: u64, seed: u64) {
             *x = edge_value(&mut r);
         }
         let gas = r.pick(&[0i64, 1, 3, 10, 40, 200, 1000, 100_000, -5]);
-        let steps = if r.chance(30) { r.below(12) as u32 } else { 0 };
+        let steps = if r.chance(30) {
+            r.below(max_steps) as u32
+        } else {
+            0
+        };
         let seed_mem = r.next();
         let mut a = instance(&interp, &mut Rng(seed_mem | 1), &regs, gas);
         let mut b = instance(&native, &mut Rng(seed_mem | 1), &regs, gas);
@@ -374,4 +382,44 @@ fn recompiler_matches_interpreter_gp072() {
         return;
     }
     check(Spec::Gp0_7_2, iters(), seed() ^ 0x5555);
+}
+
+/// The interpreter fuses hot pairs of ops (`program/lower.rs`, `FUSED`); the recompiler compiles
+/// the unfused ops. Programs made mostly of the kinds in those pairs (loads and stores that may
+/// fault, branches as second halves), with longer step-mode prefixes (where a fused op executes
+/// only its first half).
+#[test]
+fn recompiler_matches_interpreter_on_fused_pairs() {
+    if !Backend::recompiler_supported() {
+        return;
+    }
+    let fusable = [
+        O::Add64,
+        O::Xor,
+        O::Or,
+        O::Mul64,
+        O::MulUpperSS,
+        O::AddImm64,
+        O::AndImm,
+        O::ShloLImm64,
+        O::ShloRImm64,
+        O::RotR64Imm,
+        O::LoadIndU8,
+        O::LoadIndU64,
+        O::StoreIndU8,
+        O::StoreIndU64,
+        O::BranchLtU,
+        O::BranchLtS,
+        O::Sub64,
+        O::LoadImm,
+        O::BranchNe,
+        O::Trap,
+    ];
+    for spec in [Spec::Gp0_8_0, Spec::Gp0_7_2] {
+        let mut ops: Vec<O> = fusable.to_vec();
+        if spec == Spec::Gp0_8_0 {
+            ops.push(O::Unlikely);
+        }
+        check_with(spec, iters(), seed() ^ 0xF05E, &ops, 40);
+    }
 }

@@ -159,28 +159,152 @@ pub(crate) fn interpret<const STEP: bool>(
         // next position is in bounds or one past the end (never dereferenced then).
         ip = unsafe { ip.add(1) };
         executed_one = true;
-        macro_rules! load {
-            ($n:literal, $addr:expr, $dst:expr, $conv:expr) => {{
+        macro_rules! load_at {
+            ($n:literal, $addr:expr, $dst:expr, $conv:expr, $pc:expr) => {{
                 let addr: u32 = $addr;
                 // SAFETY: `table_view` is the table of `mem`, borrowed for the whole loop.
                 let fast = unsafe { table_view.load::<$n>(addr) };
                 match fast.map_or_else(|| mem.load_slow::<$n>(addr), Ok) {
                     Ok(b) => r!($dst) = $conv(b),
-                    Err(t) => trap!(t, op.pc),
+                    Err(t) => trap!(t, $pc),
                 }
             }};
         }
-        macro_rules! store {
-            ($n:literal, $addr:expr, $bytes:expr) => {{
+        macro_rules! load {
+            ($n:literal, $addr:expr, $dst:expr, $conv:expr) => {
+                load_at!($n, $addr, $dst, $conv, op.pc)
+            };
+        }
+        macro_rules! store_at {
+            ($n:literal, $addr:expr, $bytes:expr, $pc:expr) => {{
                 let (addr, bytes): (u32, [u8; $n]) = ($addr, $bytes);
                 // SAFETY: `table_view` is the table of `mem`, borrowed exclusively for the whole
                 // loop.
                 let fast = unsafe { table_view.store::<$n>(addr, bytes) };
                 if !fast {
                     if let Err(t) = mem.store_slow(addr, &bytes) {
-                        trap!(t, op.pc);
+                        trap!(t, $pc);
                     }
                 }
+            }};
+        }
+        macro_rules! store {
+            ($n:literal, $addr:expr, $bytes:expr) => {
+                store_at!($n, $addr, $bytes, op.pc)
+            };
+        }
+        // The semantics of the kinds that take part in fused pairs, for an op `$o` (the same as
+        // their arms below).
+        macro_rules! sem {
+            (Nop, $o:ident) => {{
+                let _ = $o;
+            }};
+            (Add64, $o:ident) => {
+                r!($o.d) = r!($o.a).wrapping_add(r!($o.b))
+            };
+            (Sub64, $o:ident) => {
+                r!($o.d) = r!($o.a).wrapping_sub(r!($o.b))
+            };
+            (LoadImm, $o:ident) => {
+                r!($o.a) = $o.imm()
+            };
+            (Xor, $o:ident) => {
+                r!($o.d) = r!($o.a) ^ r!($o.b)
+            };
+            (Or, $o:ident) => {
+                r!($o.d) = r!($o.a) | r!($o.b)
+            };
+            (Mul64, $o:ident) => {
+                r!($o.d) = r!($o.a).wrapping_mul(r!($o.b))
+            };
+            (MulUpperSS, $o:ident) => {
+                r!($o.d) = (((r!($o.a) as i64 as i128) * (r!($o.b) as i64 as i128)) >> 64) as u64
+            };
+            (AddImm64, $o:ident) => {
+                r!($o.a) = r!($o.b).wrapping_add($o.imm())
+            };
+            (AndImm, $o:ident) => {
+                r!($o.a) = r!($o.b) & $o.imm()
+            };
+            (ShloLImm64, $o:ident) => {
+                r!($o.a) = r!($o.b) << ($o.imm() & 63)
+            };
+            (ShloRImm64, $o:ident) => {
+                r!($o.a) = r!($o.b) >> ($o.imm() & 63)
+            };
+            (RotR64Imm, $o:ident) => {
+                r!($o.a) = r!($o.b).rotate_right(($o.imm() & 63) as u32)
+            };
+            (LoadIndU8, $o:ident) => {
+                load_at!(
+                    1,
+                    r!($o.b).wrapping_add($o.imm()) as u32,
+                    $o.a,
+                    |b: [u8; 1]| b[0] as u64,
+                    $o.pc
+                )
+            };
+            (LoadIndU64, $o:ident) => {
+                load_at!(
+                    8,
+                    r!($o.b).wrapping_add($o.imm()) as u32,
+                    $o.a,
+                    u64::from_le_bytes,
+                    $o.pc
+                )
+            };
+            (StoreIndU8, $o:ident) => {
+                store_at!(
+                    1,
+                    r!($o.b).wrapping_add($o.imm()) as u32,
+                    [r!($o.a) as u8],
+                    $o.pc
+                )
+            };
+            (StoreIndU64, $o:ident) => {
+                store_at!(
+                    8,
+                    r!($o.b).wrapping_add($o.imm()) as u32,
+                    r!($o.a).to_le_bytes(),
+                    $o.pc
+                )
+            };
+            (BranchLtU, $o:ident) => {{
+                let t = if r!($o.a) < r!($o.b) {
+                    op_at!($o.imm() as usize)
+                } else {
+                    ip
+                };
+                goto_block!(t, $o.pc);
+            }};
+            (BranchNe, $o:ident) => {{
+                let t = if r!($o.a) != r!($o.b) {
+                    op_at!($o.imm() as usize)
+                } else {
+                    ip
+                };
+                goto_block!(t, $o.pc);
+            }};
+            (BranchLtS, $o:ident) => {{
+                let t = if (r!($o.a) as i64) < (r!($o.b) as i64) {
+                    op_at!($o.imm() as usize)
+                } else {
+                    ip
+                };
+                goto_block!(t, $o.pc);
+            }};
+        }
+        // A fused pair: the first half with `op`, then the op of the next slot.
+        macro_rules! pair {
+            ($first:ident, $second:ident) => {{
+                sem!($first, op);
+                // SAFETY: a pair is fused only inside a block, so the second op is in the same
+                // compiled block, at `ip`.
+                let second = unsafe { &*ip };
+                // SAFETY: `ip` points at an op of the array, so one past it is in bounds or one
+                // past the end (dereferenced only if it is an op of the block, as above).
+                ip = unsafe { ip.add(1) };
+                sem!($second, second);
             }};
         }
         macro_rules! branch {
@@ -205,7 +329,10 @@ pub(crate) fn interpret<const STEP: bool>(
                 (op.imm() >> 32) as u32
             };
         }
-        match op.k {
+        // Step mode executes one instruction: only the first half of a fused pair (the second
+        // half's op is the next slot).
+        let k = if STEP { op.k.first() } else { op.k };
+        match k {
             // Execution ran into the next block's `Charge` slot (no instruction does this today:
             // blocks end in terminators, which jump, branch or trap). Enter it like a jump would.
             K::Charge => {
@@ -520,6 +647,43 @@ pub(crate) fn interpret<const STEP: bool>(
             K::MaxU => r!(op.d) = r!(op.a).max(r!(op.b)),
             K::Min => r!(op.d) = (r!(op.a) as i64).min(r!(op.b) as i64) as u64,
             K::MinU => r!(op.d) = r!(op.a).min(r!(op.b)),
+            K::Add64LoadIndU64 => pair!(Add64, LoadIndU64),
+            K::XorRotR64Imm => pair!(Xor, RotR64Imm),
+            K::LoadIndU64Add64 => pair!(LoadIndU64, Add64),
+            K::RotR64ImmAdd64 => pair!(RotR64Imm, Add64),
+            K::Add64Xor => pair!(Add64, Xor),
+            K::ShloLImm64Add64 => pair!(ShloLImm64, Add64),
+            K::Add64StoreIndU64 => pair!(Add64, StoreIndU64),
+            K::LoadIndU8ShloLImm64 => pair!(LoadIndU8, ShloLImm64),
+            K::LoadIndU64Xor => pair!(LoadIndU64, Xor),
+            K::Mul64MulUpperSS => pair!(Mul64, MulUpperSS),
+            K::ShloLImm64ShloRImm64 => pair!(ShloLImm64, ShloRImm64),
+            K::ShloRImm64Or => pair!(ShloRImm64, Or),
+            K::OrMul64 => pair!(Or, Mul64),
+            K::Add64BranchLtS => pair!(Add64, BranchLtS),
+            K::AddImm64AddImm64 => pair!(AddImm64, AddImm64),
+            K::LoadIndU64AddImm64 => pair!(LoadIndU64, AddImm64),
+            K::AddImm64BranchLtU => pair!(AddImm64, BranchLtU),
+            K::NopLoadIndU64 => pair!(Nop, LoadIndU64),
+            K::Add64StoreIndU8 => pair!(Add64, StoreIndU8),
+            K::Add64Add64 => pair!(Add64, Add64),
+            K::StoreIndU8BranchLtU => pair!(StoreIndU8, BranchLtU),
+            K::AndImmShloLImm64 => pair!(AndImm, ShloLImm64),
+            K::ShloRImm64StoreIndU8 => pair!(ShloRImm64, StoreIndU8),
+            K::RotR64ImmLoadIndU64 => pair!(RotR64Imm, LoadIndU64),
+            K::StoreIndU64LoadIndU8 => pair!(StoreIndU64, LoadIndU8),
+            K::StoreIndU64Add64 => pair!(StoreIndU64, Add64),
+            K::LoadIndU64RotR64Imm => pair!(LoadIndU64, RotR64Imm),
+            K::XorAdd64 => pair!(Xor, Add64),
+            K::MulUpperSSShloLImm64 => pair!(MulUpperSS, ShloLImm64),
+            K::OrAdd64 => pair!(Or, Add64),
+            K::OrAndImm => pair!(Or, AndImm),
+            K::AndImmAdd64 => pair!(AndImm, Add64),
+            K::Add64Sub64 => pair!(Add64, Sub64),
+            K::Sub64AddImm64 => pair!(Sub64, AddImm64),
+            K::AddImm64LoadImm => pair!(AddImm64, LoadImm),
+            K::LoadImmAdd64 => pair!(LoadImm, Add64),
+            K::Add64BranchNe => pair!(Add64, BranchNe),
         }
     }
 }

@@ -31,7 +31,7 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use super::lower::{lower, Op, Reg, K};
+use super::lower::{fuse, lower, Op, Reg, K};
 use super::JumpTable;
 use crate::error::{InvalidCodeReason, ProgramError};
 use crate::gas::simulator;
@@ -67,6 +67,9 @@ pub(crate) struct OpTable {
     /// For every jump-table entry: the target block's `Charge` slot, or [`INVALID_SLOT`].
     pub jump_table: SlotTable,
     compile_lock: Mutex<()>,
+    /// Fuse hot op pairs when compiling a block (`lower::fuse`): only for programs that the
+    /// interpreter alone executes (the recompiler reads the ops and knows no fused kinds).
+    pub fuse: bool,
 }
 
 // SAFETY: the only shared mutation of `ops` is the publication protocol described in the module
@@ -261,6 +264,7 @@ pub(crate) fn scan(
             mask: 0,
         },
         compile_lock: Mutex::new(()),
+        fuse: false,
     };
     let slot = |t: u64| {
         u32::try_from(t)
@@ -451,6 +455,17 @@ impl OpTable {
                 .map_or(self.ops.len() as u32, |n| n.slot),
             slot
         );
+        if self.fuse {
+            let first = block.slot as usize + 1;
+            let cells = &self.ops[first..slot as usize];
+            // SAFETY: as for the writes above: these are this (uncompiled, so unreachable)
+            // block's slots, written only under the lock we hold. `UnsafeCell<Op>` has the layout
+            // of `Op`, so the run of cells is a run of ops.
+            let ops = unsafe {
+                std::slice::from_raw_parts_mut(UnsafeCell::raw_get(cells.as_ptr()), cells.len())
+            };
+            fuse(ops);
+        }
         let cost = match spec {
             Spec::Gp0_8_0 => simulator::block_cost(code, block.pc),
             Spec::Gp0_7_2 => count,

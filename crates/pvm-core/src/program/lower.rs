@@ -155,6 +155,167 @@ pub(crate) enum K {
     MaxU,
     Min,
     MinU,
+    // Fused pairs (interpreter programs only, see [`fuse`]): the op executes itself and then the
+    // op in the next slot, which stays in place (for step mode, where the fused op executes only
+    // its first half, and for the recompiler, which never sees fused kinds).
+    Add64LoadIndU64,
+    XorRotR64Imm,
+    LoadIndU64Add64,
+    RotR64ImmAdd64,
+    Add64Xor,
+    ShloLImm64Add64,
+    Add64StoreIndU64,
+    LoadIndU8ShloLImm64,
+    LoadIndU64Xor,
+    Mul64MulUpperSS,
+    ShloLImm64ShloRImm64,
+    ShloRImm64Or,
+    OrMul64,
+    Add64BranchLtS,
+    AddImm64AddImm64,
+    LoadIndU64AddImm64,
+    AddImm64BranchLtU,
+    NopLoadIndU64,
+    Add64StoreIndU8,
+    Add64Add64,
+    StoreIndU8BranchLtU,
+    AndImmShloLImm64,
+    ShloRImm64StoreIndU8,
+    RotR64ImmLoadIndU64,
+    StoreIndU64LoadIndU8,
+    StoreIndU64Add64,
+    LoadIndU64RotR64Imm,
+    XorAdd64,
+    MulUpperSSShloLImm64,
+    OrAdd64,
+    OrAndImm,
+    AndImmAdd64,
+    Add64Sub64,
+    Sub64AddImm64,
+    AddImm64LoadImm,
+    LoadImmAdd64,
+    Add64BranchNe,
+}
+
+/// Every fused kind, as a pattern.
+macro_rules! fused_kinds {
+    () => {
+        K::Add64LoadIndU64
+            | K::XorRotR64Imm
+            | K::LoadIndU64Add64
+            | K::RotR64ImmAdd64
+            | K::Add64Xor
+            | K::ShloLImm64Add64
+            | K::Add64StoreIndU64
+            | K::LoadIndU8ShloLImm64
+            | K::LoadIndU64Xor
+            | K::Mul64MulUpperSS
+            | K::ShloLImm64ShloRImm64
+            | K::ShloRImm64Or
+            | K::OrMul64
+            | K::Add64BranchLtS
+            | K::AddImm64AddImm64
+            | K::LoadIndU64AddImm64
+            | K::AddImm64BranchLtU
+            | K::NopLoadIndU64
+            | K::Add64StoreIndU8
+            | K::Add64Add64
+            | K::StoreIndU8BranchLtU
+            | K::AndImmShloLImm64
+            | K::ShloRImm64StoreIndU8
+            | K::RotR64ImmLoadIndU64
+            | K::StoreIndU64LoadIndU8
+            | K::StoreIndU64Add64
+            | K::LoadIndU64RotR64Imm
+            | K::XorAdd64
+            | K::MulUpperSSShloLImm64
+            | K::OrAdd64
+            | K::OrAndImm
+            | K::AndImmAdd64
+            | K::Add64Sub64
+            | K::Sub64AddImm64
+            | K::AddImm64LoadImm
+            | K::LoadImmAdd64
+            | K::Add64BranchNe
+    };
+}
+pub(crate) use fused_kinds;
+
+/// The fused pairs: (first, second, fused). The second may be a block's terminator (a branch).
+const FUSED: [(K, K, K); 37] = [
+    (K::Add64, K::LoadIndU64, K::Add64LoadIndU64),
+    (K::Xor, K::RotR64Imm, K::XorRotR64Imm),
+    (K::LoadIndU64, K::Add64, K::LoadIndU64Add64),
+    (K::RotR64Imm, K::Add64, K::RotR64ImmAdd64),
+    (K::Add64, K::Xor, K::Add64Xor),
+    (K::ShloLImm64, K::Add64, K::ShloLImm64Add64),
+    (K::Add64, K::StoreIndU64, K::Add64StoreIndU64),
+    (K::LoadIndU8, K::ShloLImm64, K::LoadIndU8ShloLImm64),
+    (K::LoadIndU64, K::Xor, K::LoadIndU64Xor),
+    (K::Mul64, K::MulUpperSS, K::Mul64MulUpperSS),
+    (K::ShloLImm64, K::ShloRImm64, K::ShloLImm64ShloRImm64),
+    (K::ShloRImm64, K::Or, K::ShloRImm64Or),
+    (K::Or, K::Mul64, K::OrMul64),
+    (K::Add64, K::BranchLtS, K::Add64BranchLtS),
+    (K::AddImm64, K::AddImm64, K::AddImm64AddImm64),
+    (K::LoadIndU64, K::AddImm64, K::LoadIndU64AddImm64),
+    (K::AddImm64, K::BranchLtU, K::AddImm64BranchLtU),
+    (K::Nop, K::LoadIndU64, K::NopLoadIndU64),
+    (K::Add64, K::StoreIndU8, K::Add64StoreIndU8),
+    (K::Add64, K::Add64, K::Add64Add64),
+    (K::StoreIndU8, K::BranchLtU, K::StoreIndU8BranchLtU),
+    (K::AndImm, K::ShloLImm64, K::AndImmShloLImm64),
+    (K::ShloRImm64, K::StoreIndU8, K::ShloRImm64StoreIndU8),
+    (K::RotR64Imm, K::LoadIndU64, K::RotR64ImmLoadIndU64),
+    (K::StoreIndU64, K::LoadIndU8, K::StoreIndU64LoadIndU8),
+    (K::StoreIndU64, K::Add64, K::StoreIndU64Add64),
+    (K::LoadIndU64, K::RotR64Imm, K::LoadIndU64RotR64Imm),
+    (K::Xor, K::Add64, K::XorAdd64),
+    (K::MulUpperSS, K::ShloLImm64, K::MulUpperSSShloLImm64),
+    (K::Or, K::Add64, K::OrAdd64),
+    (K::Or, K::AndImm, K::OrAndImm),
+    (K::AndImm, K::Add64, K::AndImmAdd64),
+    (K::Add64, K::Sub64, K::Add64Sub64),
+    (K::Sub64, K::AddImm64, K::Sub64AddImm64),
+    (K::AddImm64, K::LoadImm, K::AddImm64LoadImm),
+    (K::LoadImm, K::Add64, K::LoadImmAdd64),
+    (K::Add64, K::BranchNe, K::Add64BranchNe),
+];
+
+impl K {
+    /// The fused kind for `self` followed by `next`, if that pair is fused.
+    pub fn fuse(self, next: K) -> Option<K> {
+        FUSED
+            .iter()
+            .find(|(a, b, _)| *a == self && *b == next)
+            .map(|&(_, _, f)| f)
+    }
+
+    /// The first half of a fused kind (itself for every other kind): what step mode executes.
+    #[inline]
+    pub fn first(self) -> K {
+        if (self as u8) < (K::Add64LoadIndU64 as u8) {
+            return self;
+        }
+        FUSED
+            .iter()
+            .find(|(_, _, f)| *f == self)
+            .map_or(self, |&(a, _, _)| a)
+    }
+}
+
+/// Fuses the hot pairs of the ops of one block (`ops`: its instructions, without the `Charge`
+/// slot), greedily from the start: each op takes part in at most one pair.
+pub(crate) fn fuse(ops: &mut [Op]) {
+    let mut i = 0;
+    while i + 1 < ops.len() {
+        if let Some(f) = ops[i].k.fuse(ops[i + 1].k) {
+            ops[i].k = f;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
 }
 
 fn kind_of(op: Opcode) -> K {

@@ -13,7 +13,7 @@ use crate::isa::{Code, Instruction};
 use crate::{Backend, Spec};
 pub use blob::{Blob, JumpTable, StandardParts};
 pub(crate) use lazy::{OpTable, INVALID_TARGET, UNCOMPILED};
-pub(crate) use lower::{Op, K};
+pub(crate) use lower::{fused_kinds, Op, K};
 
 /// Z_Z: the standard-program zone size (GP A.7).
 pub const ZONE_SIZE: u64 = 1 << 16;
@@ -298,7 +298,8 @@ fn compile(blob: Blob, options: ProgramOptions) -> Result<ProgramInner, ProgramE
         code: &blob.code,
         bitmask: &blob.bitmask,
     };
-    let table = lazy::scan(&code, spec, &blob.jump_table)?;
+    let mut table = lazy::scan(&code, spec, &blob.jump_table)?;
+    table.fuse = backend == Backend::Interpreter;
     let native = match backend {
         Backend::Recompiler => Some(crate::recompiler::Compiled::new(&table, &code, spec)?),
         _ => None,

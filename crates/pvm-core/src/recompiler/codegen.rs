@@ -1264,6 +1264,8 @@ impl Gen<'_> {
                 self.a.cmov(Size::B64, c, RAX, map.rm(b));
                 self.set(d, RAX);
             }
+            // Only in interpreter programs (`OpTable::fuse`).
+            crate::program::fused_kinds!() => unreachable!("a fused op in a recompiled program"),
         }
     }
 
