@@ -43,6 +43,8 @@ pub(crate) mod frame {
     pub const G12: i32 = 32;
     /// Exit pc (u32) and, at +4, the exit kind (u32).
     pub const EXIT: i32 = 40;
+    /// The executed-instruction counter (u64).
+    pub const INSTRUCTIONS: i32 = 48;
     /// Frame size (keeps rsp 16-byte aligned after six pushes).
     pub const SIZE: i32 = 56;
 }
@@ -54,6 +56,7 @@ pub(crate) mod ctx {
     pub const TABLE: i32 = 112;
     pub const INTR: i32 = 120;
     pub const EXIT: i32 = 128;
+    pub const INSTRUCTIONS: i32 = 136;
 }
 
 /// Exit kinds written to the exit record.
@@ -266,6 +269,7 @@ impl Gen<'_> {
             (ctx::TABLE, frame::TABLE),
             (ctx::INTR, frame::INTR),
             (ctx::REGS + 96, frame::G12),
+            (ctx::INSTRUCTIONS, frame::INSTRUCTIONS),
         ] {
             a.mov_r_rm(Size::B64, RAX, Rm::mem(RDI, from));
             a.mov_rm_r(Size::B64, Rm::mem(RSP, to), RAX);
@@ -302,6 +306,7 @@ impl Gen<'_> {
             (frame::G12, ctx::REGS + 96),
             (frame::GAS, ctx::GAS),
             (frame::EXIT, ctx::EXIT),
+            (frame::INSTRUCTIONS, ctx::INSTRUCTIONS),
         ] {
             a.mov_r_rm(Size::B64, RCX, Rm::mem(RSP, from));
             a.mov_rm_r(Size::B64, Rm::mem(RAX, to), RCX);
@@ -410,6 +415,14 @@ impl Gen<'_> {
         self.entries.push((oog, info.pc, cost));
         self.add_gas(Alu::Sub, cost);
         self.a.jcc(Cond::L, oog);
+        // The block's instructions count as executed; an exit inside the block takes back the
+        // ones it did not execute (`Instance::run_native`).
+        self.a.alu_rm_imm(
+            Size::B64,
+            Alu::Add,
+            Rm::mem(RSP, frame::INSTRUCTIONS),
+            (end - info.slot - 1) as i32,
+        );
         let next = self.block_labels.get(b + 1).copied();
         for slot in info.slot + 1..end {
             let op = self.table.op(slot);
