@@ -254,7 +254,7 @@ impl Instance {
         self.instructions
     }
 
-    /// Sets the executed-instruction counter (e.g. to 0 before an invocation).
+    /// Sets the executed-instruction counter (e.g. to 0 before an invocation); it wraps at 2^64.
     pub fn set_instruction_count(&mut self, count: u64) {
         self.instructions = count;
     }
@@ -386,7 +386,9 @@ impl Instance {
                         // As the interpreter leaves a host call: pc at the `ecalli`, χ set
                         // (GP 0.8.0), resumption at the next op.
                         let slot = program.op_for_pc(pc).expect("an ecalli is an instruction");
-                        self.instructions -= (table.block_end_slot(slot) - slot - 1) as u64;
+                        self.instructions = self
+                            .instructions
+                            .wrapping_sub((table.block_end_slot(slot) - slot - 1) as u64);
                         let id = table.op(slot).imm() as u32;
                         self.pc = pc;
                         self.gas_charged = !gp072;
@@ -412,7 +414,7 @@ impl Instance {
                         // step below executes (and counts) the one at `pc`.
                         let slot = program.op_for_pc(pc).expect("a yield is at an instruction");
                         let rest = table.block_end_slot(slot) - slot;
-                        self.instructions -= rest as u64;
+                        self.instructions = self.instructions.wrapping_sub(rest as u64);
                         if gp072 {
                             // Give back the pre-charged instructions from `pc` on; the step
                             // below charges the one at `pc`.
@@ -454,7 +456,9 @@ impl Instance {
             // Compiled code continues the block after the `ecalli`: count the rest of it again,
             // as the host-call exit took it back.
             let slot = self.resume_slot;
-            self.instructions += (program.table.block_end_slot(slot) - slot) as u64;
+            self.instructions = self
+                .instructions
+                .wrapping_add((program.table.block_end_slot(slot) - slot) as u64);
             return Some(entry);
         }
         self.native_entry_block(program)
@@ -555,7 +559,7 @@ impl Instance {
                     if let Some(e) = self.charge_one() {
                         return Some(e);
                     }
-                    self.instructions += 1;
+                    self.instructions = self.instructions.wrapping_add(1);
                     return Some(Exit::Panic);
                 }
             },

@@ -388,3 +388,18 @@ fn guests_match_the_polkavm_instruction_counts() {
     }
     assert!(checked >= 5, "{checked} programs checked");
 }
+
+#[test]
+fn the_counter_wraps_at_2_pow_64() {
+    for spec in SPECS {
+        for backend in backends() {
+            let p = with_backend(&fault_loop(spec, true), backend);
+            let mut vm = p.instantiate(&[]).unwrap();
+            vm.set_gas(1 << 20);
+            vm.set_instruction_count(u64::MAX - 1);
+            let trace = drive(&mut vm, Mode::Run, 0, 0);
+            assert_eq!(trace.last().unwrap().0, Exit::Halt);
+            assert_eq!(vm.instruction_count(), 29 - 2, "{spec:?} {backend:?}");
+        }
+    }
+}

@@ -81,7 +81,8 @@ pub(crate) fn interpret<const STEP: bool>(
             let slot = unsafe { ip.offset_from(base) } as u32;
             // SAFETY: as above, `ip` and `start_ip` are in the same allocation.
             let span = unsafe { ip.offset_from(start_ip) };
-            st.instructions += (span - moved / std::mem::size_of::<Op>() as isize) as u64;
+            let executed = (span - moved / std::mem::size_of::<Op>() as isize) as u64;
+            st.instructions = st.instructions.wrapping_add(executed);
             return ($e, $pc, $charged, slot);
         }};
     }
