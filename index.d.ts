@@ -221,6 +221,15 @@ export declare class Pvm {
   get gas(): bigint
   set gas(value: bigint | number)
   /**
+   * Instructions executed since creation (or the last assignment), the same with `run`,
+   * `step` and either backend (GP 0.8.0 gas is not an instruction count). Each execution of
+   * an instruction counts once, including the one that exits (`trap`, `ecalli`, the halting
+   * jump, a faulting load or store; retried, it counts again); an instruction that does not
+   * start (out of gas, interrupted) does not. `invoke` keeps counting.
+   */
+  get instructionCount(): bigint
+  set instructionCount(value: bigint | number)
+  /**
    * The pc ı. After an `ecalli` it is the `ecalli`'s pc (also inside the handler). Setting it
    * also cancels "continue after the ecalli": the next run starts exactly there.
    */

@@ -290,6 +290,15 @@ void pvm_set_pc(pvm_vm_t* vm, uint32_t pc);
 int pvm_get_gas_charged(pvm_vm_t* vm);
 void pvm_set_gas_charged(pvm_vm_t* vm, int charged);
 
+/* [ext] Instructions executed since creation (or the last pvm_set_instruction_count), the same
+ * for pvm_execute, pvm_step and either backend (GP 0.8.0 gas is not an instruction count). Each
+ * execution of an instruction counts once, including the one that exits (trap, ecalli, the
+ * halting jump, a faulting load/store - retried, it counts again); an instruction that does not
+ * start (out of gas, interrupted, a GP 0.8.0 non-instruction pc) does not. pvm_invoke keeps
+ * counting. 0 on error. */
+uint64_t pvm_get_instruction_count(pvm_vm_t* vm);
+void pvm_set_instruction_count(pvm_vm_t* vm, uint64_t count); /* [ext] */
+
 /* Heap end used by GP 0.7.2 sbrk (no effect on GP 0.8.0 programs). */
 void pvm_set_heap_pointer(pvm_vm_t* vm, uint32_t addr);
 uint32_t pvm_get_heap_pointer(pvm_vm_t* vm); /* [ext] */

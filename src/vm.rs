@@ -1186,6 +1186,29 @@ impl Pvm {
         })
     }
 
+    /// Instructions executed since creation (or the last assignment), the same with `run`,
+    /// `step` and either backend (GP 0.8.0 gas is not an instruction count). Each execution of
+    /// an instruction counts once, including the one that exits (`trap`, `ecalli`, the halting
+    /// jump, a faulting load or store; retried, it counts again); an instruction that does not
+    /// start (out of gas, interrupted) does not. `invoke` keeps counting.
+    #[napi(getter, ts_return_type = "bigint")]
+    pub fn instruction_count(&self, env: &Env) -> Result<Val> {
+        let env = env.raw();
+        self.guard(env, || {
+            self.with(|i| i.instruction_count())
+                .and_then(|n| js::bigint_u64(env, n))
+        })
+    }
+
+    #[napi(setter, ts_args_type = "value: bigint | number")]
+    pub fn set_instruction_count(&self, env: &Env, value: Unknown) -> Result<()> {
+        let env = env.raw();
+        self.guard(env, || {
+            let n = js::to_u64(env, value.raw(), "instructionCount")?;
+            self.with(|i| i.set_instruction_count(n))
+        })
+    }
+
     /// The pc ı. After an `ecalli` it is the `ecalli`'s pc (also inside the handler). Setting it
     /// also cancels "continue after the ecalli": the next run starts exactly there.
     #[napi(getter)]

@@ -725,6 +725,77 @@ static void test_hostcalls_guest(const char* path) {
 }
 
 
+/* ---- the executed-instruction count: pvm_step counts one per instruction, runs agree ---- */
+
+static void test_instruction_count(void) {
+    prog_t p;
+    add_program(&p);
+    pvm_vm_t* vm = create(&p, 0);
+    if (!vm) return;
+    CHECK_EQ(pvm_get_instruction_count(vm), 0);
+    CHECK_EQ(pvm_execute(vm, 0, 0), PVM_RESULT_OOG); /* out of gas: nothing executed */
+    CHECK_EQ(pvm_get_instruction_count(vm), 0);
+    pvm_set_gas(vm, 1000);
+    uint64_t steps = 0;
+    while (pvm_step(vm) == PVM_RESULT_STEPPED) {
+        steps++;
+        CHECK_EQ(pvm_get_instruction_count(vm), steps);
+    }
+    CHECK_EQ(steps, 4);
+    CHECK_EQ(pvm_get_instruction_count(vm), 5); /* the halting jump_ind counts */
+    pvm_set_instruction_count(vm, 7);
+    CHECK_EQ(pvm_get_instruction_count(vm), 7);
+    pvm_destroy(vm);
+    CHECK_EQ(pvm_get_instruction_count(NULL), 0);
+    pvm_set_instruction_count(NULL, 1);
+
+    /* host_program: run to the ecalli (3 instructions, the ecalli included), resume: 6 in all */
+    host_program(&p);
+    vm = create(&p, 1000);
+    if (!vm) return;
+    pvm_set_memory_bounds(vm, 0x20000, 0x21000, 0x10000, 0x10800, 0x30000, 0x30010, 0xFE000,
+                          0x100000);
+    CHECK_EQ(pvm_execute(vm, 0, 0), PVM_RESULT_HOST_CALL); /* no callback */
+    CHECK_EQ(pvm_get_instruction_count(vm), 3);
+    CHECK_EQ(pvm_resume(vm), PVM_RESULT_OK);
+    CHECK_EQ(pvm_get_instruction_count(vm), 6);
+    pvm_destroy(vm);
+}
+
+static void test_instruction_count_guest(const char* path) {
+    FILE* f = fopen(path, "rb");
+    if (!f) {
+        failed++;
+        return;
+    }
+    static uint8_t buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    int backends[2] = {PVM_BACKEND_INTERPRETER, PVM_BACKEND_RECOMPILER};
+    for (int b = 0; b < (pvm_recompiler_supported() ? 2 : 1); b++) {
+        for (int stepping = 0; stepping < 2; stepping++) {
+            pvm_vm_t* vm = pvm_create_standard_ex(buf, n, 0, NULL, 0, PVM_SPEC_0_8_0, 100000000,
+                                                  backends[b]);
+            CHECK(vm != NULL);
+            if (!vm) return;
+            pvm_set_host_callback(vm, hostcalls_callback);
+            hc_numbers = 0;
+            hc_logs = 0;
+            if (stepping) {
+                pvm_result_t r;
+                uint64_t steps = 0;
+                while ((r = pvm_step(vm)) == PVM_RESULT_STEPPED) steps++;
+                CHECK_EQ(r, PVM_RESULT_OK);
+                CHECK_EQ(steps + 1, 357);
+            } else {
+                CHECK_EQ(pvm_execute(vm, 0, 0), PVM_RESULT_OK);
+            }
+            CHECK_EQ(pvm_get_instruction_count(vm), 357); /* as PolkaVM counts (bench/README.md) */
+            pvm_destroy(vm);
+        }
+    }
+}
+
 /* ---- inner PVMs: the PVM-level host calls ---- */
 
 static int refine_ids[16], refine_codes[16], refine_calls;
@@ -1100,6 +1171,7 @@ int main(int argc, char** argv) {
     test_invalid_inputs();
     test_sbrk_072();
     test_standard_program();
+    test_instruction_count();
     test_builtin_refine_guest();
     test_builtin_errors_and_oog();
     test_tracing();
@@ -1107,6 +1179,7 @@ int main(int argc, char** argv) {
     test_jip6_replay_errors();
     if (argc > 1) {
         test_hostcalls_guest(argv[1]);
+        test_instruction_count_guest(argv[1]);
         test_jip6_hostcalls(argv[1]);
     }
     pvm_clear_error();

@@ -192,6 +192,30 @@ pub unsafe extern "C" fn pvm_set_gas_charged(vm: *mut pvm_vm_t, charged: c_int) 
     })
 }
 
+/// The number of instructions executed since creation (or the last
+/// `pvm_set_instruction_count`); see `Instance::instruction_count` (0 on error).
+///
+/// # Safety
+/// `vm` must be NULL or a pointer returned by a `pvm_create*` function.
+#[no_mangle]
+pub unsafe extern "C" fn pvm_get_instruction_count(vm: *mut pvm_vm_t) -> u64 {
+    ffi(0, || with_vm(vm, |h| Ok(h.inst()?.instruction_count())))
+}
+
+/// Sets the executed-instruction count.
+///
+/// # Safety
+/// `vm` must be NULL or a pointer returned by a `pvm_create*` function.
+#[no_mangle]
+pub unsafe extern "C" fn pvm_set_instruction_count(vm: *mut pvm_vm_t, count: u64) {
+    ffi((), || {
+        with_vm(vm, |h| {
+            h.inst_mut()?.set_instruction_count(count);
+            Ok(())
+        })
+    })
+}
+
 /// Page address of the last page fault.
 ///
 /// # Safety

@@ -289,11 +289,11 @@ pub fn run_one_on(
     })
 }
 
-/// Counts executed instructions by running under the GP 0.7.2 model (one gas per instruction).
+/// Counts executed instructions ([`pvm_core::Instance::instruction_count`] of one GP 0.8.0 run
+/// on the default backend).
 pub fn count_instructions(p: &BenchProgram) -> Result<u64, String> {
-    let bytes = for_gp072(&p.bytes, p.standard)?;
-    let program = load(p, &bytes, Spec::Gp0_7_2, Backend::Interpreter)?;
+    let program = load(p, &p.bytes, Spec::Gp0_8_0, Backend::Auto)?;
     let mut vm = instantiate(p, &program)?;
     vm.run_with_host(|_, _| pvm_core::HostOutcome::Continue);
-    Ok((i64::MAX - vm.gas()) as u64)
+    Ok(vm.instruction_count())
 }

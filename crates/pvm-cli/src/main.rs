@@ -76,7 +76,8 @@ fn command_usage(cmd: &str) -> Option<String> {
             .to_string(),
         "run" => format!(
             "usage: pvm run [RUN OPTIONS] [--jip7 OUT.log] [--verbose|-v] FILE\n\
-            Runs FILE and prints the exit, pc, gas and registers (and the output of a halt).\n\
+            Runs FILE and prints the exit, pc, gas, the instructions executed and the registers (and\n\
+            the output of a halt).\n\
             --verbose, -v        also print the spec and the backend that ran\n\
             --jip7 OUT.log       record the host calls as a JIP-7 log (`-`: standard output);\n\
             \x20                    --jip6 is an alias\n{RUN_OPTIONS}"
@@ -467,6 +468,7 @@ fn cmd_run(args: &[String]) -> Result<ExitCode, String> {
     println!("pc: {}", vm.pc());
     println!("gas used: {}", gas - vm.gas());
     println!("gas left: {}", vm.gas());
+    println!("instructions: {}", vm.instruction_count());
     println!("registers: {:?}", vm.registers());
     if let pvm_core::Exit::HostCall(id) = exit {
         println!("note: stopped at host call {id} (answer host calls with --host continue, --inner or --replay LOG)");

@@ -188,3 +188,26 @@ fn info_shows_metadata_and_structure() {
     assert!(o.status.success());
     assert!(stdout(&o).contains("usage: pvm info"));
 }
+
+#[test]
+fn run_prints_the_executed_instruction_count() {
+    // The same count as the library's, answering every host call by continuing.
+    let bytes = std::fs::read(root().join(GUEST)).unwrap();
+    let program =
+        pvm_core::Program::from_standard(&bytes, false, pvm_core::ProgramOptions::default())
+            .unwrap();
+    let mut vm = program.instantiate(&[]).unwrap();
+    vm.set_gas(1 << 40);
+    vm.run_with_host(|_, _| pvm_core::HostOutcome::Continue);
+    let line = format!("\ninstructions: {}\n", vm.instruction_count());
+    assert!(vm.instruction_count() > 100);
+    let mut backends = vec!["interpreter"];
+    if Backend::recompiler_supported() {
+        backends.push("recompiler");
+    }
+    for backend in backends {
+        let o = pvm(&["run", "--backend", backend, "--host", "continue", GUEST]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains(&line), "{backend}: {}", stdout(&o));
+    }
+}

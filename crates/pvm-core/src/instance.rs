@@ -102,6 +102,8 @@ pub struct Instance {
     heap_top: u32,
     last_exit: Option<Exit>,
     interrupt: InterruptFlag,
+    /// See [`Instance::instruction_count`].
+    instructions: u64,
 }
 
 impl Instance {
@@ -119,6 +121,7 @@ impl Instance {
             heap_top: 0,
             last_exit: None,
             interrupt: InterruptFlag::default(),
+            instructions: 0,
         };
         let Some(layout) = inst.program.inner.standard.clone() else {
             if !args.is_empty() {
@@ -241,6 +244,21 @@ impl Instance {
         self.gas_charged = charged;
     }
 
+    /// The number of instructions executed since creation (or the last
+    /// [`Instance::set_instruction_count`]), the same with either backend, `run` or `step`. An
+    /// instruction counts once each time it executes, including the one that exits (`trap`,
+    /// `ecalli`, the halting jump, a faulting load or store, an invalid jump; a retried
+    /// instruction counts again); one not started (out of gas, interrupted, or a GP 0.8.0 entry
+    /// at a non-instruction pc) does not. Under GP 0.7.2 every counted instruction is one gas.
+    pub fn instruction_count(&self) -> u64 {
+        self.instructions
+    }
+
+    /// Sets the executed-instruction counter (e.g. to 0 before an invocation); it wraps at 2^64.
+    pub fn set_instruction_count(&mut self, count: u64) {
+        self.instructions = count;
+    }
+
     /// The memory.
     pub fn memory(&self) -> &Memory {
         &self.memory
@@ -353,17 +371,24 @@ impl Instance {
                     interrupt: &*self.interrupt.0,
                     exit_pc: 0,
                     exit_kind: 0,
+                    instructions: self.instructions,
                 };
                 // SAFETY: the table is `self.memory`'s, borrowed exclusively by `&mut self` for
                 // the call; the flag is this instance's; `entry` comes from `native`.
                 let exit = unsafe { native.run(&mut ctx, entry) };
                 self.regs[..NUM_REGISTERS].copy_from_slice(&ctx.regs);
                 self.gas = ctx.gas;
+                // Compiled code counts a block's instructions when it charges its gas; an exit
+                // inside a block takes back the ones that did not execute there.
+                self.instructions = ctx.instructions;
                 match exit {
                     NativeExit::HostCall(pc) => {
                         // As the interpreter leaves a host call: pc at the `ecalli`, χ set
                         // (GP 0.8.0), resumption at the next op.
                         let slot = program.op_for_pc(pc).expect("an ecalli is an instruction");
+                        self.instructions = self
+                            .instructions
+                            .wrapping_sub((table.block_end_slot(slot) - slot - 1) as u64);
                         let id = table.op(slot).imm() as u32;
                         self.pc = pc;
                         self.gas_charged = !gp072;
@@ -385,11 +410,15 @@ impl Instance {
                     }
                     NativeExit::Yield(pc) => {
                         self.pc = pc;
+                        // The instructions from `pc` on did not execute in compiled code; the
+                        // step below executes (and counts) the one at `pc`.
+                        let slot = program.op_for_pc(pc).expect("a yield is at an instruction");
+                        let rest = table.block_end_slot(slot) - slot;
+                        self.instructions = self.instructions.wrapping_sub(rest as u64);
                         if gp072 {
                             // Give back the pre-charged instructions from `pc` on; the step
                             // below charges the one at `pc`.
-                            let slot = program.op_for_pc(pc).expect("a yield is at an instruction");
-                            self.gas += (table.block_end_slot(slot) - slot) as i64;
+                            self.gas += rest as i64;
                         } else {
                             self.gas_charged = true;
                         }
@@ -424,6 +453,12 @@ impl Instance {
             let entry = native.resume_entry(next)?;
             self.pc = next;
             self.resume_after_host = false;
+            // Compiled code continues the block after the `ecalli`: count the rest of it again,
+            // as the host-call exit took it back.
+            let slot = self.resume_slot;
+            self.instructions = self
+                .instructions
+                .wrapping_add((program.table.block_end_slot(slot) - slot) as u64);
             return Some(entry);
         }
         self.native_entry_block(program)
@@ -518,9 +553,15 @@ impl Instance {
             Some(s) => s,
             None => match program.op_for_pc(self.pc) {
                 Some(s) => s,
-                // Not a position of the instruction walk: executes as `trap` (1 gas), as
-                // anan-as does.
-                None => return Some(self.charge_one().unwrap_or(Exit::Panic)),
+                // Not a position of the instruction walk: executes as `trap` (1 gas, one
+                // instruction), as anan-as does.
+                None => {
+                    if let Some(e) = self.charge_one() {
+                        return Some(e);
+                    }
+                    self.instructions = self.instructions.wrapping_add(1);
+                    return Some(Exit::Panic);
+                }
             },
         };
         loop {
@@ -582,10 +623,12 @@ impl Instance {
             gas: self.gas,
             heap_top: &mut self.heap_top,
             interrupt: &self.interrupt.0,
+            instructions: self.instructions,
         };
         let r =
             crate::interpreter::interpret::<STEP>(&self.program.inner, &mut state, slot as usize);
         self.gas = state.gas;
+        self.instructions = state.instructions;
         r
     }
 

@@ -251,13 +251,19 @@ fn instance(program: &Program, r: &mut Rng, regs: &[u64; 13], gas: i64) -> Insta
     vm
 }
 
-/// What must agree: exit, pc, gas, registers.
-type Snapshot = (Exit, u32, i64, [u64; 13]);
+/// What must agree: exit, pc, gas, registers, executed instructions.
+type Snapshot = (Exit, u32, i64, [u64; 13], u64);
 /// Every mapped page: number, access, contents.
 type Pages = Vec<(u32, Access, Vec<u8>)>;
 
 fn snapshot(vm: &Instance, e: Exit) -> Snapshot {
-    (e, vm.pc(), vm.gas(), *vm.registers())
+    (
+        e,
+        vm.pc(),
+        vm.gas(),
+        *vm.registers(),
+        vm.instruction_count(),
+    )
 }
 
 /// Runs to a final exit, answering host calls deterministically; returns every exit's state and
@@ -339,6 +345,19 @@ fn check_with(spec: Spec, iters: u64, seed: u64, ops: &[O], max_steps: u64) {
         let mut b = instance(&native, &mut Rng(seed_mem | 1), &regs, gas);
         let ra = run(&mut a, steps);
         let rb = run(&mut b, steps);
+        // Every third program also runs by `step()` alone on the interpreter: the same exits,
+        // instruction counts included.
+        if i % 3 == 0 {
+            let mut c = instance(&interp, &mut Rng(seed_mem | 1), &regs, gas);
+            let rc = run(&mut c, u32::MAX);
+            assert!(
+                rc == ra,
+                "{spec:?} program {i} (seed {seed}): stepping differs from running\n\
+                 stepping: {:?}\nrunning:  {:?}",
+                rc.0,
+                ra.0
+            );
+        }
         if ra != rb {
             let diverge = ra.0.iter().zip(&rb.0).position(|(x, y)| x != y);
             panic!(

@@ -16,6 +16,8 @@ pub(crate) struct State<'a> {
     pub gas: i64,
     pub heap_top: &'a mut u32,
     pub interrupt: &'a AtomicBool,
+    /// The executed-instruction counter; the loop adds the instructions it executed.
+    pub instructions: u64,
 }
 
 #[inline(always)]
@@ -57,6 +59,13 @@ pub(crate) fn interpret<const STEP: bool>(
     let interrupt = st.interrupt;
     let deficit = st.gas.min(0);
     let mut gas = st.gas.max(0);
+    // Executed instructions, counted by op position: one slot per instruction, and `ip` is
+    // advanced past an op before it executes (so an op that exits counts). `moved` accumulates
+    // the byte distance of every block entry (`ip` jumping from after the terminator to the
+    // target's first op), so at any point the count is `(ip - start) - moved` ops: one
+    // subtraction per block entry, nothing per instruction.
+    let start_ip = ip;
+    let mut moved: isize = 0;
 
     macro_rules! r {
         ($x:expr) => {
@@ -70,6 +79,10 @@ pub(crate) fn interpret<const STEP: bool>(
             // SAFETY: `ip` points into the table or one past an op in it, the same allocation
             // as `base`.
             let slot = unsafe { ip.offset_from(base) } as u32;
+            // SAFETY: as above, `ip` and `start_ip` are in the same allocation.
+            let span = unsafe { ip.offset_from(start_ip) };
+            let executed = (span - moved / std::mem::size_of::<Op>() as isize) as u64;
+            st.instructions = st.instructions.wrapping_add(executed);
             return ($e, $pc, $charged, slot);
         }};
     }
@@ -113,7 +126,9 @@ pub(crate) fn interpret<const STEP: bool>(
             }
             gas -= cost as i64;
             // SAFETY: the block is compiled and its first op follows its `Charge` slot.
-            ip = unsafe { target.add(1) };
+            let first = unsafe { target.add(1) };
+            moved += (first as isize).wrapping_sub(ip as isize);
+            ip = first;
         }};
     }
     macro_rules! op_at {
@@ -336,6 +351,8 @@ pub(crate) fn interpret<const STEP: bool>(
             // Execution ran into the next block's `Charge` slot (no instruction does this today:
             // blocks end in terminators, which jump, branch or trap). Enter it like a jump would.
             K::Charge => {
+                // The `Charge` slot is no instruction: do not count it.
+                moved += std::mem::size_of::<Op>() as isize;
                 // SAFETY: `ip` was advanced past this op, which is in the array.
                 goto_block!(unsafe { ip.sub(1) }, op.pc)
             }

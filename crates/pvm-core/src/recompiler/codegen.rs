@@ -47,6 +47,8 @@ pub(crate) mod frame {
     /// The checked host addresses of memory-access groups (`mem_groups::SLOTS` of them): the
     /// host address of guest address base + 0.
     pub const GROUP: i32 = 48;
+    /// The executed-instruction counter (u64).
+    pub const INSTRUCTIONS: i32 = 80;
     /// Frame size (keeps rsp 16-byte aligned after six pushes).
     pub const SIZE: i32 = 88;
 }
@@ -58,6 +60,7 @@ pub(crate) mod ctx {
     pub const TABLE: i32 = 112;
     pub const INTR: i32 = 120;
     pub const EXIT: i32 = 128;
+    pub const INSTRUCTIONS: i32 = 136;
 }
 
 /// Exit kinds written to the exit record.
@@ -351,6 +354,7 @@ impl Gen<'_> {
             (ctx::TABLE, frame::TABLE),
             (ctx::INTR, frame::INTR),
             (ctx::REGS + 8 * map.spilled() as i32, frame::SPILLED),
+            (ctx::INSTRUCTIONS, frame::INSTRUCTIONS),
         ] {
             a.mov_r_rm(Size::B64, RAX, Rm::mem(RDI, from));
             a.mov_rm_r(Size::B64, Rm::mem(RSP, to), RAX);
@@ -394,6 +398,7 @@ impl Gen<'_> {
             (frame::SPILLED, ctx::REGS + 8 * map.spilled() as i32),
             (frame::GAS, ctx::GAS),
             (frame::EXIT, ctx::EXIT),
+            (frame::INSTRUCTIONS, ctx::INSTRUCTIONS),
         ] {
             a.mov_r_rm(Size::B64, RCX, Rm::mem(RSP, from));
             a.mov_rm_r(Size::B64, Rm::mem(RAX, to), RCX);
@@ -502,6 +507,14 @@ impl Gen<'_> {
         self.entries.push((oog, info.pc, cost));
         self.add_gas(Alu::Sub, cost);
         self.a.jcc(Cond::L, oog);
+        // The block's instructions count as executed; an exit inside the block takes back the
+        // ones it did not execute (`Instance::run_native`).
+        self.a.alu_rm_imm(
+            Size::B64,
+            Alu::Add,
+            Rm::mem(RSP, frame::INSTRUCTIONS),
+            (end - info.slot - 1) as i32,
+        );
         let next = self.block_labels.get(b + 1).copied();
         let groups = mem_groups::groups(self.table, info.slot + 1, end);
         if groups.is_empty() {

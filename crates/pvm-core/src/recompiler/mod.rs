@@ -37,7 +37,22 @@ pub(crate) struct Ctx {
     pub interrupt: *const AtomicBool,
     pub exit_pc: u32,
     pub exit_kind: u32,
+    /// The executed-instruction counter: compiled code adds each block's instruction count
+    /// when it charges the block (the driver corrects exits inside a block).
+    pub instructions: u64,
 }
+
+// The generated code addresses `Ctx` by these offsets.
+#[cfg(all(target_arch = "x86_64", unix))]
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(Ctx, regs) == codegen::ctx::REGS as usize);
+    assert!(offset_of!(Ctx, gas) == codegen::ctx::GAS as usize);
+    assert!(offset_of!(Ctx, table) == codegen::ctx::TABLE as usize);
+    assert!(offset_of!(Ctx, interrupt) == codegen::ctx::INTR as usize);
+    assert!(offset_of!(Ctx, exit_pc) == codegen::ctx::EXIT as usize);
+    assert!(offset_of!(Ctx, instructions) == codegen::ctx::INSTRUCTIONS as usize);
+};
 
 /// How compiled code stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
