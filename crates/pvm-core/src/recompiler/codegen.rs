@@ -34,8 +34,7 @@ use crate::program::{OpTable, K};
 pub(crate) mod frame {
     /// `*mut Ctx` of the run.
     pub const CTX: i32 = 0;
-    /// The gas counter (i64).
-    pub const GAS: i32 = 8;
+    // 8: unused (the gas counter lives in a host register).
     /// The page table's base pointer.
     pub const TABLE: i32 = 16;
     /// The interrupt flag's address.
@@ -44,6 +43,8 @@ pub(crate) mod frame {
     pub const SPILLED: i32 = 32;
     /// Exit pc (u32) and, at +4, the exit kind (u32).
     pub const EXIT: i32 = 40;
+    /// The second guest register kept in the frame.
+    pub const SPILLED2: i32 = 80;
     /// The checked host addresses of memory-access groups (`mem_groups::SLOTS` of them): the
     /// host address of guest address base + 0.
     pub const GROUP: i32 = 48;
@@ -75,41 +76,46 @@ enum Loc {
     M,
 }
 
-/// Where each guest register lives: twelve in host registers, one in the frame.
+/// Where each guest register lives: eleven in host registers, two in the frame; the gas
+/// counter has the last host register.
 #[derive(Clone, Copy)]
 struct RegMap {
     loc: [Loc; 13],
+    /// Frame offset of each register in the frame (0 for the others).
+    slot: [i32; 13],
 }
 
+/// The host register of the gas counter.
+const GAS: R = R15;
+
 impl RegMap {
-    /// ω`spilled` in the frame slot, the other twelve in [`HOST`] in order.
-    fn new(spilled: usize) -> RegMap {
+    /// ω`spilled[0]` and ω`spilled[1]` in the frame, the other eleven in [`HOST`] in order.
+    fn new(spilled: [usize; 2]) -> RegMap {
         let mut loc = [Loc::M; 13];
-        let mut host = HOST.iter();
+        let mut slot = [0; 13];
+        let mut host = HOST.iter().filter(|&&h| h != GAS);
         for (i, l) in loc.iter_mut().enumerate() {
-            if i != spilled {
-                *l = Loc::H(*host.next().expect("twelve host registers"));
+            if spilled.contains(&i) {
+                slot[i] = if i == spilled[0] {
+                    frame::SPILLED
+                } else {
+                    frame::SPILLED2
+                };
+            } else {
+                *l = Loc::H(*host.next().expect("eleven host registers"));
             }
         }
-        RegMap { loc }
+        RegMap { loc, slot }
     }
 
     fn loc(&self, g: Reg) -> Loc {
         self.loc[g as usize]
     }
 
-    /// The guest register kept in the frame.
-    fn spilled(&self) -> usize {
-        self.loc
-            .iter()
-            .position(|l| *l == Loc::M)
-            .expect("one register in the frame")
-    }
-
     fn rm(&self, g: Reg) -> Rm {
         match self.loc(g) {
             Loc::H(h) => Rm::Reg(h),
-            Loc::M => Rm::mem(RSP, frame::SPILLED),
+            Loc::M => Rm::mem(RSP, self.slot[g as usize]),
         }
     }
 }
@@ -189,14 +195,14 @@ struct Gen<'a> {
 }
 
 /// Generates the code of every block. The caller has compiled all blocks of `table`.
-/// `spilled` (< 13) is the guest register to keep in the frame (all others live in host
-/// registers): the program's least used one.
+/// `spilled` (distinct, < 13) are the guest registers to keep in the frame (all others live in
+/// host registers): the program's two least used ones.
 pub(crate) fn generate(
     table: &OpTable,
     loops: &Loops,
     features: Features,
     spec: crate::Spec,
-    spilled: usize,
+    spilled: [usize; 2],
 ) -> Option<Output> {
     let n = table.blocks.len();
     let mut g = Gen {
@@ -346,15 +352,17 @@ impl Gen<'_> {
         }
         a.alu_rm_imm(Size::B64, Alu::Sub, Rm::Reg(RSP), frame::SIZE);
         a.mov_rm_r(Size::B64, Rm::mem(RSP, frame::CTX), RDI);
-        for (from, to) in [
-            (ctx::GAS, frame::GAS),
-            (ctx::TABLE, frame::TABLE),
-            (ctx::INTR, frame::INTR),
-            (ctx::REGS + 8 * map.spilled() as i32, frame::SPILLED),
-        ] {
+        for (from, to) in [(ctx::TABLE, frame::TABLE), (ctx::INTR, frame::INTR)] {
             a.mov_r_rm(Size::B64, RAX, Rm::mem(RDI, from));
             a.mov_rm_r(Size::B64, Rm::mem(RSP, to), RAX);
         }
+        for i in 0..13 {
+            if map.loc[i] == Loc::M {
+                a.mov_r_rm(Size::B64, RAX, Rm::mem(RDI, ctx::REGS + 8 * i as i32));
+                a.mov_rm_r(Size::B64, Rm::mem(RSP, map.slot[i]), RAX);
+            }
+        }
+        a.mov_r_rm(Size::B64, GAS, Rm::mem(RDI, ctx::GAS));
         a.mov_r_rm(Size::B64, RAX, Rm::Reg(RSI));
         // rdi holds the context: load its guest register last.
         let mut last = None;
@@ -390,14 +398,15 @@ impl Gen<'_> {
                 a.mov_rm_r(Size::B64, Rm::mem(RAX, ctx::REGS + 8 * i as i32), h);
             }
         }
-        for (from, to) in [
-            (frame::SPILLED, ctx::REGS + 8 * map.spilled() as i32),
-            (frame::GAS, ctx::GAS),
-            (frame::EXIT, ctx::EXIT),
-        ] {
-            a.mov_r_rm(Size::B64, RCX, Rm::mem(RSP, from));
-            a.mov_rm_r(Size::B64, Rm::mem(RAX, to), RCX);
+        for i in 0..13 {
+            if map.loc[i] == Loc::M {
+                a.mov_r_rm(Size::B64, RCX, Rm::mem(RSP, map.slot[i]));
+                a.mov_rm_r(Size::B64, Rm::mem(RAX, ctx::REGS + 8 * i as i32), RCX);
+            }
         }
+        a.mov_rm_r(Size::B64, Rm::mem(RAX, ctx::GAS), GAS);
+        a.mov_r_rm(Size::B64, RCX, Rm::mem(RSP, frame::EXIT));
+        a.mov_rm_r(Size::B64, Rm::mem(RAX, ctx::EXIT), RCX);
         a.alu_rm_imm(Size::B64, Alu::Add, Rm::Reg(RSP), frame::SIZE);
         for r in [R15, R14, R13, R12, RBP, RBX] {
             a.pop(r);
@@ -436,7 +445,7 @@ impl Gen<'_> {
 
     /// `gas op= amount`.
     fn add_gas(&mut self, op: Alu, amount: u64) {
-        let gas = Rm::mem(RSP, frame::GAS);
+        let gas = Rm::Reg(GAS);
         if amount <= i32::MAX as u64 {
             self.a.alu_rm_imm(Size::B64, op, gas, amount as i32);
         } else {
