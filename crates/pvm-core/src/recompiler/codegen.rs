@@ -34,8 +34,7 @@ use crate::program::{OpTable, K};
 pub(crate) mod frame {
     /// `*mut Ctx` of the run.
     pub const CTX: i32 = 0;
-    /// The gas counter (i64).
-    pub const GAS: i32 = 8;
+    // 8: unused (the gas counter lives in a host register).
     /// The page table's base pointer.
     pub const TABLE: i32 = 16;
     /// The interrupt flag's address.
@@ -47,10 +46,12 @@ pub(crate) mod frame {
     /// The checked host addresses of memory-access groups (`mem_groups::SLOTS` of them): the
     /// host address of guest address base + 0.
     pub const GROUP: i32 = 48;
-    /// The executed-instruction counter (u64).
-    pub const INSTRUCTIONS: i32 = 80;
+    /// The third guest register kept in the frame.
+    pub const SPILLED3: i32 = 80;
+    /// The second guest register kept in the frame.
+    pub const SPILLED2: i32 = 88;
     /// Frame size (keeps rsp 16-byte aligned after six pushes).
-    pub const SIZE: i32 = 88;
+    pub const SIZE: i32 = 104;
 }
 
 /// Byte offsets in [`super::Ctx`].
@@ -78,41 +79,47 @@ enum Loc {
     M,
 }
 
-/// Where each guest register lives: twelve in host registers, one in the frame.
+/// Where each guest register lives: ten in host registers, three in the frame; the gas and
+/// instruction counters have the last two host registers (a counter in memory would make every
+/// block a read-modify-write of the same slot: a store-to-load chain that doubled the time of
+/// tight loops such as `sieve`'s).
 #[derive(Clone, Copy)]
 struct RegMap {
     loc: [Loc; 13],
+    /// Frame offset of each register in the frame (0 for the others).
+    slot: [i32; 13],
 }
 
+/// The host register of the gas counter.
+const GAS: R = R15;
+/// The host register of the executed-instruction counter.
+const COUNT: R = R14;
+
 impl RegMap {
-    /// ω`spilled` in the frame slot, the other twelve in [`HOST`] in order.
-    fn new(spilled: usize) -> RegMap {
+    /// ω`spilled[0..3]` in the frame, the other ten in [`HOST`] in order.
+    fn new(spilled: [usize; 3]) -> RegMap {
         let mut loc = [Loc::M; 13];
-        let mut host = HOST.iter();
+        let mut slot = [0; 13];
+        let mut host = HOST.iter().filter(|&&h| h != GAS && h != COUNT);
+        let slots = [frame::SPILLED, frame::SPILLED2, frame::SPILLED3];
         for (i, l) in loc.iter_mut().enumerate() {
-            if i != spilled {
-                *l = Loc::H(*host.next().expect("twelve host registers"));
+            if let Some(k) = spilled.iter().position(|&r| r == i) {
+                slot[i] = slots[k];
+            } else {
+                *l = Loc::H(*host.next().expect("ten host registers"));
             }
         }
-        RegMap { loc }
+        RegMap { loc, slot }
     }
 
     fn loc(&self, g: Reg) -> Loc {
         self.loc[g as usize]
     }
 
-    /// The guest register kept in the frame.
-    fn spilled(&self) -> usize {
-        self.loc
-            .iter()
-            .position(|l| *l == Loc::M)
-            .expect("one register in the frame")
-    }
-
     fn rm(&self, g: Reg) -> Rm {
         match self.loc(g) {
             Loc::H(h) => Rm::Reg(h),
-            Loc::M => Rm::mem(RSP, frame::SPILLED),
+            Loc::M => Rm::mem(RSP, self.slot[g as usize]),
         }
     }
 }
@@ -192,14 +199,14 @@ struct Gen<'a> {
 }
 
 /// Generates the code of every block. The caller has compiled all blocks of `table`.
-/// `spilled` (< 13) is the guest register to keep in the frame (all others live in host
-/// registers): the program's least used one.
+/// `spilled` (distinct, < 13) are the guest registers to keep in the frame (all others live in
+/// host registers): the program's three least used ones.
 pub(crate) fn generate(
     table: &OpTable,
     loops: &Loops,
     features: Features,
     spec: crate::Spec,
-    spilled: usize,
+    spilled: [usize; 3],
 ) -> Option<Output> {
     let n = table.blocks.len();
     let mut g = Gen {
@@ -349,16 +356,18 @@ impl Gen<'_> {
         }
         a.alu_rm_imm(Size::B64, Alu::Sub, Rm::Reg(RSP), frame::SIZE);
         a.mov_rm_r(Size::B64, Rm::mem(RSP, frame::CTX), RDI);
-        for (from, to) in [
-            (ctx::GAS, frame::GAS),
-            (ctx::TABLE, frame::TABLE),
-            (ctx::INTR, frame::INTR),
-            (ctx::REGS + 8 * map.spilled() as i32, frame::SPILLED),
-            (ctx::INSTRUCTIONS, frame::INSTRUCTIONS),
-        ] {
+        for (from, to) in [(ctx::TABLE, frame::TABLE), (ctx::INTR, frame::INTR)] {
             a.mov_r_rm(Size::B64, RAX, Rm::mem(RDI, from));
             a.mov_rm_r(Size::B64, Rm::mem(RSP, to), RAX);
         }
+        for i in 0..13 {
+            if map.loc[i] == Loc::M {
+                a.mov_r_rm(Size::B64, RAX, Rm::mem(RDI, ctx::REGS + 8 * i as i32));
+                a.mov_rm_r(Size::B64, Rm::mem(RSP, map.slot[i]), RAX);
+            }
+        }
+        a.mov_r_rm(Size::B64, GAS, Rm::mem(RDI, ctx::GAS));
+        a.mov_r_rm(Size::B64, COUNT, Rm::mem(RDI, ctx::INSTRUCTIONS));
         a.mov_r_rm(Size::B64, RAX, Rm::Reg(RSI));
         // rdi holds the context: load its guest register last.
         let mut last = None;
@@ -394,15 +403,16 @@ impl Gen<'_> {
                 a.mov_rm_r(Size::B64, Rm::mem(RAX, ctx::REGS + 8 * i as i32), h);
             }
         }
-        for (from, to) in [
-            (frame::SPILLED, ctx::REGS + 8 * map.spilled() as i32),
-            (frame::GAS, ctx::GAS),
-            (frame::EXIT, ctx::EXIT),
-            (frame::INSTRUCTIONS, ctx::INSTRUCTIONS),
-        ] {
-            a.mov_r_rm(Size::B64, RCX, Rm::mem(RSP, from));
-            a.mov_rm_r(Size::B64, Rm::mem(RAX, to), RCX);
+        for i in 0..13 {
+            if map.loc[i] == Loc::M {
+                a.mov_r_rm(Size::B64, RCX, Rm::mem(RSP, map.slot[i]));
+                a.mov_rm_r(Size::B64, Rm::mem(RAX, ctx::REGS + 8 * i as i32), RCX);
+            }
         }
+        a.mov_rm_r(Size::B64, Rm::mem(RAX, ctx::GAS), GAS);
+        a.mov_rm_r(Size::B64, Rm::mem(RAX, ctx::INSTRUCTIONS), COUNT);
+        a.mov_r_rm(Size::B64, RCX, Rm::mem(RSP, frame::EXIT));
+        a.mov_rm_r(Size::B64, Rm::mem(RAX, ctx::EXIT), RCX);
         a.alu_rm_imm(Size::B64, Alu::Add, Rm::Reg(RSP), frame::SIZE);
         for r in [R15, R14, R13, R12, RBP, RBX] {
             a.pop(r);
@@ -441,7 +451,7 @@ impl Gen<'_> {
 
     /// `gas op= amount`.
     fn add_gas(&mut self, op: Alu, amount: u64) {
-        let gas = Rm::mem(RSP, frame::GAS);
+        let gas = Rm::Reg(GAS);
         if amount <= i32::MAX as u64 {
             self.a.alu_rm_imm(Size::B64, op, gas, amount as i32);
         } else {
@@ -512,7 +522,7 @@ impl Gen<'_> {
         self.a.alu_rm_imm(
             Size::B64,
             Alu::Add,
-            Rm::mem(RSP, frame::INSTRUCTIONS),
+            Rm::Reg(COUNT),
             (end - info.slot - 1) as i32,
         );
         let next = self.block_labels.get(b + 1).copied();

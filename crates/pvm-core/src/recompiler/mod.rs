@@ -87,16 +87,16 @@ impl std::fmt::Debug for Compiled {
     }
 }
 
-/// The guest register with the fewest uses in the program's ops, each weighted by 8^(loop
-/// depth) of its block (the one compiled code keeps in its frame rather than in a host
-/// register); the highest-numbered on a tie.
+/// The three guest registers with the fewest uses in the program's ops, each use weighted by
+/// 8^(loop depth) of its block (compiled code keeps them in its frame rather than in host
+/// registers); the higher-numbered first on a tie.
 #[cfg(all(target_arch = "x86_64", unix))]
 fn least_used_register(
     table: &OpTable,
     loops: &codegen::Loops,
     code: &crate::isa::Code<'_>,
     spec: crate::Spec,
-) -> usize {
+) -> [usize; 3] {
     let mut uses = [0u64; 13];
     for (b, block) in table.blocks.iter().enumerate() {
         let end = table
@@ -113,10 +113,9 @@ fn least_used_register(
             }
         }
     }
-    (0..13)
-        .rev()
-        .min_by_key(|&r| uses[r])
-        .expect("13 registers")
+    let mut order: Vec<usize> = (0..13).rev().collect();
+    order.sort_by_key(|&r| uses[r]);
+    [order[0], order[1], order[2]]
 }
 
 impl Compiled {
