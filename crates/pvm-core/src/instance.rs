@@ -363,7 +363,14 @@ impl Instance {
                 return Exit::Interrupted;
             }
             first = false;
-            if let Some(entry) = self.native_entry(&program, native).filter(|_| !pending) {
+            // With a request pending the interpreter takes this block (`native_entry` must not
+            // even be asked: resuming after a host call it moves the pc and the count).
+            let entry = if pending {
+                None
+            } else {
+                self.native_entry(&program, native)
+            };
+            if let Some(entry) = entry {
                 let mut ctx = crate::recompiler::Ctx {
                     regs: self.regs[..NUM_REGISTERS].try_into().expect("13 registers"),
                     gas: self.gas,

@@ -308,6 +308,44 @@ fn host_calls_faults_traps_and_halts_count_once_per_execution() {
     }
 }
 
+/// An interrupt requested while a host call is being answered (as the Node addon's watchdog does
+/// every 20 ms) must not change the count or the result: the run after the host call takes its
+/// first block in the interpreter, then stops at a block boundary, and the next run goes on.
+#[test]
+fn interrupts_pending_at_host_call_resumption_change_nothing() {
+    // (exit, instructions, gas, registers) of the host-call guest, the host interrupting after
+    // every host call or not.
+    let finish = |spec, backend, interrupt: bool| {
+        let mut vm = standard("examples/guests/hostcalls.jam", spec, backend)
+            .instantiate(&[])
+            .unwrap();
+        vm.set_gas(1 << 30);
+        let handle = vm.interrupt_handle();
+        let mut interrupts = 0;
+        let exit = loop {
+            match vm.run() {
+                Exit::HostCall(_) if interrupt => handle.interrupt(),
+                Exit::HostCall(_) => {}
+                Exit::Interrupted => interrupts += 1,
+                e => break e,
+            }
+        };
+        assert_eq!(interrupts > 0, interrupt, "{spec:?} {backend:?}");
+        (exit, vm.instruction_count(), vm.gas(), *vm.registers())
+    };
+    for spec in [Spec::Gp0_8_0, Spec::Gp0_7_2] {
+        let reference = finish(spec, Backend::Interpreter, false);
+        assert_eq!(reference.0, Exit::Halt);
+        for backend in backends() {
+            assert_eq!(
+                finish(spec, backend, true),
+                reference,
+                "{spec:?} {backend:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn entering_a_non_instruction_counts_as_gp_says() {
     for spec in SPECS {
