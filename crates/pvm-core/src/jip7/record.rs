@@ -267,6 +267,10 @@ pub fn record_prelude(log: &mut Jip7Log, vm: &Instance) {
             continue;
         };
         let was = fresh.memory().page_bytes(p).unwrap_or(&zero);
+        // Most pages are unchanged: one slice comparison (memcmp) settles them.
+        if now[..] == was[..] {
+            continue;
+        }
         let Some(first) = now.iter().zip(was).position(|(a, b)| a != b) else {
             continue;
         };
