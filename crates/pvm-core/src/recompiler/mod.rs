@@ -91,7 +91,7 @@ impl std::fmt::Debug for Compiled {
 /// 8^(loop depth) of its block (compiled code keeps them in its frame rather than in host
 /// registers); the higher-numbered first on a tie.
 #[cfg(all(target_arch = "x86_64", unix))]
-fn least_used_register(
+fn least_used_registers(
     table: &OpTable,
     loops: &codegen::Loops,
     code: &crate::isa::Code<'_>,
@@ -130,7 +130,7 @@ impl Compiled {
             table.ensure_compiled(code, spec, b);
         }
         let loops = codegen::Loops::of(table);
-        let spilled = least_used_register(table, &loops, code, spec);
+        let spilled = least_used_registers(table, &loops, code, spec);
         let out = codegen::generate(table, &loops, codegen::Features::detect(), spec, spilled)
             .ok_or(ProgramError::ExecutableMemory)?;
         let mem = exec_memory::ExecMemory::new(&out.code).ok_or(ProgramError::ExecutableMemory)?;
