@@ -1,4 +1,4 @@
-//! Runs one bench guest on one engine N times (for perf/callgrind): `profile_one NAME 0.8|0.7 interpreter|recompiler [RUNS [ARGS_HEX]]`.
+//! Runs one bench guest on one engine N times (for perf/callgrind): `profile_one NAME 0.8|0.7 interpreter|recompiler [RUNS [ARGS_HEX]]` (RUNS 0: time preparation only).
 use pvm_bench::engines::{libpvm_execute, libpvm_instantiate, libpvm_prepare};
 use pvm_bench::GasModel;
 use pvm_core::Backend;
@@ -29,6 +29,16 @@ fn main() {
     let mut bytes = std::fs::read(format!("bench/programs/{}.jam", a[1])).unwrap();
     if model == GasModel::Gp072 {
         bytes = pvm_cli::bench::for_gp072(&bytes, true).unwrap();
+    }
+    if runs == 0 {
+        // Preparation only (for the recompiler: the whole compile), timed 10 times.
+        for _ in 0..10 {
+            let t = std::time::Instant::now();
+            let p = libpvm_prepare(&bytes, model, backend).unwrap();
+            eprintln!("prepared in {:?}", t.elapsed());
+            drop(p);
+        }
+        return;
     }
     let p = libpvm_prepare(&bytes, model, backend).unwrap();
     for _ in 0..runs {

@@ -42,8 +42,9 @@ pub enum Exit {
     HostCall(u32),
     /// [`InterruptHandle::interrupt`] was called: the run stopped at the start of a basic block
     /// (pc = that block, nothing of it charged, χ = ⊥): with the interpreter the next block it was
-    /// about to enter; with the recompiler the next loop head or jump-table target (so within one
-    /// loop iteration). Not a GP exit: the next run continues exactly where this one stopped.
+    /// about to enter; with the recompiler the block where its current gas slice ends (within
+    /// [`NATIVE_GAS_SLICE`] gas of guest execution). Not a GP exit: the next run continues exactly
+    /// where this one stopped.
     Interrupted,
 }
 
@@ -68,12 +69,19 @@ pub struct InterruptHandle(Arc<AtomicBool>);
 
 impl InterruptHandle {
     /// Asks the instance to stop: its current run (or, if it is not running, its next run) ends
-    /// with [`Exit::Interrupted`] at the next basic-block boundary, within one block of guest
-    /// execution. The request is consumed by that exit.
+    /// with [`Exit::Interrupted`] at a basic-block boundary: the next one (interpreter) or within
+    /// [`NATIVE_GAS_SLICE`] gas (recompiler). The request is consumed by that exit.
     pub fn interrupt(&self) {
         self.0.store(true, Ordering::Relaxed);
     }
 }
+
+/// How much gas compiled code gets per entry (more only for a block that costs more): it exits
+/// at the entry of the block that its slice cannot pay, and the driver looks at interrupt
+/// requests before giving it the next slice. So compiled code never reads the interrupt flag (no
+/// check in any loop), and a request is seen within this much gas (about a millisecond of guest
+/// execution); the exits add one driver round trip (~0.1 µs) per slice.
+pub const NATIVE_GAS_SLICE: i64 = 1 << 20;
 
 /// The interrupt flag of one instance. Cloning an instance gives the clone a flag of its own.
 #[derive(Debug, Default)]
@@ -351,9 +359,11 @@ impl Instance {
         let gp072 = program.spec == Spec::Gp0_7_2;
         // The interpreter looks at interrupt requests when it enters a block from another one,
         // not for the block a run starts in. So a run that starts with a request pending takes
-        // its first block in the interpreter; after that, every entry into compiled code checks
-        // (compiled code itself checks at loop heads, see `recompiler/codegen.rs`).
+        // its first block in the interpreter; after that, every entry into compiled code checks.
+        // Compiled code never checks: it runs on gas slices and exits when one runs out.
         let mut first = true;
+        // The least gas slice for the next entry (the cost of the block a slice could not pay).
+        let mut min_slice = 0i64;
         loop {
             let pending = self.interrupt.0.load(Ordering::Relaxed);
             if pending && !first && self.native_entry_block(&program).is_some() {
@@ -371,20 +381,25 @@ impl Instance {
                 self.native_entry(&program, native)
             };
             if let Some(entry) = entry {
+                // Compiled code runs on a slice of the gas (`NATIVE_GAS_SLICE`); the rest is
+                // held back here and added again afterwards.
+                let want = NATIVE_GAS_SLICE.max(min_slice);
+                let slice = if self.gas > want { want } else { self.gas };
+                let held_back = self.gas - slice;
+                min_slice = 0;
                 let mut ctx = crate::recompiler::Ctx {
                     regs: self.regs[..NUM_REGISTERS].try_into().expect("13 registers"),
-                    gas: self.gas,
+                    gas: slice,
                     table: self.memory.guest_table().as_ptr(),
-                    interrupt: &*self.interrupt.0,
                     exit_pc: 0,
                     exit_kind: 0,
                     instructions: self.instructions,
                 };
                 // SAFETY: the table is `self.memory`'s, borrowed exclusively by `&mut self` for
-                // the call; the flag is this instance's; `entry` comes from `native`.
+                // the call; `entry` comes from `native`.
                 let exit = unsafe { native.run(&mut ctx, entry) };
                 self.regs[..NUM_REGISTERS].copy_from_slice(&ctx.regs);
-                self.gas = ctx.gas;
+                self.gas = ctx.gas + held_back;
                 // Compiled code counts a block's instructions when it charges its gas; an exit
                 // inside a block takes back the ones that did not execute there.
                 self.instructions = ctx.instructions;
@@ -407,9 +422,13 @@ impl Instance {
                     NativeExit::Entry(pc) => {
                         self.pc = pc;
                         self.gas_charged = false;
-                        if self.interrupt.0.swap(false, Ordering::Relaxed) {
-                            self.last_exit = Some(Exit::Interrupted);
-                            return Exit::Interrupted;
+                        if held_back > 0 {
+                            // The slice ran out: look at interrupt requests (the loop's top),
+                            // then give compiled code a slice that pays at least this block
+                            // (or all the gas there is: then it exits here again, uncharged).
+                            let b = table.block_containing(pc);
+                            min_slice = table.slot_cost(table.blocks[b].slot) as i64;
+                            continue;
                         }
                         // Otherwise the block is unaffordable: the interpreter's steps below
                         // produce the exact out-of-gas exit (GP 0.8.0) or walk the block

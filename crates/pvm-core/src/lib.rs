@@ -47,7 +47,9 @@ pub mod trace;
 pub use backend::Backend;
 pub use error::{InvalidCodeReason, ProgramError};
 pub use host::{HostCallContext, HostOutcome, InvocationResult};
-pub use instance::{Exit, Instance, InterruptHandle, HALT_ADDRESS, NUM_REGISTERS};
+pub use instance::{
+    Exit, Instance, InterruptHandle, HALT_ADDRESS, NATIVE_GAS_SLICE, NUM_REGISTERS,
+};
 pub use memory::{Access, Memory, MemoryError, PAGE_SIZE};
 pub use metadata::ProgramMetadata;
 pub use program::{Blob, BlockCost, JumpTable, Program, ProgramOptions, StandardLayout};

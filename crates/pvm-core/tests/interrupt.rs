@@ -116,3 +116,67 @@ fn an_interrupt_before_a_run_stops_it_at_the_first_block_boundary() {
     assert_eq!(b.run(), Exit::Panic);
     assert_eq!(a.run(), Exit::Interrupted);
 }
+
+/// The recompiler runs on gas slices of `NATIVE_GAS_SLICE` (that is how it sees interrupt
+/// requests): a block that costs more than a slice, runs spanning many slices, and gas that
+/// runs out just before, at and after a slice boundary all end exactly as in the interpreter.
+#[test]
+fn gas_slices_of_the_recompiler_change_nothing() {
+    use pvm_core::{Backend, NATIVE_GAS_SLICE};
+    if !Backend::recompiler_supported() {
+        return;
+    }
+    for spec in [Spec::Gp0_8_0, Spec::Gp0_7_2] {
+        // One block longer than a slice, then a loop of small blocks, then trap.
+        let mut a = Assembler::for_spec(spec);
+        for _ in 0..NATIVE_GAS_SLICE + 100 {
+            a.inst(O::AddImm64, Ops::reg_reg_imm(1, 1, 1));
+        }
+        a.inst(O::LoadImm64, Ops::reg_imm(3, 300_000));
+        a.inst(O::Fallthrough, Ops::none());
+        let top = a.here();
+        a.inst(O::AddImm64, Ops::reg_reg_imm(2, 2, 3));
+        a.inst(O::AddImm64, Ops::reg_reg_imm(3, 3, -1));
+        a.inst(O::BranchNeImm, Ops::branch_imm(3, 0, top));
+        a.inst(O::Trap, Ops::none());
+        let code = a.finish();
+        let program =
+            |backend| Program::from_code(&code, ProgramOptions { spec, backend }).unwrap();
+        let (interp, recomp) = (program(Backend::Interpreter), program(Backend::Recompiler));
+        let first = interp.block_cost_at(0).unwrap() as i64;
+        assert!(
+            first > NATIVE_GAS_SLICE,
+            "{spec:?}: the first block costs {first}"
+        );
+        let mut reference = interp.instantiate(&[]).unwrap();
+        reference.set_gas(i64::MAX);
+        assert_eq!(reference.run(), Exit::Panic);
+        let total = i64::MAX - reference.gas();
+        let gases = [
+            first - 1,
+            first,
+            first + 1,
+            NATIVE_GAS_SLICE,
+            NATIVE_GAS_SLICE + 1,
+            first + NATIVE_GAS_SLICE,
+            first + NATIVE_GAS_SLICE + 7,
+            total - 1,
+            total,
+            i64::MAX,
+        ];
+        for gas in gases {
+            let mut want = interp.instantiate(&[]).unwrap();
+            let mut got = recomp.instantiate(&[]).unwrap();
+            want.set_gas(gas);
+            got.set_gas(gas);
+            let (ew, eg) = (want.run(), got.run());
+            assert_eq!(eg, ew, "{spec:?} gas {gas}");
+            assert_eq!(state(&got), state(&want), "{spec:?} gas {gas}");
+            assert_eq!(
+                got.instruction_count(),
+                want.instruction_count(),
+                "{spec:?} gas {gas}"
+            );
+        }
+    }
+}

@@ -2,19 +2,20 @@
 //! targets and block gas) to x86-64.
 //!
 //! # Machine state
-//! Guest registers ω0–ω11 live in host registers, ω12 in a frame slot; rax, rcx and rdx are
-//! scratch. rsp points at the frame ([`frame`]), which holds the gas counter, the page table
-//! and interrupt-flag pointers, ω12 and the exit record. Compiled code calls nothing.
+//! Ten guest registers live in host registers, the three least used ones in frame slots, the
+//! gas and instruction counters in r15 and r14 ([`RegMap`]); rax, rcx and rdx are scratch. rsp
+//! points at the frame ([`frame`]), which holds the page table pointer, the spilled guest registers and the exit record. Compiled code calls nothing.
 //!
 //! # What compiled code does itself, and what it leaves to the interpreter
-//! Compiled code does the common case exactly: block entry (interrupt check, then the block's
+//! Compiled code does the common case exactly: block entry (the block's
 //! gas, charged as the interpreter charges it), every ALU instruction, loads and stores whose
 //! page-table entry allows them on one page, branches, jumps and jump-table jumps to valid
 //! targets. Everything else *yields*: it stops before the instruction with the state exactly as
 //! the interpreter would have it there (registers, gas after the block charge, pc) and lets the
 //! interpreter execute that instruction (faults, page-straddling or first writes to a lazy page,
-//! host calls, traps, halts, invalid jumps, division by zero and overflow, `sbrk`). An
-//! unaffordable block or an interrupt request *exits at the block entry*, uncharged. So every
+//! host calls, traps, halts, invalid jumps, division by zero and overflow, `sbrk`). A block
+//! its gas slice cannot pay *exits at the block entry*, uncharged (the driver then looks at
+//! interrupt requests, the real gas and the next slice). So every
 //! rule whose outcome is an exit lives once, in the interpreter, and the recompiler only has to
 //! be exact on the paths it takes.
 //!
@@ -37,8 +38,7 @@ pub(crate) mod frame {
     // 8: unused (the gas counter lives in a host register).
     /// The page table's base pointer.
     pub const TABLE: i32 = 16;
-    /// The interrupt flag's address.
-    pub const INTR: i32 = 24;
+    // 24: unused (was the interrupt flag's address).
     /// The guest register kept in the frame (the program's least used one).
     pub const SPILLED: i32 = 32;
     /// Exit pc (u32) and, at +4, the exit kind (u32).
@@ -59,9 +59,8 @@ pub(crate) mod ctx {
     pub const REGS: i32 = 0;
     pub const GAS: i32 = 104;
     pub const TABLE: i32 = 112;
-    pub const INTR: i32 = 120;
-    pub const EXIT: i32 = 128;
-    pub const INSTRUCTIONS: i32 = 136;
+    pub const EXIT: i32 = 120;
+    pub const INSTRUCTIONS: i32 = 128;
 }
 
 /// Exit kinds written to the exit record.
@@ -176,8 +175,6 @@ struct Gen<'a> {
     features: Features,
     /// Label of each block (index into `table.blocks`).
     block_labels: Vec<Label>,
-    /// Per block: whether it checks for interrupts (a backward-jump or jump-table target).
-    loop_heads: Vec<bool>,
     /// Yield stubs to emit after the code: (label, pc).
     yields: Vec<(Label, u32)>,
     /// Entry-exit stubs: (label, pc, gas to give back).
@@ -203,7 +200,6 @@ struct Gen<'a> {
 /// host registers): the program's three least used ones.
 pub(crate) fn generate(
     table: &OpTable,
-    loops: &Loops,
     features: Features,
     spec: crate::Spec,
     spilled: [usize; 3],
@@ -214,7 +210,6 @@ pub(crate) fn generate(
         table,
         features,
         block_labels: Vec::with_capacity(n),
-        loop_heads: loops.heads.clone(),
         yields: Vec::new(),
         entries: Vec::new(),
         exit_yield: Label(0),
@@ -265,12 +260,8 @@ pub(crate) fn generate(
     })
 }
 
-/// Static control flow of the blocks, for the code generator's heuristics and interrupt checks.
+/// Static control flow of the blocks, for the code generator's heuristics.
 pub(crate) struct Loops {
-    /// Per block: whether it checks for interrupts. These are the blocks that some jump can
-    /// reach from the same or a later block (static targets at or before the jumping block) or
-    /// through the jump table (any entry); every cycle of the control flow contains one.
-    pub heads: Vec<bool>,
     /// Per block: how many backward static jumps (from a block c to a block h <= b <= c) span
     /// it: a cheap stand-in for its loop nesting depth.
     pub depth: Vec<u32>,
@@ -279,19 +270,8 @@ pub(crate) struct Loops {
 impl Loops {
     pub fn of(table: &OpTable) -> Loops {
         let n = table.blocks.len();
-        let mut heads = vec![false; n];
         // depth as a difference array: +1 at h, -1 after c.
         let mut delta = vec![0i64; n + 1];
-        let jt = &table.jump_table;
-        for i in 0..if jt.is_uniform() {
-            jt.len().min(1)
-        } else {
-            jt.len()
-        } {
-            if jt[i] != crate::program::lazy::INVALID_SLOT {
-                heads[table.block_of_slot(jt[i])] = true;
-            }
-        }
         for b in 0..n {
             let end = table
                 .blocks
@@ -304,7 +284,6 @@ impl Loops {
                 if target != crate::program::lazy::INVALID_SLOT {
                     let t = table.block_of_slot(target);
                     if t <= b {
-                        heads[t] = true;
                         delta[t] += 1;
                         delta[b + 1] -= 1;
                     }
@@ -317,7 +296,7 @@ impl Loops {
             d += x;
             depth.push(d.max(0) as u32);
         }
-        Loops { heads, depth }
+        Loops { depth }
     }
 }
 
@@ -356,10 +335,8 @@ impl Gen<'_> {
         }
         a.alu_rm_imm(Size::B64, Alu::Sub, Rm::Reg(RSP), frame::SIZE);
         a.mov_rm_r(Size::B64, Rm::mem(RSP, frame::CTX), RDI);
-        for (from, to) in [(ctx::TABLE, frame::TABLE), (ctx::INTR, frame::INTR)] {
-            a.mov_r_rm(Size::B64, RAX, Rm::mem(RDI, from));
-            a.mov_rm_r(Size::B64, Rm::mem(RSP, to), RAX);
-        }
+        a.mov_r_rm(Size::B64, RAX, Rm::mem(RDI, ctx::TABLE));
+        a.mov_rm_r(Size::B64, Rm::mem(RSP, frame::TABLE), RAX);
         for i in 0..13 {
             if map.loc[i] == Loc::M {
                 a.mov_r_rm(Size::B64, RAX, Rm::mem(RDI, ctx::REGS + 8 * i as i32));
@@ -500,19 +477,10 @@ impl Gen<'_> {
         let cost = self.table.slot_cost(info.slot);
         // No alignment padding: the previous block may run into this one.
         self.a.bind(self.block_labels[b]);
-        // Interrupt request: exit at the entry, nothing charged. Checked where a run can come
-        // back to (loop heads, jump-table targets); the driver checks at every entry into
-        // compiled code. Every unbounded run passes such a block again and again, so a request
-        // is seen within one loop iteration (or one forward pass over the code).
-        if self.loop_heads[b] {
-            let intr = self.a.label();
-            self.entries.push((intr, info.pc, 0));
-            self.a.mov_r_rm(Size::B64, RAX, Rm::mem(RSP, frame::INTR));
-            self.a.alu_rm_imm(Size::B8, Alu::Cmp, Rm::mem(RAX, 0), 0);
-            self.a.jcc(Cond::Ne, intr);
-        }
         // Gas (GP 0.8.0 A.9 block cost; GP 0.7.2 the block's instruction count): an
-        // unaffordable block exits at its entry with the gas unchanged.
+        // unaffordable block exits at its entry with the gas unchanged. Interrupt requests are
+        // not checked here: compiled code runs on gas slices, and the driver looks at requests
+        // when a slice runs out (`instance::NATIVE_GAS_SLICE`); every block costs at least 1.
         let oog = self.a.label();
         self.entries.push((oog, info.pc, cost));
         self.add_gas(Alu::Sub, cost);

@@ -22,8 +22,6 @@ mod mem_groups;
 #[cfg(all(target_arch = "x86_64", unix))]
 mod x64;
 
-use std::sync::atomic::AtomicBool;
-
 use crate::error::ProgramError;
 use crate::program::OpTable;
 
@@ -34,7 +32,6 @@ pub(crate) struct Ctx {
     pub regs: [u64; 13],
     pub gas: i64,
     pub table: *const usize,
-    pub interrupt: *const AtomicBool,
     pub exit_pc: u32,
     pub exit_kind: u32,
     /// The executed-instruction counter: compiled code adds each block's instruction count
@@ -49,7 +46,6 @@ const _: () = {
     assert!(offset_of!(Ctx, regs) == codegen::ctx::REGS as usize);
     assert!(offset_of!(Ctx, gas) == codegen::ctx::GAS as usize);
     assert!(offset_of!(Ctx, table) == codegen::ctx::TABLE as usize);
-    assert!(offset_of!(Ctx, interrupt) == codegen::ctx::INTR as usize);
     assert!(offset_of!(Ctx, exit_pc) == codegen::ctx::EXIT as usize);
     assert!(offset_of!(Ctx, instructions) == codegen::ctx::INSTRUCTIONS as usize);
 };
@@ -61,8 +57,8 @@ pub(crate) enum NativeExit {
     /// Before the instruction at this pc, inside a block whose gas was charged: the interpreter
     /// executes it.
     Yield(u32),
-    /// At the entry of the block at this pc, nothing of it charged: its gas could not be paid or
-    /// an interrupt was requested.
+    /// At the entry of the block at this pc, nothing of it charged: the gas slice could not pay
+    /// it.
     Entry(u32),
     /// At the `ecalli` at this pc (executed: its gas is paid).
     HostCall(u32),
@@ -118,6 +114,53 @@ fn least_used_registers(
     [order[0], order[1], order[2]]
 }
 
+/// Profiling aid (`LIBPVM_NATIVE_DUMP=DIR`): writes the machine code to `DIR/native-PID-N.bin`,
+/// its block list (native offset, guest pc) to `DIR/native-PID-N.blocks` and appends a symbol
+/// per block to `/tmp/perf-PID.map` (so `perf report` names blocks `pvm_pc_<pc>`). Errors are
+/// reported on stderr and otherwise ignored: this never changes what a program does.
+#[cfg(all(target_arch = "x86_64", unix))]
+fn dump_native(
+    dir: &std::path::Path,
+    table: &OpTable,
+    code: &[u8],
+    offsets: &[u32],
+    mem: &exec_memory::ExecMemory,
+) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    let stem = dir.join(format!("native-{pid}-{n}"));
+    let mut blocks = String::new();
+    let mut map = String::new();
+    let base = mem.base() as usize;
+    for (b, &off) in offsets.iter().enumerate() {
+        let end = offsets
+            .get(b + 1)
+            .map_or(code.len() as u32, |&e| e.max(off));
+        let pc = table.blocks[b].pc;
+        blocks.push_str(&format!("{off:x} {pc}\n"));
+        map.push_str(&format!(
+            "{:x} {:x} pvm_pc_{pc}\n",
+            base + off as usize,
+            end - off
+        ));
+    }
+    let result = std::fs::write(stem.with_extension("bin"), code)
+        .and_then(|()| std::fs::write(stem.with_extension("blocks"), blocks))
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(format!("/tmp/perf-{pid}.map"))?
+                .write_all(map.as_bytes())
+        });
+    if let Err(e) = result {
+        eprintln!("libpvm: LIBPVM_NATIVE_DUMP: {e}");
+    }
+}
+
 impl Compiled {
     /// Compiles every block of `table` (lowering the ones not lowered yet).
     #[cfg(all(target_arch = "x86_64", unix))]
@@ -131,9 +174,18 @@ impl Compiled {
         }
         let loops = codegen::Loops::of(table);
         let spilled = least_used_registers(table, &loops, code, spec);
-        let out = codegen::generate(table, &loops, codegen::Features::detect(), spec, spilled)
+        let out = codegen::generate(table, codegen::Features::detect(), spec, spilled)
             .ok_or(ProgramError::ExecutableMemory)?;
         let mem = exec_memory::ExecMemory::new(&out.code).ok_or(ProgramError::ExecutableMemory)?;
+        if let Some(dir) = std::env::var_os("LIBPVM_NATIVE_DUMP") {
+            dump_native(
+                std::path::Path::new(&dir),
+                table,
+                &out.code,
+                &out.block_offsets,
+                &mem,
+            );
+        }
         Ok(Compiled {
             mem,
             block_offsets: out.block_offsets,
@@ -178,7 +230,7 @@ impl Compiled {
     ///
     /// # Safety
     /// `ctx.table` must be the page table of a live `Memory` that the caller holds exclusively
-    /// for the duration of the call, `ctx.interrupt` a live flag, and `entry` an offset returned
+    /// for the duration of the call, and `entry` an offset returned
     /// by this `Compiled`'s entry functions.
     #[cfg(all(target_arch = "x86_64", unix))]
     pub unsafe fn run(&self, ctx: &mut Ctx, entry: u32) -> NativeExit {
@@ -191,8 +243,8 @@ impl Compiled {
         // SAFETY: entry offsets are inside the mapping (produced by the generator).
         let entry = unsafe { base.add(entry as usize) };
         // SAFETY: the generated code touches only the frame it builds on this stack, `ctx`, the
-        // page table and the guest pages it maps (READ/WRITE bits checked, in-page offsets) and
-        // the interrupt flag — all valid per this function's contract — and jumps only inside
+        // page table and the guest pages it maps (READ/WRITE bits checked, in-page offsets) —
+        // all valid per this function's contract — and jumps only inside
         // the mapping; it returns through the trampoline's epilogue.
         unsafe { trampoline(ctx, entry) };
         match ctx.exit_kind {
