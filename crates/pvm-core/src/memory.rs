@@ -32,6 +32,10 @@ const WRITE: usize = 2;
 /// and the first write materialises the page (through the store slow path).
 const LAZY: usize = 4;
 const BITS: usize = READ | WRITE | LAZY;
+/// The low bits of every entry with the WRITE bit: compiled code (`recompiler/codegen.rs`)
+/// addresses a writable page as `entry - WRITABLE_BITS + offset` without masking, so an entry
+/// with WRITE must have exactly these bits (checked in `set_entry`).
+pub(crate) const WRITABLE_BITS: usize = READ | WRITE;
 
 /// Access of one page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -594,6 +598,10 @@ impl Memory {
     /// Writes the table entry of `page`, keeping the chunk's bitmaps and the counts in step; the
     /// bitmaps of an emptied chunk are freed. (The caller frees or keeps the old entry's storage.)
     fn set_entry(&mut self, page: u32, new: usize) {
+        assert!(
+            new & WRITE == 0 || new & BITS == WRITABLE_BITS,
+            "a writable entry is READ | WRITE"
+        );
         let c = page as usize >> CHUNK_BITS;
         let i = page as usize & (CHUNK_PAGES - 1);
         let old = self.table[page as usize];
@@ -1374,6 +1382,7 @@ mod tests {
                 assert_eq!(bit(&ch.mapped), is_mapped(e));
                 assert_eq!(bit(&ch.readable), e & READ != 0);
                 assert_eq!(bit(&ch.writable), e & (WRITE | LAZY) != 0);
+                assert!(e & WRITE == 0 || e & BITS == WRITABLE_BITS);
                 assert_eq!(bit(&ch.backed), is_backed(e));
                 writable += (e & (WRITE | LAZY) != 0) as u32;
                 mapped += is_mapped(e) as usize;

@@ -170,8 +170,15 @@ fn burst(a: &mut Assembler, r: &mut Rng) {
     let offsets = [
         0i64, 1, 2, 4, 7, 8, 12, 16, -1, -4, -8, 24, 100, 400, 511, 4088, 4092, 4095, 4096,
     ];
+    // Sometimes the same addresses through offsets near the ends of the i32 range (the base
+    // moved the other way, mod 2^32): a group's host address must not overflow there.
+    let shift = r.pick(&[0i64, 0, 0, i32::MIN as i64, i32::MAX as i64 - 4096, 1 << 30]);
+    if shift != 0 {
+        let back = (shift as i32).wrapping_neg() as i64;
+        a.inst(AddImm32, Ops::reg_reg_imm(base, base, back));
+    }
     for _ in 0..2 + r.below(6) {
-        let off = r.pick(&offsets);
+        let off = (r.pick(&offsets) + shift) as i32 as i64;
         match r.below(10) {
             0..=4 => {
                 let mut dst = reg(r);
@@ -246,6 +253,13 @@ fn instance(program: &Program, r: &mut Rng, regs: &[u64; 13], gas: i64) -> Insta
     }
     m.write_unchecked(RO + 4032, &data).unwrap();
     m.write_unchecked(RW + 4090, &data[..16]).unwrap();
+    // Half the time the other writable pages are backed too (so grouped and single accesses
+    // take their fast paths there), otherwise they stay lazily zero (first writes yield).
+    if r.chance(50) {
+        for page in [RW + 8192, LOW, TOP] {
+            m.write_unchecked(page, &data).unwrap();
+        }
+    }
     vm.registers_mut().copy_from_slice(regs);
     vm.set_gas(gas);
     vm

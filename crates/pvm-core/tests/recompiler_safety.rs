@@ -274,3 +274,62 @@ fn auto_interprets_programs_above_the_size_limit() {
     vm.set_gas(10);
     assert_eq!(vm.run(), Exit::Panic);
 }
+
+/// Runs of accesses through one base register share one page check (`recompiler/mem_groups.rs`);
+/// their offsets may sit anywhere in the i32 range, including its ends, where computing a
+/// group's host address can overflow 32 bits. Loads and stores at offsets around -2^31, 2^31 - 1
+/// and 0 end exactly as the interpreter says (same registers, same memory).
+#[test]
+fn grouped_accesses_at_the_ends_of_the_offset_range() {
+    for spec in [Spec::Gp0_8_0, Spec::Gp0_7_2] {
+        for first in [
+            i32::MIN as i64,
+            i32::MIN as i64 + 8,
+            i32::MAX as i64 - 15,
+            -8,
+            0,
+        ] {
+            let program = |a: &mut Assembler| {
+                // r1 + first = 0x10008 (mod 2^32) whatever `first` is.
+                a.inst(
+                    O::LoadImm64,
+                    Ops::reg_imm(1, (0x10008i64 - first) & 0xffff_ffff),
+                );
+                a.inst(O::LoadImm64, Ops::reg_imm(5, 0x1122_3344_5566_7788));
+                a.inst(O::StoreIndU64, Ops::reg_reg_imm(5, 1, first));
+                a.inst(O::StoreIndU32, Ops::reg_reg_imm(5, 1, first + 8));
+                a.inst(O::LoadIndU64, Ops::reg_reg_imm(2, 1, first));
+                a.inst(O::LoadIndU16, Ops::reg_reg_imm(3, 1, first + 6));
+                a.inst(O::LoadIndU64, Ops::reg_reg_imm(4, 1, first + 4));
+                a.inst(
+                    O::StoreImmIndU8,
+                    Ops {
+                        ra: 1,
+                        imm1: first + 1,
+                        imm2: 0x5a,
+                        ..Ops::none()
+                    },
+                );
+                a.inst(O::LoadIndU64, Ops::reg_reg_imm(6, 1, first));
+                a.inst(O::Trap, Ops::none());
+            };
+            let Some((pi, pn)) = both(spec, program) else {
+                return;
+            };
+            let go = |p: &Program| {
+                let mut vm = p.instantiate(&[]).unwrap();
+                let m = vm.memory_mut();
+                m.map(0x10000, 0x1000, Access::Write).unwrap();
+                // Backed (not lazily zero), so the group's check passes and its path runs.
+                m.write(0x10000, &[0xa5; 64]).unwrap();
+                vm.set_gas(1_000);
+                let exit = vm.run();
+                (exit, vm.pc(), *vm.registers(), memory_of(&vm))
+            };
+            let (want, got) = (go(&pi), go(&pn));
+            assert_eq!(want.0, Exit::Panic, "{spec:?} {first}: ran to the trap");
+            assert_eq!(want.2[2], 0x1122_3344_5566_7788, "{spec:?} {first}");
+            assert_eq!(got, want, "{spec:?} offset {first}");
+        }
+    }
+}

@@ -44,7 +44,8 @@ pub(crate) mod frame {
     /// Exit pc (u32) and, at +4, the exit kind (u32).
     pub const EXIT: i32 = 40;
     /// The checked host addresses of memory-access groups (`mem_groups::SLOTS` of them): the
-    /// host address of guest address base + 0.
+    /// host address of guest address base + min (a member at base + off is at that + off - min,
+    /// a displacement in 0..=512: no 32-bit overflow whatever the offsets).
     pub const GROUP: i32 = 48;
     /// The third guest register kept in the frame.
     pub const SPILLED3: i32 = 80;
@@ -93,6 +94,9 @@ struct RegMap {
 const GAS: R = R15;
 /// The host register of the executed-instruction counter.
 const COUNT: R = R14;
+/// The host register holding the page table's base pointer (also in the frame, to restore it
+/// after the instructions that write rdx: `div`, widening `mul`).
+const TABLE: R = RDX;
 
 impl RegMap {
     /// ω`spilled[0..3]` in the frame, the other ten in [`HOST`] in order.
@@ -185,7 +189,6 @@ struct Gen<'a> {
     /// (pc after an `ecalli`, label of the code that resumes there).
     resumes: Vec<(u32, Label)>,
     gp080: bool,
-    code_base: Label,
     jt_label: Label,
     map: RegMap,
     /// Emitting a block's fast version, which its checked twin follows: the not-taken edge
@@ -217,13 +220,11 @@ pub(crate) fn generate(
         exit_host: Label(0),
         resumes: Vec::new(),
         gp080: spec == crate::Spec::Gp0_8_0,
-        code_base: Label(0),
         jt_label: Label(0),
         jump_next: false,
         in_twin: false,
         map: RegMap::new(spilled),
     };
-    g.code_base = g.a.label();
     g.exit_yield = g.a.label();
     g.exit_entry = g.a.label();
     g.exit_host = g.a.label();
@@ -232,7 +233,6 @@ pub(crate) fn generate(
         let l = g.a.label();
         g.block_labels.push(l);
     }
-    g.a.bind(g.code_base);
     g.trampoline();
     g.exits();
     for b in 0..n {
@@ -335,8 +335,8 @@ impl Gen<'_> {
         }
         a.alu_rm_imm(Size::B64, Alu::Sub, Rm::Reg(RSP), frame::SIZE);
         a.mov_rm_r(Size::B64, Rm::mem(RSP, frame::CTX), RDI);
-        a.mov_r_rm(Size::B64, RAX, Rm::mem(RDI, ctx::TABLE));
-        a.mov_rm_r(Size::B64, Rm::mem(RSP, frame::TABLE), RAX);
+        a.mov_r_rm(Size::B64, TABLE, Rm::mem(RDI, ctx::TABLE));
+        a.mov_rm_r(Size::B64, Rm::mem(RSP, frame::TABLE), TABLE);
         for i in 0..13 {
             if map.loc[i] == Loc::M {
                 a.mov_r_rm(Size::B64, RAX, Rm::mem(RDI, ctx::REGS + 8 * i as i32));
@@ -437,8 +437,8 @@ impl Gen<'_> {
         }
     }
 
-    /// The native jump table: per entry the offset of the target block's code from the code
-    /// base, 0 for an invalid target.
+    /// The native jump table: per entry the offset of the target block's code from the table
+    /// (a negative i32: the table follows all code), 0 for an invalid target.
     fn jump_table(&mut self) {
         self.a.align(4);
         self.a.bind(self.jt_label);
@@ -446,12 +446,13 @@ impl Gen<'_> {
         if jt.is_uniform() {
             return;
         }
+        let at = self.a.pos() as i64;
         for i in 0..jt.len() {
             let slot = jt[i];
             let off = self.block_of_target(slot).map_or(0, |b| {
-                self.a.offset_of(self.block_labels[b]).expect("bound")
+                self.a.offset_of(self.block_labels[b]).expect("bound") as i64 - at
             });
-            self.a.data32(off);
+            self.a.data32(off as i32 as u32);
         }
     }
 
@@ -520,7 +521,7 @@ impl Gen<'_> {
                     if g.slots[0] == slot {
                         self.group_check(g, twins[gi]);
                     }
-                    self.group_access(op, g.hb);
+                    self.group_access(op, g);
                 }
                 None => self.op(op, slot, next),
             }
@@ -551,39 +552,43 @@ impl Gen<'_> {
         let a = &mut self.a;
         a.mov_r_rm(Size::B32, RAX, Rm::Reg(RCX));
         a.shift_imm(Size::B32, Shift::Shr, Rm::Reg(RAX), 12);
-        a.mov_r_rm(Size::B64, RDX, Rm::mem(RSP, frame::TABLE));
-        a.mov_r_rm(Size::B64, RAX, Rm::idx(RDX, RAX, 8));
-        if g.mask == 3 {
-            a.mov_r_rm(Size::B32, RDX, Rm::Reg(RAX));
-            a.alu_rm_imm(Size::B32, Alu::And, Rm::Reg(RDX), 3);
-            a.alu_rm_imm(Size::B32, Alu::Cmp, Rm::Reg(RDX), 3);
-            a.jcc(Cond::Ne, twin);
-        } else {
-            a.test_rm_imm(Size::B8, Rm::Reg(RAX), g.mask as i32);
-            a.jcc(Cond::E, twin);
-        }
+        a.mov_r_rm(Size::B64, RAX, Rm::idx(TABLE, RAX, 8));
+        // WRITE implies READ (`memory::WRITABLE_BITS`): a group with stores tests WRITE alone.
+        let need = if g.mask & 2 != 0 { 2 } else { g.mask as i32 };
+        a.test_rm_imm(Size::B8, Rm::Reg(RAX), need);
+        a.jcc(Cond::E, twin);
         a.alu_rm_imm(Size::B32, Alu::And, Rm::Reg(RCX), 0xfff);
         a.alu_rm_imm(Size::B32, Alu::Cmp, Rm::Reg(RCX), 4096 - g.span as i32);
         a.jcc(Cond::A, twin);
-        a.alu_rm_imm(Size::B64, Alu::And, Rm::Reg(RAX), -8);
+        // rax = the host address of base + min: the page plus the offset in it, less the entry's
+        // bits (exactly `WRITABLE_BITS` when WRITE is set; masked off otherwise).
+        let bits = if g.mask & 2 != 0 {
+            crate::memory::WRITABLE_BITS as i32
+        } else {
+            a.alu_rm_imm(Size::B64, Alu::And, Rm::Reg(RAX), -8);
+            0
+        };
         a.lea(
             Size::B64,
             RAX,
             Rm::Mem {
                 base: RAX,
                 index: Some((RCX, 1)),
-                disp: (g.min as i64).wrapping_neg() as i32,
+                disp: -bits,
             },
         );
         a.mov_rm_r(Size::B64, Rm::mem(RSP, group_slot(g.hb)), RAX);
     }
 
-    /// A group member's access through the checked host address in frame slot `hb`.
-    fn group_access(&mut self, op: &Op, hb: usize) {
+    /// A group member's access through the group's checked host address (of base + min).
+    fn group_access(&mut self, op: &Op, g: &mem_groups::Group) {
         let acc = mem_groups::access(op).expect("a group member accesses memory");
         self.a
-            .mov_r_rm(Size::B64, RAX, Rm::mem(RSP, group_slot(hb)));
-        let at = Rm::mem(RAX, acc.off);
+            .mov_r_rm(Size::B64, RAX, Rm::mem(RSP, group_slot(g.hb)));
+        // off - min is in 0..=MAX_SPAN (both are i32; the difference is taken in i64).
+        let disp = acc.off as i64 - g.min as i64;
+        debug_assert!((0..=mem_groups::MAX_SPAN).contains(&disp));
+        let at = Rm::mem(RAX, disp as i32);
         if acc.store {
             let size = match acc.n {
                 1 => Size::B8,
@@ -748,16 +753,16 @@ impl Gen<'_> {
         }
     }
 
-    /// With the address in ecx: rax = the page's host address, rcx = the offset in it, or a
+    /// With the address in ecx: rax + rcx + the returned displacement = the host address, or a
     /// yield at `pc` if the page's entry lacks the access bit or the `n`-byte access crosses the
-    /// page end.
-    fn translate(&mut self, n: u32, write: bool, pc: u32) {
+    /// page end. (A load masks the entry's bits off; for a store they are exactly
+    /// `WRITABLE_BITS`, taken off in the displacement.)
+    fn translate(&mut self, n: u32, write: bool, pc: u32) -> i32 {
         let slow = self.yield_at(pc);
         let a = &mut self.a;
         a.mov_r_rm(Size::B32, RAX, Rm::Reg(RCX));
         a.shift_imm(Size::B32, Shift::Shr, Rm::Reg(RAX), 12);
-        a.mov_r_rm(Size::B64, RDX, Rm::mem(RSP, frame::TABLE));
-        a.mov_r_rm(Size::B64, RAX, Rm::idx(RDX, RAX, 8));
+        a.mov_r_rm(Size::B64, RAX, Rm::idx(TABLE, RAX, 8));
         a.test_rm_imm(Size::B8, Rm::Reg(RAX), if write { 2 } else { 1 });
         a.jcc(Cond::E, slow);
         a.alu_rm_imm(Size::B32, Alu::And, Rm::Reg(RCX), 0xfff);
@@ -765,13 +770,23 @@ impl Gen<'_> {
             a.alu_rm_imm(Size::B32, Alu::Cmp, Rm::Reg(RCX), (4096 - n) as i32);
             a.jcc(Cond::A, slow);
         }
-        a.alu_rm_imm(Size::B64, Alu::And, Rm::Reg(RAX), -8);
+        if write {
+            -(crate::memory::WRITABLE_BITS as i32)
+        } else {
+            a.alu_rm_imm(Size::B64, Alu::And, Rm::Reg(RAX), -8);
+            0
+        }
     }
 
     fn load(&mut self, kind: K, dst: Reg, base: Option<Reg>, off: u64, pc: u32) {
         self.address(base, off);
-        self.translate(load_size(kind), false, pc);
-        self.load_from(kind, dst, Rm::idx(RAX, RCX, 1));
+        let disp = self.translate(load_size(kind), false, pc);
+        let at = Rm::Mem {
+            base: RAX,
+            index: Some((RCX, 1)),
+            disp,
+        };
+        self.load_from(kind, dst, at);
     }
 
     /// ω`dst` ← the `kind` load from host address `at`.
@@ -797,20 +812,29 @@ impl Gen<'_> {
 
     fn store(&mut self, n: u32, value: Operand, base: Option<Reg>, off: u64, pc: u32) {
         self.address(base, off);
-        self.translate(n, true, pc);
+        let disp = self.translate(n, true, pc);
         let size = match n {
             1 => Size::B8,
             2 => Size::B16,
             4 => Size::B32,
             _ => Size::B64,
         };
-        let at = Rm::idx(RAX, RCX, 1);
+        let at = Rm::Mem {
+            base: RAX,
+            index: Some((RCX, 1)),
+            disp,
+        };
         match value {
             Operand::Imm(v) => self.a.mov_rm_imm(size, at, v as u32 as i32),
-            Operand::G(g) => {
-                let r = self.read(g, RDX);
-                self.a.mov_rm_r(size, at, r);
-            }
+            Operand::G(g) => match self.map.loc(g) {
+                Loc::H(h) => self.a.mov_rm_r(size, at, h),
+                Loc::M => {
+                    // No third scratch register (rdx is the table): the address into rax.
+                    self.a.lea(Size::B64, RAX, at);
+                    let r = self.read(g, RCX);
+                    self.a.mov_rm_r(size, Rm::mem(RAX, 0), r);
+                }
+            },
         }
     }
 
@@ -859,20 +883,30 @@ impl Gen<'_> {
         self.set(d, RAX);
     }
 
-    /// With the jump address in ecx: a dynamic jump (GP A.5 djump); halts, invalid addresses
-    /// and invalid targets yield at `pc`. `before_jump` is emitted after the target is known
-    /// and before jumping (it must not touch rax).
-    fn djump(&mut self, pc: u32, before_jump: impl FnOnce(&mut Self)) {
+    /// A dynamic jump (GP A.5 djump) to the 32-bit address ω`base` + `off`; halts, invalid
+    /// addresses and invalid targets yield at `pc`. `before_jump` is emitted after the target is
+    /// known and before jumping (it must not touch rax or rcx).
+    fn djump(&mut self, pc: u32, base: Reg, off: u64, before_jump: impl FnOnce(&mut Self)) {
         let slow = self.yield_at(pc);
         let jt_len = self.table.jump_table.len() as u64;
-        let a = &mut self.a;
-        a.test_rm_imm(Size::B8, Rm::Reg(RCX), 1);
-        a.jcc(Cond::Ne, slow);
-        a.lea(Size::B32, RAX, Rm::mem(RCX, -2));
-        a.shift_imm(Size::B32, Shift::Shr, Rm::Reg(RAX), 1);
         if jt_len > i32::MAX as u64 {
             unreachable!("jump tables have at most 2^24 entries");
         }
+        // eax = ror32(address - 2, 1): the entry index i for an address 2(i + 1), and >= 2^31
+        // for an odd address (the rotated-in bit) or 0 (2^31 - 1), so one unsigned compare
+        // against |j| rejects every invalid address (the halt address 2^32 - 2^16 included).
+        let disp = (off as u32).wrapping_sub(2) as i32;
+        match self.map.loc(base) {
+            Loc::H(h) => self.a.lea(Size::B32, RAX, Rm::mem(h, disp)),
+            Loc::M => {
+                self.a.mov_r_rm(Size::B32, RAX, self.map.rm(base));
+                if disp != 0 {
+                    self.a.alu_rm_imm(Size::B32, Alu::Add, Rm::Reg(RAX), disp);
+                }
+            }
+        }
+        let a = &mut self.a;
+        a.shift_imm(Size::B32, Shift::Ror, Rm::Reg(RAX), 1);
         a.alu_rm_imm(Size::B32, Alu::Cmp, Rm::Reg(RAX), jt_len as i32);
         a.jcc(Cond::Ae, slow);
         if self.table.jump_table.is_uniform() {
@@ -892,12 +926,12 @@ impl Gen<'_> {
             }
             return;
         }
-        a.lea_rip(RDX, self.jt_label);
-        a.mov_r_rm(Size::B32, RAX, Rm::idx(RDX, RAX, 4));
+        // The native table holds each target's offset from the table itself (0: invalid).
+        a.lea_rip(RCX, self.jt_label);
+        a.movsx(Size::B32, RAX, Rm::idx(RCX, RAX, 4));
         a.test_rm_r(Size::B32, Rm::Reg(RAX), RAX);
         a.jcc(Cond::E, slow);
-        a.lea_rip(RDX, self.code_base);
-        a.alu_r_rm(Size::B64, Alu::Add, RAX, Rm::Reg(RDX));
+        a.alu_r_rm(Size::B64, Alu::Add, RAX, Rm::Reg(RCX));
         before_jump(self);
         self.a.jmp_rm(Rm::Reg(RAX));
     }
@@ -916,6 +950,12 @@ impl Gen<'_> {
                 self.set(d, RAX);
             }
         }
+    }
+
+    /// rdx = the page table again (after an instruction that wrote rdx).
+    fn restore_table(&mut self) {
+        self.a
+            .mov_r_rm(Size::B64, TABLE, Rm::mem(RSP, frame::TABLE));
     }
 
     /// Division and remainder. Division by zero and signed overflow yield (the interpreter
@@ -960,6 +1000,7 @@ impl Gen<'_> {
         } else {
             self.set_sx32(d, result);
         }
+        self.restore_table();
     }
 
     /// Shifts and rotations by a register (count in cl; x86 masks it like the PVM: & 63 / & 31).
@@ -1028,16 +1069,14 @@ impl Gen<'_> {
                 }
                 self.a.jmp(t);
             }
-            K::JumpInd => {
-                self.address(Some(a), imm);
-                self.djump(pc, |_| {});
-            }
+            K::JumpInd => self.djump(pc, a, imm, |_| {}),
             K::LoadImmJumpInd => {
                 // The address uses ω_B before ω_A is written.
-                self.address(Some(b), hi as u32 as i32 as i64 as u64);
-                self.djump(pc, |g| match map.loc(a) {
-                    Loc::H(h) => g.a.mov_r_imm(h, lo),
-                    Loc::M => g.a.mov_rm_imm(Size::B64, map.rm(a), lo as i32),
+                self.djump(pc, b, hi as u32 as i32 as i64 as u64, |g| {
+                    match map.loc(a) {
+                        Loc::H(h) => g.a.mov_r_imm(h, lo),
+                        Loc::M => g.a.mov_rm_imm(Size::B64, map.rm(a), lo as i32),
+                    }
                 });
             }
             K::LoadImm | K::LoadImm64 => self.set_imm(a, imm),
@@ -1225,6 +1264,7 @@ impl Gen<'_> {
                     self.a.alu_r_rm(Size::B64, Alu::Sub, RDX, Rm::Reg(RCX));
                 }
                 self.set(d, RDX);
+                self.restore_table();
             }
             K::SetLtU => self.set_cond(d, a, G(b), Cond::B),
             K::SetLtS => self.set_cond(d, a, G(b), Cond::L),
