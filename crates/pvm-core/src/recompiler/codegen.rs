@@ -849,10 +849,14 @@ impl Gen<'_> {
                 self.a.mov_r_imm(RCX, v);
                 self.a.alu_rm_r(Size::B64, Alu::Cmp, map.rm(a), RCX);
             }
-            Operand::G(b) => {
-                let ra = self.read(a, RCX);
-                self.a.alu_r_rm(Size::B64, Alu::Cmp, ra, map.rm(b));
-            }
+            Operand::G(b) => match (map.loc(a), map.loc(b)) {
+                // ω(a) in the frame, ω(b) in a register: compare the slot directly.
+                (Loc::M, Loc::H(rb)) => self.a.alu_rm_r(Size::B64, Alu::Cmp, map.rm(a), rb),
+                _ => {
+                    let ra = self.read(a, RCX);
+                    self.a.alu_r_rm(Size::B64, Alu::Cmp, ra, map.rm(b));
+                }
+            },
         }
     }
 
@@ -1153,6 +1157,11 @@ impl Gen<'_> {
                 }
                 _ => self.alu64(Alu::Add, a, b, Imm(imm)),
             },
+            // Masks of the low 8 or 16 bits are zero extensions.
+            K::AndImm if imm == 0xff || imm == 0xffff => {
+                let from = if imm == 0xff { Size::B8 } else { Size::B16 };
+                self.unary(a, |asm, r| asm.movzx(from, r, map.rm(b)))
+            }
             K::AndImm => self.alu64(Alu::And, a, b, Imm(imm)),
             K::XorImm => self.alu64(Alu::Xor, a, b, Imm(imm)),
             K::OrImm => self.alu64(Alu::Or, a, b, Imm(imm)),
