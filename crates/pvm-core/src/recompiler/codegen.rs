@@ -263,7 +263,7 @@ pub(crate) fn generate(
 /// Static control flow of the blocks, for the code generator's heuristics.
 pub(crate) struct Loops {
     /// Per block: how many backward static jumps (from a block c to a block h <= b <= c) span
-    /// it: a cheap stand-in for its loop nesting depth.
+    /// it, one more for a block that jumps to itself: a cheap stand-in for its loop nesting depth.
     pub depth: Vec<u32>,
 }
 
@@ -284,6 +284,12 @@ impl Loops {
                 if target != crate::program::lazy::INVALID_SLOT {
                     let t = table.block_of_slot(target);
                     if t <= b {
+                        delta[t] += 1;
+                        delta[b + 1] -= 1;
+                    }
+                    if t == b {
+                        // A block that loops on itself is an innermost loop: count it one
+                        // level deeper (these are most programs' hottest code).
                         delta[t] += 1;
                         delta[b + 1] -= 1;
                     }
