@@ -401,8 +401,14 @@ impl Instance {
                 self.regs[..NUM_REGISTERS].copy_from_slice(&ctx.regs);
                 self.gas = ctx.gas + held_back;
                 // Compiled code counts a block's instructions when it charges its gas; an exit
-                // inside a block takes back the ones that did not execute there.
-                self.instructions = ctx.instructions;
+                // inside a block takes back the ones that did not execute there. Under GP 0.7.2
+                // a block's gas is its instruction count, and compiled code leaves the counter
+                // alone: the gas it used is the count.
+                self.instructions = if gp072 {
+                    self.instructions.wrapping_add((slice - ctx.gas) as u64)
+                } else {
+                    ctx.instructions
+                };
                 match exit {
                     NativeExit::HostCall(pc) => {
                         // As the interpreter leaves a host call: pc at the `ecalli`, χ set

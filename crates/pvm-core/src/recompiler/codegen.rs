@@ -4,7 +4,8 @@
 //! # Machine state
 //! Ten guest registers live in host registers, the three least used ones in frame slots, the
 //! gas and instruction counters in r15 and r14 ([`RegMap`]); rax, rcx and rdx are scratch. rsp
-//! points at the frame ([`frame`]), which holds the page table pointer, the spilled guest registers and the exit record. Compiled code calls nothing.
+//! points at the frame ([`frame`]), which holds the page table pointer, the spilled guest
+//! registers and the exit record. Compiled code calls nothing.
 //!
 //! # What compiled code does itself, and what it leaves to the interpreter
 //! Compiled code does the common case exactly: block entry (the block's
@@ -79,8 +80,8 @@ enum Loc {
     M,
 }
 
-/// Where each guest register lives: ten in host registers, three in the frame; the gas and
-/// instruction counters have the last two host registers (a counter in memory would make every
+/// Where each guest register lives: ten in host registers and three in the frame (GP 0.7.2:
+/// eleven and two); the gas and instruction counters have the last two host registers (a counter in memory would make every
 /// block a read-modify-write of the same slot: a store-to-load chain that doubled the time of
 /// tight loops such as `sieve`'s).
 #[derive(Clone, Copy)]
@@ -88,6 +89,10 @@ struct RegMap {
     loc: [Loc; 13],
     /// Frame offset of each register in the frame (0 for the others).
     slot: [i32; 13],
+    /// Whether compiled code keeps the instruction counter in [`COUNT`] (GP 0.8.0). Under GP
+    /// 0.7.2 a block's gas is its instruction count, so the driver derives the count from the
+    /// gas used and r14 holds a guest register instead (two in the frame, not three).
+    counts: bool,
 }
 
 /// The host register of the gas counter.
@@ -99,20 +104,23 @@ const COUNT: R = R14;
 const TABLE: R = RDX;
 
 impl RegMap {
-    /// ω`spilled[0..3]` in the frame, the other ten in [`HOST`] in order.
-    fn new(spilled: [usize; 3]) -> RegMap {
+    /// ω`spilled` (at most three) in the frame, the others in [`HOST`] in order (without
+    /// [`COUNT`] if `counts`).
+    fn new(spilled: &[usize], counts: bool) -> RegMap {
         let mut loc = [Loc::M; 13];
         let mut slot = [0; 13];
-        let mut host = HOST.iter().filter(|&&h| h != GAS && h != COUNT);
+        let mut host = HOST
+            .iter()
+            .filter(|&&h| h != GAS && (h != COUNT || !counts));
         let slots = [frame::SPILLED, frame::SPILLED2, frame::SPILLED3];
         for (i, l) in loc.iter_mut().enumerate() {
             if let Some(k) = spilled.iter().position(|&r| r == i) {
                 slot[i] = slots[k];
             } else {
-                *l = Loc::H(*host.next().expect("ten host registers"));
+                *l = Loc::H(*host.next().expect("a host register for each guest one"));
             }
         }
-        RegMap { loc, slot }
+        RegMap { loc, slot, counts }
     }
 
     fn loc(&self, g: Reg) -> Loc {
@@ -223,7 +231,11 @@ pub(crate) fn generate(
         jt_label: Label(0),
         jump_next: false,
         in_twin: false,
-        map: RegMap::new(spilled),
+        map: if spec == crate::Spec::Gp0_8_0 {
+            RegMap::new(&spilled, true)
+        } else {
+            RegMap::new(&spilled[..2], false)
+        },
     };
     g.exit_yield = g.a.label();
     g.exit_entry = g.a.label();
@@ -350,7 +362,9 @@ impl Gen<'_> {
             }
         }
         a.mov_r_rm(Size::B64, GAS, Rm::mem(RDI, ctx::GAS));
-        a.mov_r_rm(Size::B64, COUNT, Rm::mem(RDI, ctx::INSTRUCTIONS));
+        if map.counts {
+            a.mov_r_rm(Size::B64, COUNT, Rm::mem(RDI, ctx::INSTRUCTIONS));
+        }
         a.mov_r_rm(Size::B64, RAX, Rm::Reg(RSI));
         // rdi holds the context: load its guest register last.
         let mut last = None;
@@ -393,7 +407,9 @@ impl Gen<'_> {
             }
         }
         a.mov_rm_r(Size::B64, Rm::mem(RAX, ctx::GAS), GAS);
-        a.mov_rm_r(Size::B64, Rm::mem(RAX, ctx::INSTRUCTIONS), COUNT);
+        if map.counts {
+            a.mov_rm_r(Size::B64, Rm::mem(RAX, ctx::INSTRUCTIONS), COUNT);
+        }
         a.mov_r_rm(Size::B64, RCX, Rm::mem(RSP, frame::EXIT));
         a.mov_rm_r(Size::B64, Rm::mem(RAX, ctx::EXIT), RCX);
         a.alu_rm_imm(Size::B64, Alu::Add, Rm::Reg(RSP), frame::SIZE);
@@ -493,13 +509,17 @@ impl Gen<'_> {
         self.add_gas(Alu::Sub, cost);
         self.a.jcc(Cond::L, oog);
         // The block's instructions count as executed; an exit inside the block takes back the
-        // ones it did not execute (`Instance::run_native`).
-        self.a.alu_rm_imm(
-            Size::B64,
-            Alu::Add,
-            Rm::Reg(COUNT),
-            (end - info.slot - 1) as i32,
-        );
+        // ones it did not execute (`Instance::run_native`). (GP 0.7.2: the gas is the count.)
+        if self.map.counts {
+            self.a.alu_rm_imm(
+                Size::B64,
+                Alu::Add,
+                Rm::Reg(COUNT),
+                (end - info.slot - 1) as i32,
+            );
+        } else {
+            debug_assert_eq!(cost, (end - info.slot - 1) as u64);
+        }
         let next = self.block_labels.get(b + 1).copied();
         let groups = mem_groups::groups(self.table, info.slot + 1, end);
         if groups.is_empty() {
