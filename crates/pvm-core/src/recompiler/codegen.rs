@@ -204,6 +204,9 @@ struct Gen<'a> {
     jump_next: bool,
     /// Emitting a checked twin: its `ecalli`s register no resume point (the fast version's do).
     in_twin: bool,
+    /// The memory group (frame slot) whose checked host address rax still holds: set by the
+    /// group's check and member accesses (which leave rax alone), cleared by any other op.
+    rax_group: Option<usize>,
 }
 
 /// Generates the code of every block. The caller has compiled all blocks of `table`.
@@ -231,6 +234,7 @@ pub(crate) fn generate(
         jt_label: Label(0),
         jump_next: false,
         in_twin: false,
+        rax_group: None,
         map: if spec == crate::Spec::Gp0_8_0 {
             RegMap::new(&spilled, true)
         } else {
@@ -549,7 +553,10 @@ impl Gen<'_> {
                     }
                     self.group_access(op, g);
                 }
-                None => self.op(op, slot, next),
+                None => {
+                    self.rax_group = None;
+                    self.op(op, slot, next)
+                }
             }
         }
         // Whatever the last op was (an `ecalli` resumes after itself), never run into the twin.
@@ -604,13 +611,18 @@ impl Gen<'_> {
             },
         );
         a.mov_rm_r(Size::B64, Rm::mem(RSP, group_slot(g.hb)), RAX);
+        self.rax_group = Some(g.hb);
     }
 
     /// A group member's access through the group's checked host address (of base + min).
     fn group_access(&mut self, op: &Op, g: &mem_groups::Group) {
         let acc = mem_groups::access(op).expect("a group member accesses memory");
-        self.a
-            .mov_r_rm(Size::B64, RAX, Rm::mem(RSP, group_slot(g.hb)));
+        // (A member leaves rax alone: a spilled destination or value goes through rcx.)
+        if self.rax_group != Some(g.hb) {
+            self.a
+                .mov_r_rm(Size::B64, RAX, Rm::mem(RSP, group_slot(g.hb)));
+            self.rax_group = Some(g.hb);
+        }
         // off - min is in 0..=MAX_SPAN (both are i32; the difference is taken in i64).
         let disp = acc.off as i64 - g.min as i64;
         debug_assert!((0..=mem_groups::MAX_SPAN).contains(&disp));
