@@ -737,9 +737,14 @@ impl Gen<'_> {
         if let Operand::Imm(v) = b {
             if fits_i32(v) {
                 let v = v as i32;
-                return self.binop_with(d, a, |asm, dst| {
-                    asm.alu_rm_imm(Size::B64, op, Rm::Reg(dst), v)
-                });
+                return self.binop_with(d, a, |asm, dst| asm.alu_rm_imm(Size::B64, op, dst, v));
+            }
+        }
+        let map = self.map;
+        if let (true, Loc::M, Operand::G(b)) = (d == a, map.loc(d), b) {
+            if let Loc::H(hb) = map.loc(b) {
+                // ω(d) op= ω(b) on the frame slot.
+                return self.a.alu_rm_r(Size::B64, op, map.rm(d), hb);
             }
         }
         let commutative = op != Alu::Sub;
@@ -748,17 +753,21 @@ impl Gen<'_> {
         });
     }
 
-    /// ω`d` = f(ω`a`) computed in place in a register.
-    fn binop_with(&mut self, d: Reg, a: Reg, f: impl Fn(&mut Asm, R)) {
+    /// ω`d` = f(ω`a`), f working in place on a register or (ω`d` = ω`a` in the frame) on its
+    /// slot.
+    fn binop_with(&mut self, d: Reg, a: Reg, f: impl Fn(&mut Asm, Rm)) {
         let map = self.map;
         match map.loc(d) {
             Loc::H(dh) => {
-                self.a.mov_r_rm(Size::B64, dh, map.rm(a));
-                f(&mut self.a, dh);
+                if d != a {
+                    self.a.mov_r_rm(Size::B64, dh, map.rm(a));
+                }
+                f(&mut self.a, Rm::Reg(dh));
             }
+            Loc::M if d == a => f(&mut self.a, map.rm(d)),
             Loc::M => {
                 self.a.mov_r_rm(Size::B64, RAX, map.rm(a));
-                f(&mut self.a, RAX);
+                f(&mut self.a, Rm::Reg(RAX));
                 self.set(d, RAX);
             }
         }
@@ -1052,7 +1061,7 @@ impl Gen<'_> {
         if wide {
             match value {
                 Operand::G(v) => {
-                    self.binop_with(d, v, |a, r| a.shift_cl(Size::B64, op, Rm::Reg(r)))
+                    self.binop_with(d, v, |a, r| a.shift_cl(Size::B64, op, r))
                 }
                 Operand::Imm(v) => {
                     self.a.mov_r_imm(RAX, v);
@@ -1237,16 +1246,16 @@ impl Gen<'_> {
                 self.set(a, RAX);
             }
             K::ShloLImm64 => self.binop_with(a, b, |asm, r| {
-                asm.shift_imm(Size::B64, Shift::Shl, Rm::Reg(r), (imm & 63) as u8)
+                asm.shift_imm(Size::B64, Shift::Shl, r, (imm & 63) as u8)
             }),
             K::ShloRImm64 => self.binop_with(a, b, |asm, r| {
-                asm.shift_imm(Size::B64, Shift::Shr, Rm::Reg(r), (imm & 63) as u8)
+                asm.shift_imm(Size::B64, Shift::Shr, r, (imm & 63) as u8)
             }),
             K::SharRImm64 => self.binop_with(a, b, |asm, r| {
-                asm.shift_imm(Size::B64, Shift::Sar, Rm::Reg(r), (imm & 63) as u8)
+                asm.shift_imm(Size::B64, Shift::Sar, r, (imm & 63) as u8)
             }),
             K::RotR64Imm => self.binop_with(a, b, |asm, r| {
-                asm.shift_imm(Size::B64, Shift::Ror, Rm::Reg(r), (imm & 63) as u8)
+                asm.shift_imm(Size::B64, Shift::Ror, r, (imm & 63) as u8)
             }),
             K::ShloLImmAlt32 => self.shift_reg(a, Imm(imm), b, Shift::Shl, false),
             K::ShloRImmAlt32 => self.shift_reg(a, Imm(imm), b, Shift::Shr, false),
