@@ -243,9 +243,10 @@ pvm_result_t pvm_invoke(pvm_vm_t* vm, uint32_t pc, const uint8_t* args, size_t a
                         uint64_t gas);
 
 /* [ext] Asks a running VM to stop, from any thread (the one exception to "a VM is used by one
- * thread at a time"): the run on the VM's own thread returns PVM_RESULT_INTERRUPTED at the next
- * basic-block boundary (within one block of guest execution); if the VM is not running, its next
- * run does. The request is consumed by that result. Returns 0, or -1 if vm is not a live VM. Safe
+ * thread at a time"): the run on the VM's own thread returns PVM_RESULT_INTERRUPTED at a
+ * basic-block boundary (interpreter: the next one; recompiler: within 2^20 gas, about a
+ * millisecond); if the VM is not running, its next run does. The request is consumed by that
+ * result. Returns 0, or -1 if vm is not a live VM. Safe
  * to call concurrently with pvm_destroy of the same VM (then -1 or a no-op). */
 int pvm_interrupt(pvm_vm_t *vm);
 
