@@ -116,6 +116,17 @@ struct Open {
     slots: Vec<u32>,
 }
 
+/// Closes the candidate in `entry`, if any (checked first: most entries are empty, and taking
+/// one moves the whole candidate).
+#[inline]
+fn close(entry: &mut Option<Open>, out: &mut Vec<Group>) {
+    if entry.is_some() {
+        if let Some(o) = entry.take() {
+            o.close(out);
+        }
+    }
+}
+
 impl Open {
     fn close(self, out: &mut Vec<Group>) {
         if self.slots.len() >= MIN_ACCESSES {
@@ -140,9 +151,7 @@ pub(crate) fn groups(table: &OpTable, start: u32, end: u32) -> Vec<Group> {
         let op = table.op(slot);
         if matches!(op.k, K::Ecalli | K::Sbrk | K::Trap) {
             for o in open.iter_mut() {
-                if let Some(o) = o.take() {
-                    o.close(&mut found);
-                }
+                close(o, &mut found);
             }
             continue;
         }
@@ -172,15 +181,11 @@ pub(crate) fn groups(table: &OpTable, start: u32, end: u32) -> Vec<Group> {
             }
         }
         for r in writes(op).into_iter().flatten() {
-            if let Some(o) = open[r as usize].take() {
-                o.close(&mut found);
-            }
+            close(&mut open[r as usize], &mut found);
         }
     }
     for o in open.iter_mut() {
-        if let Some(o) = o.take() {
-            o.close(&mut found);
-        }
+        close(o, &mut found);
     }
     assign_slots(found)
 }
