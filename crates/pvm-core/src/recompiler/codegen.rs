@@ -193,7 +193,13 @@ struct Gen<'a> {
     jump_next: bool,
     /// Emitting a checked twin: its `ecalli`s register no resume point (the fast version's do).
     in_twin: bool,
+    /// Scratch of `block`: per op slot of the block, the index of its memory group or
+    /// [`NO_GROUP`].
+    member: Vec<usize>,
 }
+
+/// `Gen::member` of an op outside every group.
+const NO_GROUP: usize = usize::MAX;
 
 /// Generates the code of every block. The caller has compiled all blocks of `table`.
 /// `spilled` (distinct, < 13) are the guest registers to keep in the frame (all others live in
@@ -222,6 +228,7 @@ pub(crate) fn generate(
         jump_next: false,
         in_twin: false,
         map: RegMap::new(spilled),
+        member: Vec::new(),
     };
     g.code_base = g.a.label();
     g.exit_yield = g.a.label();
@@ -505,24 +512,26 @@ impl Gen<'_> {
         // The fast version: each group's accesses through its checked host address; a failed
         // check continues in the checked twin at the group's first access.
         let twins: Vec<Label> = groups.iter().map(|_| self.a.label()).collect();
-        let mut member = std::collections::HashMap::new();
+        let start = info.slot + 1;
+        self.member.clear();
+        self.member.resize((end - start) as usize, NO_GROUP);
         for (gi, g) in groups.iter().enumerate() {
             for &s in &g.slots {
-                member.insert(s, gi);
+                self.member[(s - start) as usize] = gi;
             }
         }
         self.jump_next = true;
-        for slot in info.slot + 1..end {
+        for slot in start..end {
             let op = self.table.op(slot);
-            match member.get(&slot) {
-                Some(&gi) => {
+            match self.member[(slot - start) as usize] {
+                NO_GROUP => self.op(op, slot, next),
+                gi => {
                     let g = &groups[gi];
                     if g.slots[0] == slot {
                         self.group_check(g, twins[gi]);
                     }
                     self.group_access(op, g.hb);
                 }
-                None => self.op(op, slot, next),
             }
         }
         // Whatever the last op was (an `ecalli` resumes after itself), never run into the twin.
