@@ -381,7 +381,22 @@ impl<'a> Code<'a> {
     }
 
     /// Reads `len` (≤ 8) little-endian bytes of ζ starting at `at`.
+    #[inline]
     fn read_le(&self, at: u64, len: u32) -> u64 {
+        debug_assert!(len <= 8);
+        // Fast path: eight bytes inside the code, masked to `len`.
+        if let Some(word) = at
+            .checked_add(8)
+            .filter(|&e| e <= self.code.len() as u64)
+            .map(|e| &self.code[at as usize..e as usize])
+        {
+            let v = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+            return if len >= 8 {
+                v
+            } else {
+                v & ((1u64 << (8 * len)) - 1)
+            };
+        }
         let mut v = 0u64;
         for n in 0..len as u64 {
             v |= (self.zeta(at + n) as u64) << (8 * n);
