@@ -211,13 +211,16 @@ pub(crate) fn generate(
     spilled: [usize; 3],
 ) -> Option<Output> {
     let n = table.blocks.len();
+    let slots = table.len();
+    // Reservations from the sizes seen on large programs (bigcode: per block about 2.4 labels,
+    // per slot about 1.2 fixups and 0.1 yield stubs), so that large programs do not regrow.
     let mut g = Gen {
-        a: Asm::with_capacity(table.len() * 24 + 1024),
+        a: Asm::with_capacity(slots * 24 + 1024, 2 * n + slots / 2 + 16, 2 * slots + 16),
         table,
         features,
         block_labels: Vec::with_capacity(n),
-        yields: Vec::new(),
-        entries: Vec::new(),
+        yields: Vec::with_capacity(slots / 8 + 16),
+        entries: Vec::with_capacity(n),
         exit_yield: Label(0),
         exit_entry: Label(0),
         exit_host: Label(0),

@@ -252,11 +252,12 @@ pub(crate) struct Asm {
 const UNBOUND: u32 = u32::MAX;
 
 impl Asm {
-    pub fn with_capacity(n: usize) -> Asm {
+    /// An assembler with room for `code` bytes, `labels` labels and `fixups` rel32 fixups.
+    pub fn with_capacity(code: usize, labels: usize, fixups: usize) -> Asm {
         Asm {
-            code: Vec::with_capacity(n),
-            labels: Vec::new(),
-            fixups: Vec::new(),
+            code: Vec::with_capacity(code),
+            labels: Vec::with_capacity(labels),
+            fixups: Vec::with_capacity(fixups),
         }
     }
 
