@@ -473,25 +473,32 @@ impl Sim {
         let mut prefix = true;
         let mut new_head = self.head;
         for j in self.head..self.len {
-            let slot = j as usize % ROB_CAPACITY;
-            let e = self.rob[slot];
-            prefix &= e.state == State::Fin;
-            if e.state == State::Exe && e.cycles == 1 {
-                for (free, used) in self.units.iter_mut().zip(e.units) {
-                    *free += used;
+            let entry = &mut self.rob[j as usize % ROB_CAPACITY];
+            match entry.state {
+                State::Fin => {
+                    if prefix {
+                        // Retired (∅): leaves the live window.
+                        new_head = j + 1;
+                    }
                 }
-            }
-            let entry = &mut self.rob[slot];
-            if prefix {
-                // Retired (∅): leaves the live window.
-                new_head = j + 1;
-            } else if e.state == State::Dec {
-                entry.state = State::Wait;
-            } else if e.state == State::Exe && e.cycles == 0 {
-                entry.state = State::Fin;
-            }
-            if e.state == State::Exe && e.cycles > 0 {
-                entry.cycles -= 1;
+                State::Dec => {
+                    prefix = false;
+                    entry.state = State::Wait;
+                }
+                State::Wait => prefix = false,
+                State::Exe => {
+                    prefix = false;
+                    if entry.cycles == 0 {
+                        entry.state = State::Fin;
+                    } else {
+                        if entry.cycles == 1 {
+                            for (free, used) in self.units.iter_mut().zip(entry.units) {
+                                *free += used;
+                            }
+                        }
+                        entry.cycles -= 1;
+                    }
+                }
             }
         }
         self.head = new_head;
