@@ -196,6 +196,9 @@ struct Gen<'a> {
     /// Scratch of `block`: per op slot of the block, the index of its memory group or
     /// [`NO_GROUP`].
     member: Vec<usize>,
+    /// Per op slot: the index of the block whose `Charge` slot it is, `u32::MAX` for the other
+    /// slots (`OpTable::block_of_slot` without the binary search).
+    slot_block: Vec<u32>,
 }
 
 /// `Gen::member` of an op outside every group.
@@ -232,6 +235,13 @@ pub(crate) fn generate(
         in_twin: false,
         map: RegMap::new(spilled),
         member: Vec::new(),
+        slot_block: {
+            let mut v = vec![u32::MAX; slots];
+            for (b, info) in table.blocks.iter().enumerate() {
+                v[info.slot as usize] = b as u32;
+            }
+            v
+        },
     };
     g.code_base = g.a.label();
     g.exit_yield = g.a.label();
@@ -467,7 +477,12 @@ impl Gen<'_> {
 
     /// The block whose `Charge` slot is `slot`, `None` for the invalid-target slot.
     fn block_of_target(&self, slot: u32) -> Option<usize> {
-        (slot != crate::program::lazy::INVALID_SLOT).then(|| self.table.block_of_slot(slot))
+        (slot != crate::program::lazy::INVALID_SLOT).then(|| {
+            match self.slot_block.get(slot as usize) {
+                Some(&b) if b != u32::MAX => b as usize,
+                _ => self.table.block_of_slot(slot),
+            }
+        })
     }
 
     fn target_label(&mut self, slot: u32, from_pc: u32) -> Label {
