@@ -118,11 +118,13 @@ struct Open {
 
 /// Closes the candidate in `entry`, if any (checked first: most entries are empty, and taking
 /// one moves the whole candidate).
+/// `live` counts the candidates open.
 #[inline]
-fn close(entry: &mut Option<Open>, out: &mut Vec<Group>) {
+fn close(entry: &mut Option<Open>, out: &mut Vec<Group>, live: &mut usize) {
     if entry.is_some() {
         if let Some(o) = entry.take() {
             o.close(out);
+            *live -= 1;
         }
     }
 }
@@ -146,12 +148,17 @@ impl Open {
 /// groups that find no free slot are left out (their accesses keep the per-access checks).
 pub(crate) fn groups(table: &OpTable, start: u32, end: u32) -> Vec<Group> {
     let mut open: [Option<Open>; 13] = Default::default();
+    // How many entries of `open` are `Some` (most blocks have no memory access: then the
+    // per-op closing below is skipped).
+    let mut live = 0usize;
     let mut found = Vec::new();
     for slot in start..end {
         let op = table.op(slot);
         if matches!(op.k, K::Ecalli | K::Sbrk | K::Trap) {
-            for o in open.iter_mut() {
-                close(o, &mut found);
+            if live != 0 {
+                for o in open.iter_mut() {
+                    close(o, &mut found, &mut live);
+                }
             }
             continue;
         }
@@ -167,9 +174,8 @@ pub(crate) fn groups(table: &OpTable, start: u32, end: u32) -> Vec<Group> {
                     o.slots.push(slot);
                 }
                 _ => {
-                    if let Some(o) = entry.take() {
-                        o.close(&mut found);
-                    }
+                    close(entry, &mut found, &mut live);
+                    live += 1;
                     *entry = Some(Open {
                         base: acc.base,
                         lo,
@@ -180,12 +186,16 @@ pub(crate) fn groups(table: &OpTable, start: u32, end: u32) -> Vec<Group> {
                 }
             }
         }
-        for r in writes(op).into_iter().flatten() {
-            close(&mut open[r as usize], &mut found);
+        if live != 0 {
+            for r in writes(op).into_iter().flatten() {
+                close(&mut open[r as usize], &mut found, &mut live);
+            }
         }
     }
-    for o in open.iter_mut() {
-        close(o, &mut found);
+    if live != 0 {
+        for o in open.iter_mut() {
+            close(o, &mut found, &mut live);
+        }
     }
     assign_slots(found)
 }
