@@ -381,7 +381,22 @@ impl<'a> Code<'a> {
     }
 
     /// Reads `len` (≤ 8) little-endian bytes of ζ starting at `at`.
+    #[inline]
     fn read_le(&self, at: u64, len: u32) -> u64 {
+        debug_assert!(len <= 8);
+        // Fast path: eight bytes inside the code, masked to `len`.
+        if let Some(word) = at
+            .checked_add(8)
+            .filter(|&e| e <= self.code.len() as u64)
+            .map(|e| &self.code[at as usize..e as usize])
+        {
+            let v = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+            return if len >= 8 {
+                v
+            } else {
+                v & ((1u64 << (8 * len)) - 1)
+            };
+        }
         let mut v = 0u64;
         for n in 0..len as u64 {
             v |= (self.zeta(at + n) as u64) << (8 * n);
@@ -419,6 +434,46 @@ impl<'a> Code<'a> {
             byte,
             args,
             skip,
+        }
+    }
+
+    /// The instruction at `pc` with only its opcode and register operands decoded (`ra`, `rb`,
+    /// `rd` as [`Code::decode`] gives them; immediates, targets and `skip` left 0): what the
+    /// register-use counts of the recompiler need, without the cost of the immediates.
+    pub(crate) fn decode_registers(&self, pc: u32, spec: Spec) -> Instruction {
+        let byte = self.zeta(pc as u64);
+        let opcode = Opcode::from_byte(byte, spec);
+        let mut args = Args::default();
+        if let Some(op) = opcode {
+            let b1 = self.zeta(pc as u64 + 1);
+            let lo = (b1 % 16).min(12);
+            let hi = (b1 / 16).min(12);
+            match op.class() {
+                ArgClass::NoArgs | ArgClass::Imm | ArgClass::ImmImm | ArgClass::Offset => {}
+                ArgClass::RegImm64
+                | ArgClass::RegImm
+                | ArgClass::RegImmImm
+                | ArgClass::RegImmOffset => args.ra = lo,
+                ArgClass::RegReg => {
+                    args.rd = lo;
+                    args.ra = hi;
+                }
+                ArgClass::RegRegImm | ArgClass::RegRegOffset | ArgClass::RegRegImmImm => {
+                    args.ra = lo;
+                    args.rb = hi;
+                }
+                ArgClass::RegRegReg => {
+                    args.ra = lo;
+                    args.rb = hi;
+                    args.rd = self.zeta(pc as u64 + 2).min(12);
+                }
+            }
+        }
+        Instruction {
+            opcode,
+            byte,
+            args,
+            skip: 0,
         }
     }
 
@@ -503,6 +558,39 @@ impl<'a> Code<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `decode_registers` gives exactly `decode`'s opcode and register operands.
+    #[test]
+    fn decode_registers_matches_decode() {
+        for spec in [Spec::Gp0_8_0, Spec::Gp0_7_2] {
+            for byte in 0..=255u8 {
+                for b1 in [0x00u8, 0x12, 0x3c, 0xd7, 0xff] {
+                    for b2 in [0x00u8, 0x05, 0x0c, 0x0d, 0xff] {
+                        let code = [byte, b1, b2, 0x81, 0x7f, 0x01, 0x02, 0x03, 0x04, 0x05];
+                        for mask_len in [1usize, 2, 3, 10] {
+                            let mut bitmask = vec![false; code.len()];
+                            bitmask[0] = true;
+                            if mask_len < code.len() {
+                                bitmask[mask_len] = true;
+                            }
+                            let c = Code {
+                                code: &code[..],
+                                bitmask: &bitmask,
+                            };
+                            let full = c.decode(0, spec);
+                            let regs = c.decode_registers(0, spec);
+                            assert_eq!(full.opcode, regs.opcode);
+                            assert_eq!(
+                                (full.args.ra, full.args.rb, full.args.rd),
+                                (regs.args.ra, regs.args.rb, regs.args.rd),
+                                "{spec:?} {byte} {b1} {b2}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn both_tables_have_139_opcodes() {

@@ -323,8 +323,18 @@ struct Decoded {
 
 /// Decodes the instruction at `pc` over ζ (zero bytes, i.e. `trap`, past the end of the code). A
 /// byte that is not a GP 0.8.0 opcode is treated as `trap` (a validated program has none).
-fn decode(code: &Code<'_>, pc: u32) -> Decoded {
-    let ins = code.decode(pc, Spec::Gp0_8_0);
+///
+/// `known` holds instructions the caller has already decoded, `(pc, code.decode(pc, GP 0.8.0))`
+/// in the order the simulation reaches them; `*next` is the first not used yet. The instruction
+/// at `pc` is taken from there when it is the next one, else decoded.
+fn decode(code: &Code<'_>, pc: u32, known: &[(u32, Instruction)], next: &mut usize) -> Decoded {
+    let ins = match known.get(*next) {
+        Some(&(at, ins)) if at == pc => {
+            *next += 1;
+            ins
+        }
+        _ => code.decode(pc, Spec::Gp0_8_0),
+    };
     let op = ins.opcode.unwrap_or(Opcode::Trap);
     let (src, dst) = registers(op, &ins);
     let row = cost_row(code, pc, op, &ins, &src, &dst);
@@ -463,25 +473,32 @@ impl Sim {
         let mut prefix = true;
         let mut new_head = self.head;
         for j in self.head..self.len {
-            let slot = j as usize % ROB_CAPACITY;
-            let e = self.rob[slot];
-            prefix &= e.state == State::Fin;
-            if e.state == State::Exe && e.cycles == 1 {
-                for (free, used) in self.units.iter_mut().zip(e.units) {
-                    *free += used;
+            let entry = &mut self.rob[j as usize % ROB_CAPACITY];
+            match entry.state {
+                State::Fin => {
+                    if prefix {
+                        // Retired (∅): leaves the live window.
+                        new_head = j + 1;
+                    }
                 }
-            }
-            let entry = &mut self.rob[slot];
-            if prefix {
-                // Retired (∅): leaves the live window.
-                new_head = j + 1;
-            } else if e.state == State::Dec {
-                entry.state = State::Wait;
-            } else if e.state == State::Exe && e.cycles == 0 {
-                entry.state = State::Fin;
-            }
-            if e.state == State::Exe && e.cycles > 0 {
-                entry.cycles -= 1;
+                State::Dec => {
+                    prefix = false;
+                    entry.state = State::Wait;
+                }
+                State::Wait => prefix = false,
+                State::Exe => {
+                    prefix = false;
+                    if entry.cycles == 0 {
+                        entry.state = State::Fin;
+                    } else {
+                        if entry.cycles == 1 {
+                            for (free, used) in self.units.iter_mut().zip(entry.units) {
+                                *free += used;
+                            }
+                        }
+                        entry.cycles -= 1;
+                    }
+                }
             }
         }
         self.head = new_head;
@@ -530,12 +547,13 @@ impl Sim {
 
     /// 𝔛 until convergence; returns x^final_c. `skip_idle` enables the quiet-cycle shortcut (it
     /// is only disabled by the tests, to check that it does not change the result).
-    fn run(&mut self, code: &Code<'_>, skip_idle: bool) -> u32 {
+    fn run(&mut self, code: &Code<'_>, skip_idle: bool, known: &[(u32, Instruction)]) -> u32 {
         // The instruction at `pc`, decoded once and kept until it fits into the decode slots.
         let mut pending: Option<Decoded> = None;
+        let mut next_known = 0;
         loop {
             if let Some(pc) = self.pc {
-                let d = pending.get_or_insert_with(|| decode(code, pc));
+                let d = pending.get_or_insert_with(|| decode(code, pc, known, &mut next_known));
                 if d.row.decode <= self.decode_slots && (self.live() as usize) < ROB_CAPACITY {
                     let d = pending.take().expect("decoded above");
                     if d.op == Opcode::MoveReg && (pc as usize) < code.code.len() {
@@ -575,8 +593,15 @@ impl Sim {
 /// `start` may be any instruction start; the simulation decodes from there until after the first
 /// terminator (A.9, eq:gascostforblock), reading zero bytes (`trap`) past the end of the code.
 pub fn block_cost(code: &Code<'_>, start: u32) -> u32 {
+    block_cost_decoded(code, start, &[])
+}
+
+/// [`block_cost`] given instructions the caller has already decoded: `known` is
+/// `(pc, code.decode(pc, Spec::Gp0_8_0))` for the block's instructions from `start` on, in code
+/// order (any prefix of them; instructions not given are decoded here). The result is the same.
+pub(crate) fn block_cost_decoded(code: &Code<'_>, start: u32, known: &[(u32, Instruction)]) -> u32 {
     let mut sim = Sim::new(start);
-    let cycles = sim.run(code, true);
+    let cycles = sim.run(code, true, known);
     cycles.saturating_sub(3).max(1)
 }
 
@@ -604,7 +629,7 @@ mod tests {
             bitmask: &mask,
         };
         let fast = block_cost(&code, 0);
-        let slow = Sim::new(0).run(&code, false).saturating_sub(3).max(1);
+        let slow = Sim::new(0).run(&code, false, &[]).saturating_sub(3).max(1);
         assert_eq!(fast, slow, "idle-cycle skipping changed the result");
         fast
     }
@@ -776,9 +801,25 @@ mod tests {
                 if pc as usize >= code.code.len() {
                     break;
                 }
-                let fast = Sim::new(pc).run(&code, true);
-                let slow = Sim::new(pc).run(&code, false);
+                let fast = Sim::new(pc).run(&code, true, &[]);
+                let slow = Sim::new(pc).run(&code, false, &[]);
                 assert_eq!(fast, slow, "start {pc}");
+                // Given the decoded instructions (all of the walk from `pc`, or a prefix), the
+                // cost is the same.
+                let mut known = Vec::new();
+                let mut at = pc;
+                while (at as usize) <= code.code.len() && known.len() < 400 {
+                    let ins = code.decode(at, Spec::Gp0_8_0);
+                    known.push((at, ins));
+                    at = ins.next_pc(at);
+                }
+                for prefix in [known.len(), known.len() / 2, 1] {
+                    assert_eq!(
+                        block_cost_decoded(&code, pc, &known[..prefix]),
+                        block_cost(&code, pc),
+                        "start {pc}, {prefix} known"
+                    );
+                }
                 pc = code.decode(pc, Spec::Gp0_8_0).next_pc(pc);
             }
         }

@@ -35,7 +35,7 @@ use super::lower::{fuse, lower, Op, Reg, K};
 use super::JumpTable;
 use crate::error::{InvalidCodeReason, ProgramError};
 use crate::gas::simulator;
-use crate::isa::{Code, Opcode};
+use crate::isa::{Code, Instruction, Opcode};
 use crate::Spec;
 
 /// The slot that every statically known invalid target points at (an out-of-ϖ target of a GP
@@ -66,7 +66,9 @@ pub(crate) struct OpTable {
     pub blocks: Box<[BlockInfo]>,
     /// For every jump-table entry: the target block's `Charge` slot, or [`INVALID_SLOT`].
     pub jump_table: SlotTable,
-    compile_lock: Mutex<()>,
+    /// Held while compiling a block; it guards the decoded instructions of the block being
+    /// compiled (GP 0.8.0: given to the gas simulator so that it does not decode them again).
+    compile_lock: Mutex<Vec<(u32, Instruction)>>,
     /// Fuse hot op pairs when compiling a block (`lower::fuse`): only for programs that the
     /// interpreter alone executes (the recompiler reads the ops and knows no fused kinds).
     pub fuse: bool,
@@ -263,7 +265,7 @@ pub(crate) fn scan(
             len: 0,
             mask: 0,
         },
-        compile_lock: Mutex::new(()),
+        compile_lock: Mutex::new(Vec::new()),
         fuse: false,
     };
     let slot = |t: u64| {
@@ -413,10 +415,12 @@ impl OpTable {
     #[cold]
     #[inline(never)]
     fn compile_block(&self, code: &Code<'_>, spec: Spec, b: usize) {
-        let _guard = self
+        let mut decoded = self
             .compile_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        decoded.clear();
+        let gp080 = spec == Spec::Gp0_8_0;
         let block = self.blocks[b];
         if self.slot_cost(block.slot) != UNCOMPILED {
             return; // another thread was first
@@ -427,6 +431,9 @@ impl OpTable {
         let (mut pc, mut slot, mut count) = (block.pc, block.slot + 1, 0u32);
         loop {
             let ins = code.decode(pc, spec);
+            if gp080 {
+                decoded.push((pc, ins));
+            }
             let op = match ins.opcode {
                 Some(opcode) if pc < len && code.bitmask[pc as usize] => {
                     lower(opcode, &ins, pc, spec, resolve, INVALID_SLOT)
@@ -467,7 +474,7 @@ impl OpTable {
             fuse(ops);
         }
         let cost = match spec {
-            Spec::Gp0_8_0 => simulator::block_cost(code, block.pc),
+            Spec::Gp0_8_0 => simulator::block_cost_decoded(code, block.pc, &decoded),
             Spec::Gp0_7_2 => count,
         };
         // SAFETY: as in `slot_cost`.

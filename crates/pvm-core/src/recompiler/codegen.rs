@@ -207,7 +207,16 @@ struct Gen<'a> {
     /// The memory group (frame slot) whose checked host address rax still holds: set by the
     /// group's check and member accesses (which leave rax alone), cleared by any other op.
     rax_group: Option<usize>,
+    /// Scratch of `block`: per op slot of the block, the index of its memory group or
+    /// [`NO_GROUP`].
+    member: Vec<usize>,
+    /// Per op slot: the index of the block whose `Charge` slot it is, `u32::MAX` for the other
+    /// slots (`OpTable::block_of_slot` without the binary search).
+    slot_block: Vec<u32>,
 }
+
+/// `Gen::member` of an op outside every group.
+const NO_GROUP: usize = usize::MAX;
 
 /// Generates the code of every block. The caller has compiled all blocks of `table`.
 /// `spilled` (distinct, < 13) are the guest registers to keep in the frame (all others live in
@@ -219,13 +228,16 @@ pub(crate) fn generate(
     spilled: [usize; 3],
 ) -> Option<Output> {
     let n = table.blocks.len();
+    let slots = table.len();
+    // Reservations from the sizes seen on large programs (bigcode: per block about 2.4 labels,
+    // per slot about 1.2 fixups and 0.1 yield stubs), so that large programs do not regrow.
     let mut g = Gen {
-        a: Asm::with_capacity(table.len() * 24 + 1024),
+        a: Asm::with_capacity(slots * 24 + 1024, 2 * n + slots / 2 + 16, 2 * slots + 16),
         table,
         features,
         block_labels: Vec::with_capacity(n),
-        yields: Vec::new(),
-        entries: Vec::new(),
+        yields: Vec::with_capacity(slots / 8 + 16),
+        entries: Vec::with_capacity(n),
         exit_yield: Label(0),
         exit_entry: Label(0),
         exit_host: Label(0),
@@ -239,6 +251,14 @@ pub(crate) fn generate(
             RegMap::new(&spilled, true)
         } else {
             RegMap::new(&spilled[..2], false)
+        },
+        member: Vec::new(),
+        slot_block: {
+            let mut v = vec![u32::MAX; slots];
+            for (b, info) in table.blocks.iter().enumerate() {
+                v[info.slot as usize] = b as u32;
+            }
+            v
         },
     };
     g.exit_yield = g.a.label();
@@ -484,7 +504,12 @@ impl Gen<'_> {
 
     /// The block whose `Charge` slot is `slot`, `None` for the invalid-target slot.
     fn block_of_target(&self, slot: u32) -> Option<usize> {
-        (slot != crate::program::lazy::INVALID_SLOT).then(|| self.table.block_of_slot(slot))
+        (slot != crate::program::lazy::INVALID_SLOT).then(|| {
+            match self.slot_block.get(slot as usize) {
+                Some(&b) if b != u32::MAX => b as usize,
+                _ => self.table.block_of_slot(slot),
+            }
+        })
     }
 
     fn target_label(&mut self, slot: u32, from_pc: u32) -> Label {
@@ -536,26 +561,28 @@ impl Gen<'_> {
         // The fast version: each group's accesses through its checked host address; a failed
         // check continues in the checked twin at the group's first access.
         let twins: Vec<Label> = groups.iter().map(|_| self.a.label()).collect();
-        let mut member = std::collections::HashMap::new();
+        let start = info.slot + 1;
+        self.member.clear();
+        self.member.resize((end - start) as usize, NO_GROUP);
         for (gi, g) in groups.iter().enumerate() {
             for &s in &g.slots {
-                member.insert(s, gi);
+                self.member[(s - start) as usize] = gi;
             }
         }
         self.jump_next = true;
-        for slot in info.slot + 1..end {
+        for slot in start..end {
             let op = self.table.op(slot);
-            match member.get(&slot) {
-                Some(&gi) => {
+            match self.member[(slot - start) as usize] {
+                NO_GROUP => {
+                    self.rax_group = None;
+                    self.op(op, slot, next)
+                }
+                gi => {
                     let g = &groups[gi];
                     if g.slots[0] == slot {
                         self.group_check(g, twins[gi]);
                     }
                     self.group_access(op, g);
-                }
-                None => {
-                    self.rax_group = None;
-                    self.op(op, slot, next)
                 }
             }
         }

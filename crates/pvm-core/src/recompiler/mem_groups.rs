@@ -116,6 +116,19 @@ struct Open {
     slots: Vec<u32>,
 }
 
+/// Closes the candidate in `entry`, if any (checked first: most entries are empty, and taking
+/// one moves the whole candidate).
+/// `live` counts the candidates open.
+#[inline]
+fn close(entry: &mut Option<Open>, out: &mut Vec<Group>, live: &mut usize) {
+    if entry.is_some() {
+        if let Some(o) = entry.take() {
+            o.close(out);
+            *live -= 1;
+        }
+    }
+}
+
 impl Open {
     fn close(self, out: &mut Vec<Group>) {
         if self.slots.len() >= MIN_ACCESSES {
@@ -135,13 +148,16 @@ impl Open {
 /// groups that find no free slot are left out (their accesses keep the per-access checks).
 pub(crate) fn groups(table: &OpTable, start: u32, end: u32) -> Vec<Group> {
     let mut open: [Option<Open>; 13] = Default::default();
+    // How many entries of `open` are `Some` (most blocks have no memory access: then the
+    // per-op closing below is skipped).
+    let mut live = 0usize;
     let mut found = Vec::new();
     for slot in start..end {
         let op = table.op(slot);
         if matches!(op.k, K::Ecalli | K::Sbrk | K::Trap) {
-            for o in open.iter_mut() {
-                if let Some(o) = o.take() {
-                    o.close(&mut found);
+            if live != 0 {
+                for o in open.iter_mut() {
+                    close(o, &mut found, &mut live);
                 }
             }
             continue;
@@ -158,9 +174,8 @@ pub(crate) fn groups(table: &OpTable, start: u32, end: u32) -> Vec<Group> {
                     o.slots.push(slot);
                 }
                 _ => {
-                    if let Some(o) = entry.take() {
-                        o.close(&mut found);
-                    }
+                    close(entry, &mut found, &mut live);
+                    live += 1;
                     *entry = Some(Open {
                         base: acc.base,
                         lo,
@@ -171,15 +186,15 @@ pub(crate) fn groups(table: &OpTable, start: u32, end: u32) -> Vec<Group> {
                 }
             }
         }
-        for r in writes(op).into_iter().flatten() {
-            if let Some(o) = open[r as usize].take() {
-                o.close(&mut found);
+        if live != 0 {
+            for r in writes(op).into_iter().flatten() {
+                close(&mut open[r as usize], &mut found, &mut live);
             }
         }
     }
-    for o in open.iter_mut() {
-        if let Some(o) = o.take() {
-            o.close(&mut found);
+    if live != 0 {
+        for o in open.iter_mut() {
+            close(o, &mut found, &mut live);
         }
     }
     assign_slots(found)

@@ -101,7 +101,8 @@ fn least_used_registers(
             .map_or(table.len() as u32, |x| x.slot);
         let weight = 1u64 << (3 * loops.depth[b].min(6));
         for slot in block.slot + 1..end {
-            let ins = code.decode(table.op(slot).pc, spec);
+            // `register_uses` reads only the opcode and the register operands.
+            let ins = code.decode_registers(table.op(slot).pc, spec);
             if let Some(opcode) = ins.opcode {
                 for r in crate::gas::simulator::register_uses(opcode, &ins) {
                     uses[r.min(12) as usize] += weight;

@@ -113,6 +113,134 @@ pub(crate) enum Cond {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Label(pub u32);
 
+/// One instruction assembled in registers: `head` holds the prefixes, REX, opcode, ModRM and SIB
+/// (at most 7 bytes), `tail` the displacement and immediate (at most 8 bytes). Appended to the
+/// code at once by [`Asm::emit`].
+#[derive(Clone, Copy)]
+struct Enc {
+    head: u64,
+    hn: u32,
+    tail: u64,
+    tn: u32,
+}
+
+impl Enc {
+    #[inline(always)]
+    fn new() -> Enc {
+        Enc {
+            head: 0,
+            hn: 0,
+            tail: 0,
+            tn: 0,
+        }
+    }
+
+    /// Appends a byte to the head.
+    #[inline(always)]
+    fn put(&mut self, b: u8) {
+        debug_assert!(self.hn < 8);
+        self.head |= (b as u64) << (8 * self.hn);
+        self.hn += 1;
+    }
+
+    /// Appends a byte to the tail.
+    #[inline(always)]
+    fn tail8(&mut self, b: u8) {
+        debug_assert!(self.tn < 8);
+        self.tail |= (b as u64) << (8 * self.tn);
+        self.tn += 1;
+    }
+
+    /// Appends a little-endian 16-bit value to the tail.
+    #[inline(always)]
+    fn tail16(&mut self, v: u16) {
+        debug_assert!(self.tn <= 6);
+        self.tail |= (v as u64) << (8 * self.tn);
+        self.tn += 2;
+    }
+
+    /// Appends a little-endian 32-bit value to the tail.
+    #[inline(always)]
+    fn tail32(&mut self, v: u32) {
+        debug_assert!(self.tn <= 4);
+        self.tail |= (v as u64) << (8 * self.tn);
+        self.tn += 4;
+    }
+
+    /// `[prefix] [REX] opcode ModRM [SIB] [disp]` for register field `reg` and operand `rm`.
+    /// `force_rex` is for byte operations on spl/bpl/sil/dil.
+    #[inline(always)]
+    fn rm(size: Size, opcode: &[u8], reg: u8, rm: Rm, force_rex: bool) -> Enc {
+        let mut e = Enc::new();
+        if size == Size::B16 {
+            e.put(0x66);
+        }
+        // A mandatory prefix (F3 of popcnt/lzcnt/tzcnt) goes before REX.
+        let opcode = match opcode {
+            [0xf3, rest @ ..] => {
+                e.put(0xf3);
+                rest
+            }
+            _ => opcode,
+        };
+        let w = (size == Size::B64) as u8;
+        let r = (reg >> 3) & 1;
+        let (x, b) = match rm {
+            Rm::Reg(rr) => (0, (rr >> 3) & 1),
+            Rm::Mem { base, index, .. } => {
+                (index.map_or(0, |(i, _)| (i >> 3) & 1), (base >> 3) & 1)
+            }
+        };
+        let byte_regs = size == Size::B8
+            && (force_rex
+                || (4..8).contains(&reg)
+                || matches!(rm, Rm::Reg(rr) if (4..8).contains(&rr)));
+        if w | r | x | b != 0 || byte_regs || force_rex {
+            e.put(0x40 | (w << 3) | (r << 2) | (x << 1) | b);
+        }
+        for &o in opcode {
+            e.put(o);
+        }
+        let reg3 = (reg & 7) << 3;
+        match rm {
+            Rm::Reg(rr) => e.put(0xc0 | reg3 | (rr & 7)),
+            Rm::Mem { base, index, disp } => {
+                let (md, disp_len) = if disp == 0 && base & 7 != RBP {
+                    (0x00, 0)
+                } else if i8::try_from(disp).is_ok() {
+                    (0x40, 1)
+                } else {
+                    (0x80, 4)
+                };
+                match index {
+                    None if base & 7 != RSP => e.put(md | reg3 | (base & 7)),
+                    None => {
+                        e.put(md | reg3 | 4);
+                        e.put(0x24);
+                    }
+                    Some((i, scale)) => {
+                        debug_assert!(i != RSP);
+                        let ss = match scale {
+                            1 => 0,
+                            2 => 1,
+                            4 => 2,
+                            _ => 3,
+                        };
+                        e.put(md | reg3 | 4);
+                        e.put((ss << 6) | ((i & 7) << 3) | (base & 7));
+                    }
+                }
+                match disp_len {
+                    0 => {}
+                    1 => e.tail8(disp as i8 as u8),
+                    _ => e.tail32(disp as u32),
+                }
+            }
+        }
+        e
+    }
+}
+
 /// Machine code under construction.
 pub(crate) struct Asm {
     pub code: Vec<u8>,
@@ -124,11 +252,12 @@ pub(crate) struct Asm {
 const UNBOUND: u32 = u32::MAX;
 
 impl Asm {
-    pub fn with_capacity(n: usize) -> Asm {
+    /// An assembler with room for `code` bytes, `labels` labels and `fixups` rel32 fixups.
+    pub fn with_capacity(code: usize, labels: usize, fixups: usize) -> Asm {
         Asm {
-            code: Vec::with_capacity(n),
-            labels: Vec::new(),
-            fixups: Vec::new(),
+            code: Vec::with_capacity(code),
+            labels: Vec::with_capacity(labels),
+            fixups: Vec::with_capacity(fixups),
         }
     }
 
@@ -177,92 +306,57 @@ impl Asm {
         self.code.extend_from_slice(b);
     }
 
-    fn rel32(&mut self, l: Label) {
-        let at = self.pos();
-        self.fixups.push((at, l));
-        self.bytes(&[0; 4]);
+    /// Appends `e` followed by a rel32 field that refers to `l` (resolved by [`Asm::finish`]).
+    #[inline]
+    fn emit_rel32(&mut self, mut e: Enc, l: Label) {
+        debug_assert_eq!(e.tn, 0);
+        self.fixups.push((self.pos() + e.hn, l));
+        e.tail32(0);
+        self.emit(e);
+    }
+
+    /// Appends an assembled instruction: each half as a whole word (a fixed-size copy), the
+    /// length cut back to the bytes it holds.
+    #[inline(always)]
+    fn emit(&mut self, e: Enc) {
+        let len = self.code.len();
+        self.code.extend_from_slice(&e.head.to_le_bytes());
+        self.code.truncate(len + e.hn as usize);
+        if e.tn != 0 {
+            self.code.extend_from_slice(&e.tail.to_le_bytes());
+            self.code.truncate(len + (e.hn + e.tn) as usize);
+        }
     }
 
     /// Emits `[prefix] [REX] opcode ModRM [SIB] [disp]` for register field `reg` and operand `rm`.
-    /// `force_rex` is for byte operations on spl/bpl/sil/dil. The instruction is assembled in a
-    /// local buffer and appended once (at most 15 bytes).
+    /// `force_rex` is for byte operations on spl/bpl/sil/dil.
+    #[inline(always)]
     fn op_rm(&mut self, size: Size, opcode: &[u8], reg: u8, rm: Rm, force_rex: bool) {
-        let mut buf = [0u8; 16];
-        let mut n = 0;
-        let mut put = |b: u8| {
-            buf[n] = b;
-            n += 1;
-        };
-        if size == Size::B16 {
-            put(0x66);
-        }
-        // A mandatory prefix (F3 of popcnt/lzcnt/tzcnt) goes before REX.
-        let opcode = match opcode {
-            [0xf3, rest @ ..] => {
-                put(0xf3);
-                rest
-            }
-            _ => opcode,
-        };
-        let w = (size == Size::B64) as u8;
-        let r = (reg >> 3) & 1;
-        let (x, b) = match rm {
-            Rm::Reg(rr) => (0, (rr >> 3) & 1),
-            Rm::Mem { base, index, .. } => {
-                (index.map_or(0, |(i, _)| (i >> 3) & 1), (base >> 3) & 1)
-            }
-        };
-        let byte_regs = size == Size::B8
-            && (force_rex
-                || (4..8).contains(&reg)
-                || matches!(rm, Rm::Reg(rr) if (4..8).contains(&rr)));
-        if w | r | x | b != 0 || byte_regs || force_rex {
-            put(0x40 | (w << 3) | (r << 2) | (x << 1) | b);
-        }
-        for &o in opcode {
-            put(o);
-        }
-        let reg3 = (reg & 7) << 3;
-        match rm {
-            Rm::Reg(rr) => put(0xc0 | reg3 | (rr & 7)),
-            Rm::Mem { base, index, disp } => {
-                let (md, disp_len) = if disp == 0 && base & 7 != RBP {
-                    (0x00, 0)
-                } else if i8::try_from(disp).is_ok() {
-                    (0x40, 1)
-                } else {
-                    (0x80, 4)
-                };
-                match index {
-                    None if base & 7 != RSP => put(md | reg3 | (base & 7)),
-                    None => {
-                        put(md | reg3 | 4);
-                        put(0x24);
-                    }
-                    Some((i, scale)) => {
-                        debug_assert!(i != RSP);
-                        let ss = match scale {
-                            1 => 0,
-                            2 => 1,
-                            4 => 2,
-                            _ => 3,
-                        };
-                        put(md | reg3 | 4);
-                        put((ss << 6) | ((i & 7) << 3) | (base & 7));
-                    }
-                }
-                match disp_len {
-                    0 => {}
-                    1 => put(disp as i8 as u8),
-                    _ => {
-                        for d in disp.to_le_bytes() {
-                            put(d);
-                        }
-                    }
-                }
-            }
-        }
-        self.code.extend_from_slice(&buf[..n]);
+        self.emit(Enc::rm(size, opcode, reg, rm, force_rex));
+    }
+
+    /// [`Asm::op_rm`] followed by an 8-bit immediate.
+    #[inline(always)]
+    fn op_rm_imm8(&mut self, size: Size, opcode: &[u8], reg: u8, rm: Rm, imm: u8) {
+        let mut e = Enc::rm(size, opcode, reg, rm, false);
+        e.tail8(imm);
+        self.emit(e);
+    }
+
+    /// [`Asm::op_rm`] followed by a 16-bit immediate.
+    #[inline(always)]
+    fn op_rm_imm16(&mut self, size: Size, opcode: &[u8], reg: u8, rm: Rm, imm: u16) {
+        let mut e = Enc::rm(size, opcode, reg, rm, false);
+        e.tail16(imm);
+        self.emit(e);
+    }
+
+    /// [`Asm::op_rm`] followed by a 32-bit immediate.
+    #[inline(always)]
+    fn op_rm_imm32(&mut self, size: Size, opcode: &[u8], reg: u8, rm: Rm, imm: u32) {
+        let mut e = Enc::rm(size, opcode, reg, rm, false);
+        e.tail32(imm);
+        self.emit(e);
     }
 
     /// `mov dst, src` (register ← r/m), any size (8/16-bit forms merge into the register).
@@ -287,18 +381,22 @@ impl Asm {
     /// touches the flags.
     pub fn mov_r_imm(&mut self, dst: R, imm: u64) {
         if imm <= u32::MAX as u64 {
+            let mut e = Enc::new();
             if dst >= 8 {
-                self.byte(0x41);
+                e.put(0x41);
             }
-            self.byte(0xb8 + (dst & 7));
-            self.bytes(&(imm as u32).to_le_bytes());
+            e.put(0xb8 + (dst & 7));
+            e.tail32(imm as u32);
+            self.emit(e);
         } else if (imm as i64) >= i32::MIN as i64 && (imm as i64) <= i32::MAX as i64 {
-            self.op_rm(Size::B64, &[0xc7], 0, Rm::Reg(dst), false);
-            self.bytes(&(imm as i32).to_le_bytes());
+            self.op_rm_imm32(Size::B64, &[0xc7], 0, Rm::Reg(dst), imm as i32 as u32);
         } else {
-            self.byte(0x48 | ((dst >> 3) & 1));
-            self.byte(0xb8 + (dst & 7));
-            self.bytes(&imm.to_le_bytes());
+            let mut e = Enc::new();
+            e.put(0x48 | ((dst >> 3) & 1));
+            e.put(0xb8 + (dst & 7));
+            e.tail = imm;
+            e.tn = 8;
+            self.emit(e);
         }
     }
 
@@ -306,16 +404,13 @@ impl Asm {
     pub fn mov_rm_imm(&mut self, size: Size, dst: Rm, imm: i32) {
         match size {
             Size::B8 => {
-                self.op_rm(size, &[0xc6], 0, dst, false);
-                self.byte(imm as u8);
+                self.op_rm_imm8(size, &[0xc6], 0, dst, imm as u8);
             }
             Size::B16 => {
-                self.op_rm(size, &[0xc7], 0, dst, false);
-                self.bytes(&(imm as u16).to_le_bytes());
+                self.op_rm_imm16(size, &[0xc7], 0, dst, imm as u16);
             }
             _ => {
-                self.op_rm(size, &[0xc7], 0, dst, false);
-                self.bytes(&imm.to_le_bytes());
+                self.op_rm_imm32(size, &[0xc7], 0, dst, imm as u32);
             }
         }
     }
@@ -353,14 +448,11 @@ impl Asm {
     /// `op dst, imm` (imm sign-extended).
     pub fn alu_rm_imm(&mut self, size: Size, op: Alu, dst: Rm, imm: i32) {
         if size == Size::B8 {
-            self.op_rm(size, &[0x80], op as u8, dst, false);
-            self.byte(imm as u8);
+            self.op_rm_imm8(size, &[0x80], op as u8, dst, imm as u8);
         } else if let Ok(i) = i8::try_from(imm) {
-            self.op_rm(size, &[0x83], op as u8, dst, false);
-            self.byte(i as u8);
+            self.op_rm_imm8(size, &[0x83], op as u8, dst, i as u8);
         } else {
-            self.op_rm(size, &[0x81], op as u8, dst, false);
-            self.bytes(&imm.to_le_bytes());
+            self.op_rm_imm32(size, &[0x81], op as u8, dst, imm as u32);
         }
     }
 
@@ -373,11 +465,9 @@ impl Asm {
     /// `test a, imm` (8-bit form for B8).
     pub fn test_rm_imm(&mut self, size: Size, a: Rm, imm: i32) {
         if size == Size::B8 {
-            self.op_rm(size, &[0xf6], 0, a, false);
-            self.byte(imm as u8);
+            self.op_rm_imm8(size, &[0xf6], 0, a, imm as u8);
         } else {
-            self.op_rm(size, &[0xf7], 0, a, false);
-            self.bytes(&imm.to_le_bytes());
+            self.op_rm_imm32(size, &[0xf7], 0, a, imm as u32);
         }
     }
 
@@ -388,8 +478,7 @@ impl Asm {
 
     /// `shift dst, imm8`.
     pub fn shift_imm(&mut self, size: Size, op: Shift, dst: Rm, imm: u8) {
-        self.op_rm(size, &[0xc1], op as u8, dst, false);
-        self.byte(imm);
+        self.op_rm_imm8(size, &[0xc1], op as u8, dst, imm);
     }
 
     /// `imul dst, src` (two-operand, low half).
@@ -399,8 +488,7 @@ impl Asm {
 
     /// `imul dst, src, imm32`.
     pub fn imul_r_rm_imm(&mut self, size: Size, dst: R, src: Rm, imm: i32) {
-        self.op_rm(size, &[0x69], dst, src, false);
-        self.bytes(&imm.to_le_bytes());
+        self.op_rm_imm32(size, &[0x69], dst, src, imm as u32);
     }
 
     /// The `F7 /n` group: 4 = mul, 5 = imul (one operand), 6 = div, 7 = idiv, 2 = not, 3 = neg.
@@ -441,14 +529,17 @@ impl Asm {
 
     /// `jcc label` (rel32).
     pub fn jcc(&mut self, c: Cond, l: Label) {
-        self.bytes(&[0x0f, 0x80 + c as u8]);
-        self.rel32(l);
+        let mut e = Enc::new();
+        e.put(0x0f);
+        e.put(0x80 + c as u8);
+        self.emit_rel32(e, l);
     }
 
     /// `jmp label` (rel32).
     pub fn jmp(&mut self, l: Label) {
-        self.byte(0xe9);
-        self.rel32(l);
+        let mut e = Enc::new();
+        e.put(0xe9);
+        self.emit_rel32(e, l);
     }
 
     /// `jmp r/m64`.
@@ -458,10 +549,11 @@ impl Asm {
 
     /// `lea dst, [rip + label]`.
     pub fn lea_rip(&mut self, dst: R, l: Label) {
-        self.byte(0x48 | ((dst >> 3) & 1) << 2);
-        self.byte(0x8d);
-        self.byte(0x05 | ((dst & 7) << 3));
-        self.rel32(l);
+        let mut e = Enc::new();
+        e.put(0x48 | ((dst >> 3) & 1) << 2);
+        e.put(0x8d);
+        e.put(0x05 | ((dst & 7) << 3));
+        self.emit_rel32(e, l);
     }
 
     pub fn push(&mut self, r: R) {
