@@ -1087,9 +1087,7 @@ impl Gen<'_> {
         self.a.mov_r_rm(Size::B32, RCX, map.rm(count));
         if wide {
             match value {
-                Operand::G(v) => {
-                    self.binop_with(d, v, |a, r| a.shift_cl(Size::B64, op, r))
-                }
+                Operand::G(v) => self.binop_with(d, v, |a, r| a.shift_cl(Size::B64, op, r)),
                 Operand::Imm(v) => {
                     self.a.mov_r_imm(RAX, v);
                     self.a.shift_cl(Size::B64, op, Rm::Reg(RAX));
