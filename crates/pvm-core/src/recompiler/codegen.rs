@@ -8,17 +8,17 @@
 //! registers and the exit record. Compiled code calls nothing.
 //!
 //! # What compiled code does itself, and what it leaves to the interpreter
-//! Compiled code does the common case exactly: block entry (the block's
-//! gas, charged as the interpreter charges it), every ALU instruction, loads and stores whose
+//! Compiled code does the common case exactly: block entry (the block's gas, charged as the
+//! interpreter charges it), every ALU instruction, loads and stores whose
 //! page-table entry allows them on one page, branches, jumps and jump-table jumps to valid
 //! targets. Everything else *yields*: it stops before the instruction with the state exactly as
 //! the interpreter would have it there (registers, gas after the block charge, pc) and lets the
 //! interpreter execute that instruction (faults, page-straddling or first writes to a lazy page,
 //! host calls, traps, halts, invalid jumps, division by zero and overflow, `sbrk`). A block
 //! its gas slice cannot pay *exits at the block entry*, uncharged (the driver then looks at
-//! interrupt requests, the real gas and the next slice). So every
-//! rule whose outcome is an exit lives once, in the interpreter, and the recompiler only has to
-//! be exact on the paths it takes.
+//! interrupt requests, the real gas and the next slice). So every rule whose outcome is an exit
+//! lives once, in the interpreter, and the recompiler only has to be exact on the paths it
+//! takes.
 //!
 //! # Memory safety
 //! A guest address is a 32-bit value; its page-table index is < 2^20 (the table has 2^20
@@ -40,7 +40,7 @@ pub(crate) mod frame {
     /// The page table's base pointer.
     pub const TABLE: i32 = 16;
     // 24: unused (was the interrupt flag's address).
-    /// The guest register kept in the frame (the program's least used one).
+    /// The first guest register kept in the frame (the program's least used one).
     pub const SPILLED: i32 = 32;
     /// Exit pc (u32) and, at +4, the exit kind (u32).
     pub const EXIT: i32 = 40;
@@ -81,9 +81,9 @@ enum Loc {
 }
 
 /// Where each guest register lives: ten in host registers and three in the frame (GP 0.7.2:
-/// eleven and two); the gas and instruction counters have the last two host registers (a counter in memory would make every
-/// block a read-modify-write of the same slot: a store-to-load chain that doubled the time of
-/// tight loops such as `sieve`'s).
+/// eleven and two); the gas and instruction counters have the last two host registers (a
+/// counter in memory would make every block a read-modify-write of the same slot: a
+/// store-to-load chain that doubled the time of tight loops such as `sieve`'s).
 #[derive(Clone, Copy)]
 struct RegMap {
     loc: [Loc; 13],
@@ -613,28 +613,22 @@ impl Gen<'_> {
         a.mov_r_rm(Size::B32, RAX, Rm::Reg(RCX));
         a.shift_imm(Size::B32, Shift::Shr, Rm::Reg(RAX), 12);
         a.mov_r_rm(Size::B64, RAX, Rm::idx(TABLE, RAX, 8));
-        // WRITE implies READ (`memory::WRITABLE_BITS`): a group with stores tests WRITE alone.
-        let need = if g.mask & 2 != 0 { 2 } else { g.mask as i32 };
-        a.test_rm_imm(Size::B8, Rm::Reg(RAX), need);
+        // A group with stores needs WRITE (which implies READ), one of loads only READ.
+        let write = g.mask & 2 != 0;
+        a.test_rm_imm(Size::B8, Rm::Reg(RAX), Self::access_bit(write));
         a.jcc(Cond::E, twin);
         a.alu_rm_imm(Size::B32, Alu::And, Rm::Reg(RCX), 0xfff);
         a.alu_rm_imm(Size::B32, Alu::Cmp, Rm::Reg(RCX), 4096 - g.span as i32);
         a.jcc(Cond::A, twin);
-        // rax = the host address of base + min: the page plus the offset in it, less the entry's
-        // bits (exactly `WRITABLE_BITS` when WRITE is set; masked off otherwise).
-        let bits = if g.mask & 2 != 0 {
-            crate::memory::WRITABLE_BITS as i32
-        } else {
-            a.alu_rm_imm(Size::B64, Alu::And, Rm::Reg(RAX), -8);
-            0
-        };
+        // rax = the host address of base + min: the page plus the offset in it.
+        let disp = Self::entry_to_page(a, write);
         a.lea(
             Size::B64,
             RAX,
             Rm::Mem {
                 base: RAX,
                 index: Some((RCX, 1)),
-                disp: -bits,
+                disp,
             },
         );
         a.mov_rm_r(Size::B64, Rm::mem(RSP, group_slot(g.hb)), RAX);
@@ -813,17 +807,44 @@ impl Gen<'_> {
 
     /// ecx = the 32-bit guest address ω`base` + off (or `off`).
     fn address(&mut self, base: Option<Reg>, off: u64) {
+        self.address_to(RCX, base, off);
+    }
+
+    /// `dst` (32 bits) = ω`base` + off mod 2^32 (or `off`).
+    fn address_to(&mut self, dst: R, base: Option<Reg>, off: u64) {
         let map = self.map;
         match base.map(|g| (g, map.loc(g))) {
-            None => self.a.mov_r_imm(RCX, off as u32 as u64),
-            Some((_, Loc::H(h))) => self.a.lea(Size::B32, RCX, Rm::mem(h, off as u32 as i32)),
+            None => self.a.mov_r_imm(dst, off as u32 as u64),
+            Some((_, Loc::H(h))) => self.a.lea(Size::B32, dst, Rm::mem(h, off as u32 as i32)),
             Some((g, Loc::M)) => {
-                self.a.mov_r_rm(Size::B32, RCX, map.rm(g));
+                self.a.mov_r_rm(Size::B32, dst, map.rm(g));
                 if off as u32 != 0 {
                     self.a
-                        .alu_rm_imm(Size::B32, Alu::Add, Rm::Reg(RCX), off as u32 as i32);
+                        .alu_rm_imm(Size::B32, Alu::Add, Rm::Reg(dst), off as u32 as i32);
                 }
             }
+        }
+    }
+
+    /// The page-entry bit an access needs: WRITE for a store (an entry with WRITE has READ too,
+    /// `memory::WRITABLE_BITS`), READ for a load.
+    fn access_bit(write: bool) -> i32 {
+        if write {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// With a page entry in rax whose [`Gen::access_bit`] is set: rax + the returned
+    /// displacement is the page's host address. A writable entry's bits are exactly
+    /// `WRITABLE_BITS` and are taken off in the displacement; a readable one's are masked off.
+    fn entry_to_page(a: &mut Asm, write: bool) -> i32 {
+        if write {
+            -(crate::memory::WRITABLE_BITS as i32)
+        } else {
+            a.alu_rm_imm(Size::B64, Alu::And, Rm::Reg(RAX), -8);
+            0
         }
     }
 
@@ -837,19 +858,14 @@ impl Gen<'_> {
         a.mov_r_rm(Size::B32, RAX, Rm::Reg(RCX));
         a.shift_imm(Size::B32, Shift::Shr, Rm::Reg(RAX), 12);
         a.mov_r_rm(Size::B64, RAX, Rm::idx(TABLE, RAX, 8));
-        a.test_rm_imm(Size::B8, Rm::Reg(RAX), if write { 2 } else { 1 });
+        a.test_rm_imm(Size::B8, Rm::Reg(RAX), Self::access_bit(write));
         a.jcc(Cond::E, slow);
         a.alu_rm_imm(Size::B32, Alu::And, Rm::Reg(RCX), 0xfff);
         if n > 1 {
             a.alu_rm_imm(Size::B32, Alu::Cmp, Rm::Reg(RCX), (4096 - n) as i32);
             a.jcc(Cond::A, slow);
         }
-        if write {
-            -(crate::memory::WRITABLE_BITS as i32)
-        } else {
-            a.alu_rm_imm(Size::B64, Alu::And, Rm::Reg(RAX), -8);
-            0
-        }
+        Self::entry_to_page(a, write)
     }
 
     fn load(&mut self, kind: K, dst: Reg, base: Option<Reg>, off: u64, pc: u32) {
@@ -973,16 +989,7 @@ impl Gen<'_> {
         // eax = ror32(address - 2, 1): the entry index i for an address 2(i + 1), and >= 2^31
         // for an odd address (the rotated-in bit) or 0 (2^31 - 1), so one unsigned compare
         // against |j| rejects every invalid address (the halt address 2^32 - 2^16 included).
-        let disp = (off as u32).wrapping_sub(2) as i32;
-        match self.map.loc(base) {
-            Loc::H(h) => self.a.lea(Size::B32, RAX, Rm::mem(h, disp)),
-            Loc::M => {
-                self.a.mov_r_rm(Size::B32, RAX, self.map.rm(base));
-                if disp != 0 {
-                    self.a.alu_rm_imm(Size::B32, Alu::Add, Rm::Reg(RAX), disp);
-                }
-            }
-        }
+        self.address_to(RAX, Some(base), off.wrapping_sub(2));
         let a = &mut self.a;
         a.shift_imm(Size::B32, Shift::Ror, Rm::Reg(RAX), 1);
         a.alu_rm_imm(Size::B32, Alu::Cmp, Rm::Reg(RAX), jt_len as i32);

@@ -231,8 +231,8 @@ impl Compiled {
     ///
     /// # Safety
     /// `ctx.table` must be the page table of a live `Memory` that the caller holds exclusively
-    /// for the duration of the call, and `entry` an offset returned
-    /// by this `Compiled`'s entry functions.
+    /// for the duration of the call, and `entry` an offset returned by this `Compiled`'s entry
+    /// functions.
     #[cfg(all(target_arch = "x86_64", unix))]
     pub unsafe fn run(&self, ctx: &mut Ctx, entry: u32) -> NativeExit {
         type Entry = unsafe extern "sysv64" fn(*mut Ctx, *const u8);
