@@ -241,6 +241,31 @@ macro_rules! fused_kinds {
 }
 pub(crate) use fused_kinds;
 
+/// Every branch kind comparing a register with an immediate (A.5.8), as a pattern.
+macro_rules! branch_imm_kinds {
+    () => {
+        K::BranchEqImm
+            | K::BranchNeImm
+            | K::BranchLtUImm
+            | K::BranchLeUImm
+            | K::BranchGeUImm
+            | K::BranchGtUImm
+            | K::BranchLtSImm
+            | K::BranchLeSImm
+            | K::BranchGeSImm
+            | K::BranchGtSImm
+    };
+}
+pub(crate) use branch_imm_kinds;
+
+/// Every branch kind comparing two registers (A.5.11), as a pattern.
+macro_rules! branch_reg_kinds {
+    () => {
+        K::BranchEq | K::BranchNe | K::BranchLtU | K::BranchLtS | K::BranchGeU | K::BranchGeS
+    };
+}
+pub(crate) use branch_reg_kinds;
+
 /// The fused pairs: (first, second, fused). The second may be a block's terminator (a branch).
 const FUSED: [(K, K, K); 37] = [
     (K::Add64, K::LoadIndU64, K::Add64LoadIndU64),

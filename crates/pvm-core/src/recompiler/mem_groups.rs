@@ -75,14 +75,25 @@ pub(crate) fn access(op: &Op) -> Option<Access> {
     })
 }
 
-/// Registers `op` may write (a superset: every register field unless the kind is known to
-/// write fewer).
+/// Registers `op` writes. Every PVM instruction writes at most one register: `d` for the
+/// two- and three-register forms (A.5.11, A.5.13), `a` for the others that write one; a fused
+/// kind (interpreter programs only) conservatively counts every register field. The match is
+/// exhaustive so that a new kind needs a decision here. (A wrong answer could not reach host
+/// memory — a grouped access stays inside its checked page — but would change what a run does.)
 fn writes(op: &Op) -> [Option<Reg>; 3] {
+    let one = |r: Reg| [Some(r), None, None];
     match op.k {
-        K::StoreImmU8
+        K::Charge
+        | K::Trap
+        | K::Nop
+        | K::Fallthrough
+        | K::Ecalli
+        | K::StoreImmU8
         | K::StoreImmU16
         | K::StoreImmU32
         | K::StoreImmU64
+        | K::Jump
+        | K::JumpInd
         | K::StoreU8
         | K::StoreU16
         | K::StoreU32
@@ -91,19 +102,115 @@ fn writes(op: &Op) -> [Option<Reg>; 3] {
         | K::StoreImmIndU16
         | K::StoreImmIndU32
         | K::StoreImmIndU64
+        | crate::program::branch_imm_kinds!()
         | K::StoreIndU8
         | K::StoreIndU16
         | K::StoreIndU32
         | K::StoreIndU64
-        | K::Nop => [None; 3],
-        K::LoadIndU8
+        | crate::program::branch_reg_kinds!() => [None; 3],
+        K::LoadImm64
+        | K::LoadImm
+        | K::LoadU8
+        | K::LoadI8
+        | K::LoadU16
+        | K::LoadI16
+        | K::LoadU32
+        | K::LoadI32
+        | K::LoadU64
+        | K::LoadImmJump
+        | K::LoadIndU8
         | K::LoadIndI8
         | K::LoadIndU16
         | K::LoadIndI16
         | K::LoadIndU32
         | K::LoadIndI32
-        | K::LoadIndU64 => [Some(op.a), None, None],
-        _ => [Some(op.a), Some(op.b), Some(op.d)],
+        | K::LoadIndU64
+        | K::AddImm32
+        | K::AndImm
+        | K::XorImm
+        | K::OrImm
+        | K::MulImm32
+        | K::SetLtUImm
+        | K::SetLtSImm
+        | K::ShloLImm32
+        | K::ShloRImm32
+        | K::SharRImm32
+        | K::NegAddImm32
+        | K::SetGtUImm
+        | K::SetGtSImm
+        | K::ShloLImmAlt32
+        | K::ShloRImmAlt32
+        | K::SharRImmAlt32
+        | K::CmovIzImm
+        | K::CmovNzImm
+        | K::AddImm64
+        | K::MulImm64
+        | K::ShloLImm64
+        | K::ShloRImm64
+        | K::SharRImm64
+        | K::NegAddImm64
+        | K::ShloLImmAlt64
+        | K::ShloRImmAlt64
+        | K::SharRImmAlt64
+        | K::RotR64Imm
+        | K::RotR64ImmAlt
+        | K::RotR32Imm
+        | K::RotR32ImmAlt
+        | K::LoadImmJumpInd => one(op.a),
+        K::MoveReg
+        | K::Sbrk
+        | K::CountSetBits64
+        | K::CountSetBits32
+        | K::LeadingZeroBits64
+        | K::LeadingZeroBits32
+        | K::TrailingZeroBits64
+        | K::TrailingZeroBits32
+        | K::SignExtend8
+        | K::SignExtend16
+        | K::ZeroExtend16
+        | K::ReverseBytes
+        | K::Add32
+        | K::Sub32
+        | K::Mul32
+        | K::DivU32
+        | K::DivS32
+        | K::RemU32
+        | K::RemS32
+        | K::ShloL32
+        | K::ShloR32
+        | K::SharR32
+        | K::Add64
+        | K::Sub64
+        | K::Mul64
+        | K::DivU64
+        | K::DivS64
+        | K::RemU64
+        | K::RemS64
+        | K::ShloL64
+        | K::ShloR64
+        | K::SharR64
+        | K::And
+        | K::Xor
+        | K::Or
+        | K::MulUpperSS
+        | K::MulUpperUU
+        | K::MulUpperSU
+        | K::SetLtU
+        | K::SetLtS
+        | K::CmovIz
+        | K::CmovNz
+        | K::RotL64
+        | K::RotL32
+        | K::RotR64
+        | K::RotR32
+        | K::AndInv
+        | K::OrInv
+        | K::Xnor
+        | K::Max
+        | K::MaxU
+        | K::Min
+        | K::MinU => one(op.d),
+        crate::program::fused_kinds!() => [Some(op.a), Some(op.b), Some(op.d)],
     }
 }
 
