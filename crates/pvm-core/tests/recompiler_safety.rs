@@ -35,19 +35,26 @@ fn memory_of(vm: &Instance) -> Vec<(u32, Access, Vec<u8>)> {
         .collect()
 }
 
+/// `body` in a loop run r3 times (r3 counts down; the loop ends in a `trap`).
+fn counted_loop(a: &mut Assembler, body: impl Fn(&mut Assembler)) {
+    let top = a.label();
+    a.inst(O::Fallthrough, Ops::none());
+    a.bind(top);
+    body(a);
+    a.inst(O::AddImm64, Ops::reg_reg_imm(3, 3, -1));
+    a.inst(O::BranchNeImm, Ops::branch_imm(3, 0, top));
+    a.inst(O::Trap, Ops::none());
+}
+
 /// `op [r1 + off]` on every page of the address space (r1 steps by 4096 and wraps): each
 /// fault is answered by skipping the access, so the sweep reaches all 2^20 pages. Interpreter
 /// and recompiler must see the same exits and leave the same memory.
 fn sweep(op: O, off: i64, spec: Spec) {
     let program = |a: &mut Assembler| {
-        let top = a.label();
-        a.inst(O::Fallthrough, Ops::none());
-        a.bind(top);
-        a.inst(op, Ops::reg_reg_imm(2, 1, off));
-        a.inst(O::AddImm32, Ops::reg_reg_imm(1, 1, 4096));
-        a.inst(O::AddImm64, Ops::reg_reg_imm(3, 3, -1));
-        a.inst(O::BranchNeImm, Ops::branch_imm(3, 0, top));
-        a.inst(O::Trap, Ops::none());
+        counted_loop(a, |a| {
+            a.inst(op, Ops::reg_reg_imm(2, 1, off));
+            a.inst(O::AddImm32, Ops::reg_reg_imm(1, 1, 4096));
+        })
     };
     let Some((pi, pn)) = both(spec, program) else {
         return;
@@ -330,6 +337,167 @@ fn grouped_accesses_at_the_ends_of_the_offset_range() {
             assert_eq!(want.0, Exit::Panic, "{spec:?} {first}: ran to the trap");
             assert_eq!(want.2[2], 0x1122_3344_5566_7788, "{spec:?} {first}");
             assert_eq!(got, want, "{spec:?} offset {first}");
+        }
+    }
+}
+
+/// Compiled code keeps the page of each hot access site in a cache that lives for one entry to
+/// compiled code. Every change of a page entry happens outside compiled code, so each entry must
+/// start with the caches empty: here the page under a cached load is freed and mapped again with
+/// new storage, made inaccessible, and materialised from the shared zero page by a first write,
+/// between the loop's iterations (at a host call, and at the yield of a store to a lazy page).
+/// A stale cache would read freed storage or the zero page; both backends must agree exactly.
+#[test]
+fn page_caches_are_emptied_at_every_entry() {
+    const PAGE: u32 = 0x10000;
+    for spec in [Spec::Gp0_8_0, Spec::Gp0_7_2] {
+        // Host-call loop: r2 = [r1]; r4 += r2; ecalli; r3 -= 1; loop.
+        let host_loop = |a: &mut Assembler| {
+            counted_loop(a, |a| {
+                a.inst(O::LoadIndU64, Ops::reg_reg_imm(2, 1, 8));
+                a.inst(O::Add64, Ops::three(4, 4, 2));
+                a.inst(O::Ecalli, Ops::imm(0));
+            })
+        };
+        let Some((pi, pn)) = both(spec, host_loop) else {
+            return;
+        };
+        let go = |p: &Program| {
+            let mut vm = p.instantiate(&[]).unwrap();
+            vm.memory_mut().map(PAGE, 0x1000, Access::Write).unwrap();
+            vm.memory_mut()
+                .write(PAGE + 8, &1u64.to_le_bytes())
+                .unwrap();
+            vm.registers_mut()[1] = PAGE as u64;
+            vm.registers_mut()[3] = 6;
+            vm.set_gas(1_000_000);
+            let mut exits = Vec::new();
+            for call in 0u64.. {
+                let e = vm.run();
+                exits.push((e, vm.pc(), *vm.registers()));
+                if e != Exit::HostCall(0) {
+                    break;
+                }
+                let m = vm.memory_mut();
+                match call {
+                    // New storage for the page, with a new value.
+                    0 | 2 => {
+                        m.unmap(PAGE, 0x1000).unwrap();
+                        m.map(PAGE, 0x1000, Access::Write).unwrap();
+                        m.write(PAGE + 8, &(100 + call).to_le_bytes()).unwrap();
+                    }
+                    // Back to a lazy page (reads as zero).
+                    1 => {
+                        m.unmap(PAGE, 0x1000).unwrap();
+                        m.map(PAGE, 0x1000, Access::Read).unwrap();
+                    }
+                    // Inaccessible: the next load faults.
+                    _ => m.map(PAGE, 0x1000, Access::None).unwrap(),
+                }
+            }
+            (exits, vm.gas(), memory_of(&vm))
+        };
+        let (want, got) = (go(&pi), go(&pn));
+        let last = want.0.last().unwrap();
+        assert_eq!(
+            last.0,
+            Exit::PageFault(PAGE),
+            "{spec:?}: the last load faults"
+        );
+        assert_eq!(
+            last.2[4],
+            [1u64, 100, 0, 102].iter().sum::<u64>(), // one load per host call
+            "{spec:?}: each load saw its page's value"
+        );
+        assert_eq!(
+            (&got.0, got.1),
+            (&want.0, want.1),
+            "{spec:?}: host-call loop"
+        );
+        assert!(got.2 == want.2, "{spec:?}: host-call loop: memory differs");
+
+        // First-write loop: r2 = [r1]; r2 += 1; [r5] = r2 (r5 = r1: not one memory group);
+        // r3 -= 1; loop. The page starts lazy: the load reads the zero page until the first
+        // store (a yield) gives the page storage of its own.
+        let write_loop = |a: &mut Assembler| {
+            counted_loop(a, |a| {
+                a.inst(O::LoadIndU64, Ops::reg_reg_imm(2, 1, 16));
+                a.inst(O::AddImm64, Ops::reg_reg_imm(2, 2, 1));
+                a.inst(O::StoreIndU64, Ops::reg_reg_imm(2, 5, 16));
+            })
+        };
+        let Some((pi, pn)) = both(spec, write_loop) else {
+            return;
+        };
+        let go = |p: &Program| {
+            let mut vm = p.instantiate(&[]).unwrap();
+            vm.memory_mut().map(PAGE, 0x1000, Access::Write).unwrap();
+            vm.registers_mut()[1] = PAGE as u64;
+            vm.registers_mut()[5] = PAGE as u64;
+            vm.registers_mut()[3] = 50;
+            vm.set_gas(1_000_000);
+            let e = vm.run();
+            (e, vm.pc(), *vm.registers(), vm.gas(), memory_of(&vm))
+        };
+        let (want, got) = (go(&pi), go(&pn));
+        assert_eq!(
+            (want.0, want.2[2]),
+            (Exit::Panic, 50),
+            "{spec:?}: counted to 50"
+        );
+        assert_eq!(
+            (got.0, got.1, got.2, got.3),
+            (want.0, want.1, want.2, want.3),
+            "{spec:?}: first-write loop"
+        );
+        assert!(
+            got.4 == want.4,
+            "{spec:?}: first-write loop: memory differs"
+        );
+
+        // Byte-stepping loop over a page end: r2 = [r1] (u64); r4 = 3 r4 + r2; r1 += 1. The
+        // site's cached page serves the accesses inside it; the ones that straddle into the
+        // next page (another allocation, or unmapped) must not be served from the cache.
+        let step_loop = |a: &mut Assembler| {
+            counted_loop(a, |a| {
+                a.inst(O::LoadIndU64, Ops::reg_reg_imm(2, 1, 0));
+                a.inst(O::MulImm64, Ops::reg_reg_imm(4, 4, 3));
+                a.inst(O::Add64, Ops::three(4, 4, 2));
+                a.inst(O::AddImm64, Ops::reg_reg_imm(1, 1, 1));
+            })
+        };
+        let Some((pi, pn)) = both(spec, step_loop) else {
+            return;
+        };
+        for next_mapped in [true, false] {
+            let go = |p: &Program| {
+                let mut vm = p.instantiate(&[]).unwrap();
+                let m = vm.memory_mut();
+                let pages = if next_mapped { 2 } else { 1 };
+                m.map(PAGE, 0x1000 * pages, Access::Write).unwrap();
+                let bytes: Vec<u8> = (0..0x1000 * pages).map(|i| (i * 7 + 1) as u8).collect();
+                m.write(PAGE, &bytes).unwrap();
+                vm.registers_mut()[1] = (PAGE + 0xff0) as u64;
+                vm.registers_mut()[3] = 40;
+                vm.set_gas(1_000_000);
+                let e = vm.run();
+                (e, vm.pc(), *vm.registers(), vm.gas())
+            };
+            let (want, got) = (go(&pi), go(&pn));
+            if next_mapped {
+                assert_eq!(want.0, Exit::Panic, "{spec:?}: ran across the page end");
+            } else {
+                assert_eq!(want.0, Exit::PageFault(PAGE + 0x1000), "{spec:?}");
+                assert_eq!(
+                    want.2[1],
+                    (PAGE + 0xff9) as u64,
+                    "{spec:?}: first straddling load"
+                );
+            }
+            assert_eq!(
+                got, want,
+                "{spec:?}: byte-stepping loop, next page mapped: {next_mapped}"
+            );
         }
     }
 }

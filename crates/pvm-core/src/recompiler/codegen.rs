@@ -24,7 +24,11 @@
 //! A guest address is a 32-bit value; its page-table index is < 2^20 (the table has 2^20
 //! entries). Compiled code reads a page only through an entry with the READ bit and writes only
 //! through one with the WRITE bit, at an offset that keeps the whole access inside the page —
-//! the same invariants the interpreter's fast path relies on (`memory.rs`). Jumps go only to
+//! the same invariants the interpreter's fast path relies on (`memory.rs`). The hottest access
+//! sites keep the last page they used in a frame cache ([`Gen::cached_access`]): a hit needs the
+//! whole access inside that page, a cache is filled only after the entry check above, and every
+//! entry to compiled code starts with the caches empty (page entries change only outside it), so
+//! a cached page is one the check allowed during this entry. Jumps go only to
 //! labels of this code or through the jump table's native offsets, each bounds-checked.
 
 use super::mem_groups;
@@ -52,8 +56,36 @@ pub(crate) mod frame {
     pub const SPILLED3: i32 = 80;
     /// The second guest register kept in the frame.
     pub const SPILLED2: i32 = 88;
-    /// Frame size (keeps rsp 16-byte aligned after six pushes).
+    /// Frame size without the page caches (keeps rsp 16-byte aligned after six pushes).
     pub const SIZE: i32 = 104;
+    /// The page caches of the cached access sites (16 bytes each, from here; see
+    /// [`super::Gen::cached_access`]): the guest page's base address, then its host address.
+    pub const CACHES: i32 = SIZE;
+}
+
+/// Access sites (loads and stores through a register, outside memory groups, in loops) that get
+/// a page cache of their own, at most: each costs two stores at every entry to compiled code.
+pub(crate) const MAX_CACHED_SITES: usize = 32;
+
+/// A page cache's guest page base while it holds no page (set at every entry): as a 64-bit value
+/// (sign-extended from this i32) it is above every 32-bit address by more than a page.
+const NO_PAGE: i32 = i32::MIN;
+
+/// Frame offset of page cache `k`'s guest page base (its host page address is 8 bytes above).
+fn cache_slot(k: u8) -> i32 {
+    frame::CACHES + 16 * k as i32
+}
+
+/// The slow half of a cached access site, emitted out of line (see [`Gen::cached_access`]).
+struct Refill {
+    label: Label,
+    retry: Label,
+    k: u8,
+    base: Option<Reg>,
+    off: u64,
+    n: u32,
+    write: bool,
+    pc: u32,
 }
 
 /// Byte offsets in [`super::Ctx`].
@@ -213,7 +245,21 @@ struct Gen<'a> {
     /// Per op slot: the index of the block whose `Charge` slot it is, `u32::MAX` for the other
     /// slots (`OpTable::block_of_slot` without the binary search).
     slot_block: Vec<u32>,
+    /// Per op slot: the page cache of a cached access site, [`NO_CACHE`] for the others.
+    cache_of: Vec<u8>,
+    /// The op slot being translated (`Gen::op`).
+    slot: u32,
+    /// The slow halves of the cached access sites, emitted with the stubs.
+    refills: Vec<Refill>,
+    /// The memory groups of the loop blocks, found while choosing the cached sites (taken by
+    /// `block`; the other blocks' groups are found there).
+    loop_groups: Vec<Option<Vec<mem_groups::Group>>>,
+    /// The frame's size: [`frame::SIZE`] plus the page caches.
+    frame_size: i32,
 }
+
+/// `Gen::cache_of` of an op slot without a page cache.
+const NO_CACHE: u8 = u8::MAX;
 
 /// `Gen::member` of an op outside every group.
 const NO_GROUP: usize = usize::MAX;
@@ -223,6 +269,7 @@ const NO_GROUP: usize = usize::MAX;
 /// host registers): the program's three least used ones.
 pub(crate) fn generate(
     table: &OpTable,
+    loops: &Loops,
     features: Features,
     spec: crate::Spec,
     spilled: [usize; 3],
@@ -260,7 +307,13 @@ pub(crate) fn generate(
             }
             v
         },
+        cache_of: Vec::new(),
+        slot: 0,
+        refills: Vec::new(),
+        loop_groups: Vec::new(),
+        frame_size: frame::SIZE,
     };
+    g.choose_cached_sites(loops);
     g.exit_yield = g.a.label();
     g.exit_entry = g.a.label();
     g.exit_host = g.a.label();
@@ -347,20 +400,8 @@ fn static_target(op: &Op, slot: u32) -> Option<u32> {
     let imm = op.imm();
     Some(match op.k {
         K::Jump => imm as u32,
-        K::LoadImmJump
-        | K::BranchEqImm
-        | K::BranchNeImm
-        | K::BranchLtUImm
-        | K::BranchLeUImm
-        | K::BranchGeUImm
-        | K::BranchGtUImm
-        | K::BranchLtSImm
-        | K::BranchLeSImm
-        | K::BranchGeSImm
-        | K::BranchGtSImm => (imm >> 32) as u32,
-        K::BranchEq | K::BranchNe | K::BranchLtU | K::BranchLtS | K::BranchGeU | K::BranchGeS => {
-            imm as u32
-        }
+        K::LoadImmJump | crate::program::branch_imm_kinds!() => (imm >> 32) as u32,
+        crate::program::branch_reg_kinds!() => imm as u32,
         K::Charge => slot,
         _ => return None,
     })
@@ -375,8 +416,13 @@ impl Gen<'_> {
         for r in [RBX, RBP, R12, R13, R14, R15] {
             a.push(r);
         }
-        a.alu_rm_imm(Size::B64, Alu::Sub, Rm::Reg(RSP), frame::SIZE);
+        a.alu_rm_imm(Size::B64, Alu::Sub, Rm::Reg(RSP), self.frame_size);
         a.mov_rm_r(Size::B64, Rm::mem(RSP, frame::CTX), RDI);
+        // Every entry starts with empty page caches: the page table may have changed since the
+        // last exit (compiled code itself never changes it).
+        for k in 0..(self.frame_size - frame::SIZE) / 16 {
+            a.mov_rm_imm(Size::B64, Rm::mem(RSP, cache_slot(k as u8)), NO_PAGE);
+        }
         a.mov_r_rm(Size::B64, TABLE, Rm::mem(RDI, ctx::TABLE));
         a.mov_rm_r(Size::B64, Rm::mem(RSP, frame::TABLE), TABLE);
         for i in 0..13 {
@@ -436,7 +482,7 @@ impl Gen<'_> {
         }
         a.mov_r_rm(Size::B64, RCX, Rm::mem(RSP, frame::EXIT));
         a.mov_rm_r(Size::B64, Rm::mem(RAX, ctx::EXIT), RCX);
-        a.alu_rm_imm(Size::B64, Alu::Add, Rm::Reg(RSP), frame::SIZE);
+        a.alu_rm_imm(Size::B64, Alu::Add, Rm::Reg(RSP), self.frame_size);
         for r in [R15, R14, R13, R12, RBP, RBX] {
             a.pop(r);
         }
@@ -455,6 +501,10 @@ impl Gen<'_> {
     }
 
     fn stubs(&mut self) {
+        // Refills first: they add yield stubs.
+        for r in std::mem::take(&mut self.refills) {
+            self.refill(r);
+        }
         for (l, pc) in std::mem::take(&mut self.yields) {
             self.a.bind(l);
             self.a
@@ -550,7 +600,10 @@ impl Gen<'_> {
             debug_assert_eq!(cost, (end - info.slot - 1) as u64);
         }
         let next = self.block_labels.get(b + 1).copied();
-        let groups = mem_groups::groups(self.table, info.slot + 1, end);
+        let groups = match self.loop_groups.get_mut(b).and_then(Option::take) {
+            Some(groups) => groups,
+            None => mem_groups::groups(self.table, info.slot + 1, end),
+        };
         if groups.is_empty() {
             for slot in info.slot + 1..end {
                 let op = self.table.op(slot);
@@ -562,13 +615,7 @@ impl Gen<'_> {
         // check continues in the checked twin at the group's first access.
         let twins: Vec<Label> = groups.iter().map(|_| self.a.label()).collect();
         let start = info.slot + 1;
-        self.member.clear();
-        self.member.resize((end - start) as usize, NO_GROUP);
-        for (gi, g) in groups.iter().enumerate() {
-            for &s in &g.slots {
-                self.member[(s - start) as usize] = gi;
-            }
-        }
+        self.mark_members(&groups, start, end);
         self.jump_next = true;
         for slot in start..end {
             let op = self.table.op(slot);
@@ -603,6 +650,18 @@ impl Gen<'_> {
             self.op(op, slot, next);
         }
         self.in_twin = false;
+    }
+
+    /// Fills [`Gen::member`] for the op slots `start..end` of one block: each slot's index in
+    /// `groups`, [`NO_GROUP`] for the slots outside every group.
+    fn mark_members(&mut self, groups: &[mem_groups::Group], start: u32, end: u32) {
+        self.member.clear();
+        self.member.resize((end - start) as usize, NO_GROUP);
+        for (gi, g) in groups.iter().enumerate() {
+            for &s in &g.slots {
+                self.member[(s - start) as usize] = gi;
+            }
+        }
     }
 
     /// A group's check: the page entry of base + min has the group's bits and the span fits in
@@ -868,14 +927,125 @@ impl Gen<'_> {
         Self::entry_to_page(a, write)
     }
 
+    /// The host address of the `n`-byte access at ω`base` + off (or `off`) of the op being
+    /// translated, or a yield at `pc` (see [`Gen::translate`], [`Gen::cached_access`]).
+    fn access_at(&mut self, n: u32, write: bool, base: Option<Reg>, off: u64, pc: u32) -> Rm {
+        match self.cache_of.get(self.slot as usize).copied() {
+            Some(k) if k != NO_CACHE => self.cached_access(k, n, write, base, off, pc),
+            _ => {
+                self.address(base, off);
+                let disp = self.translate(n, write, pc);
+                Rm::Mem {
+                    base: RAX,
+                    index: Some((RCX, 1)),
+                    disp,
+                }
+            }
+        }
+    }
+
+    /// rax = the host address of the access at ω`base` + off through page cache `k` when the
+    /// access lies in the cached page — the address (zero-extended in rax) − the page's base is
+    /// at most 4096 − `n`
+    /// (as 64-bit values: an empty cache's base, [`NO_PAGE`], is above every address) — else
+    /// the out-of-line [`Refill`] checks the page entry as [`Gen::translate`] does (yielding at
+    /// `pc` when that fails), puts the page in the cache and retries. So the host address is
+    /// always inside a page whose entry allowed this access during this entry to compiled code,
+    /// and page entries do not change while compiled code runs (every change is made outside it,
+    /// and each entry empties the caches).
+    fn cached_access(
+        &mut self,
+        k: u8,
+        n: u32,
+        write: bool,
+        base: Option<Reg>,
+        off: u64,
+        pc: u32,
+    ) -> Rm {
+        let (label, retry) = (self.a.label(), self.a.label());
+        self.a.bind(retry);
+        self.address_to(RAX, base, off);
+        let a = &mut self.a;
+        a.alu_r_rm(Size::B64, Alu::Sub, RAX, Rm::mem(RSP, cache_slot(k)));
+        a.alu_rm_imm(Size::B64, Alu::Cmp, Rm::Reg(RAX), (4096 - n) as i32);
+        a.jcc(Cond::A, label);
+        a.alu_r_rm(Size::B64, Alu::Add, RAX, Rm::mem(RSP, cache_slot(k) + 8));
+        self.refills.push(Refill {
+            label,
+            retry,
+            k,
+            base,
+            off,
+            n,
+            write,
+            pc,
+        });
+        Rm::mem(RAX, 0)
+    }
+
+    /// The slow half of a cached access site: checks the page of the access as
+    /// [`Gen::translate`] does, stores its guest base and host address in the cache, and retries.
+    fn refill(&mut self, r: Refill) {
+        self.a.bind(r.label);
+        self.address(r.base, r.off);
+        let disp = self.translate(r.n, r.write, r.pc);
+        let a = &mut self.a;
+        a.lea(Size::B64, RAX, Rm::mem(RAX, disp));
+        a.mov_rm_r(Size::B64, Rm::mem(RSP, cache_slot(r.k) + 8), RAX);
+        // `translate` kept only the in-page offset: the address again, for the page base.
+        self.address(r.base, r.off);
+        let a = &mut self.a;
+        a.mov_r_rm(Size::B32, RAX, Rm::Reg(RCX));
+        a.alu_rm_imm(Size::B32, Alu::And, Rm::Reg(RAX), -4096);
+        a.mov_rm_r(Size::B64, Rm::mem(RSP, cache_slot(r.k)), RAX);
+        a.jmp(r.retry);
+    }
+
+    /// Chooses the access sites that get a page cache: loads and stores through a register in
+    /// blocks inside loops, outside the block's memory groups, the deepest loops first (at most
+    /// [`MAX_CACHED_SITES`]); sizes the frame for them.
+    fn choose_cached_sites(&mut self, loops: &Loops) {
+        let table = self.table;
+        let n = table.blocks.len();
+        let mut candidates: Vec<(u32, u32)> = Vec::new();
+        for b in 0..n {
+            if loops.depth[b] == 0 {
+                continue;
+            }
+            let start = table.blocks[b].slot + 1;
+            let end = table
+                .blocks
+                .get(b + 1)
+                .map_or(table.len() as u32, |x| x.slot);
+            let groups = mem_groups::groups(table, start, end);
+            self.mark_members(&groups, start, end);
+            for s in start..end {
+                if self.member[(s - start) as usize] == NO_GROUP
+                    && mem_groups::access(table.op(s)).is_some()
+                {
+                    candidates.push((loops.depth[b], s));
+                }
+            }
+            if self.loop_groups.is_empty() {
+                self.loop_groups.resize_with(n, || None);
+            }
+            self.loop_groups[b] = Some(groups);
+        }
+        if candidates.is_empty() {
+            return;
+        }
+        // Deepest first; among equals, the earlier slot.
+        candidates.sort_by_key(|&(depth, s)| (std::cmp::Reverse(depth), s));
+        candidates.truncate(MAX_CACHED_SITES);
+        self.cache_of = vec![NO_CACHE; table.len()];
+        for (k, &(_, s)) in candidates.iter().enumerate() {
+            self.cache_of[s as usize] = k as u8;
+        }
+        self.frame_size = frame::SIZE + 16 * candidates.len() as i32;
+    }
+
     fn load(&mut self, kind: K, dst: Reg, base: Option<Reg>, off: u64, pc: u32) {
-        self.address(base, off);
-        let disp = self.translate(load_size(kind), false, pc);
-        let at = Rm::Mem {
-            base: RAX,
-            index: Some((RCX, 1)),
-            disp,
-        };
+        let at = self.access_at(load_size(kind), false, base, off, pc);
         self.load_from(kind, dst, at);
     }
 
@@ -901,18 +1071,12 @@ impl Gen<'_> {
     }
 
     fn store(&mut self, n: u32, value: Operand, base: Option<Reg>, off: u64, pc: u32) {
-        self.address(base, off);
-        let disp = self.translate(n, true, pc);
+        let at = self.access_at(n, true, base, off, pc);
         let size = match n {
             1 => Size::B8,
             2 => Size::B16,
             4 => Size::B32,
             _ => Size::B64,
-        };
-        let at = Rm::Mem {
-            base: RAX,
-            index: Some((RCX, 1)),
-            disp,
         };
         match value {
             Operand::Imm(v) => self.a.mov_rm_imm(size, at, v as u32 as i32),
@@ -1107,6 +1271,7 @@ impl Gen<'_> {
     }
 
     fn op(&mut self, op: &Op, slot: u32, next: Option<Label>) {
+        self.slot = slot;
         let map = self.map;
         use Operand::{Imm, G};
         let pc = op.pc;

@@ -175,7 +175,7 @@ impl Compiled {
         }
         let loops = codegen::Loops::of(table);
         let spilled = least_used_registers(table, &loops, code, spec);
-        let out = codegen::generate(table, codegen::Features::detect(), spec, spilled)
+        let out = codegen::generate(table, &loops, codegen::Features::detect(), spec, spilled)
             .ok_or(ProgramError::ExecutableMemory)?;
         let mem = exec_memory::ExecMemory::new(&out.code).ok_or(ProgramError::ExecutableMemory)?;
         if let Some(dir) = std::env::var_os("LIBPVM_NATIVE_DUMP") {
