@@ -144,52 +144,9 @@ pub fn builtin_suite(scale: f64) -> Vec<BenchProgram> {
 }
 
 /// Re-encodes a GP 0.8.0 program for the GP 0.7.2 opcode table, so the same program can be
-/// measured under the 0.7.2 gas model. Every instruction start is translated: `unlikely` (2,
-/// absent in 0.7.2) becomes `fallthrough` — both simply continue in GP 0.7.2, so results and the
-/// instruction count are unchanged — and the two-register class 101–110 moves to 102–111.
+/// measured under the 0.7.2 gas model (`pvm_core::asm::renumber_for_gp072`, errors as text).
 pub fn for_gp072(bytes: &[u8], standard: bool) -> Result<Vec<u8>, String> {
-    use pvm_core::isa::{Code, Opcode};
-    use pvm_core::program::StandardParts;
-    let rewrite = |blob: &mut pvm_core::Blob| -> Result<(), String> {
-        let mut pc = 0usize;
-        while pc < blob.code.len() {
-            if blob.bitmask[pc] {
-                let byte = blob.code[pc];
-                let op = Opcode::from_byte(byte, Spec::Gp0_8_0)
-                    .ok_or_else(|| format!("invalid opcode {byte} at pc {pc}"))?;
-                let op = if op == Opcode::Unlikely {
-                    Opcode::Fallthrough
-                } else {
-                    op
-                };
-                blob.code[pc] = op
-                    .byte(Spec::Gp0_7_2)
-                    .expect("every other GP 0.8.0 opcode exists in GP 0.7.2");
-            }
-            pc += 1 + Code {
-                code: &blob.code,
-                bitmask: &blob.bitmask,
-            }
-            .skip(pc as u32) as usize;
-        }
-        Ok(())
-    };
-    if standard {
-        let mut parts = StandardParts::parse(bytes, false).map_err(|e| e.to_string())?;
-        rewrite(&mut parts.blob)?;
-        Ok(pvm_core::asm::standard_program(
-            None,
-            &parts.ro_data,
-            &parts.rw_data,
-            parts.heap_pages,
-            parts.stack_size,
-            &parts.blob.encode(),
-        ))
-    } else {
-        let mut blob = pvm_core::Blob::parse(bytes).map_err(|e| e.to_string())?;
-        rewrite(&mut blob)?;
-        Ok(blob.encode())
-    }
+    pvm_core::asm::renumber_for_gp072(bytes, standard).map_err(|e| e.to_string())
 }
 
 /// Result of one benchmark under one gas model.

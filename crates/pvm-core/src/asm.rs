@@ -319,3 +319,104 @@ pub fn standard_program(
     out.extend_from_slice(blob);
     out
 }
+
+/// Re-encodes a GP 0.8.0 program (a standard program if `standard`, else a code blob) for the GP
+/// 0.7.2 opcode table, so that the same program runs under the 0.7.2 rules and gas model. Every
+/// instruction start is translated: `unlikely` (absent in 0.7.2) becomes `fallthrough` — both
+/// simply continue in GP 0.7.2, so results and the instruction count are unchanged — and every
+/// other opcode gets its GP 0.7.2 byte (e.g. the two-register class 101–110 moves to 102–111).
+/// Fails on a malformed program or an opcode byte that is not a GP 0.8.0 instruction.
+pub fn renumber_for_gp072(bytes: &[u8], standard: bool) -> Result<Vec<u8>, crate::ProgramError> {
+    use crate::isa::Code;
+    use crate::program::StandardParts;
+    let rewrite = |blob: &mut Blob| -> Result<(), crate::ProgramError> {
+        let mut pc = 0usize;
+        while pc < blob.code.len() {
+            if blob.bitmask[pc] {
+                let byte = blob.code[pc];
+                let op = match Opcode::from_byte(byte, Spec::Gp0_8_0) {
+                    Some(Opcode::Unlikely) => Opcode::Fallthrough,
+                    Some(op) => op,
+                    None => {
+                        return Err(crate::ProgramError::InvalidCode {
+                            pc: pc as u32,
+                            reason: crate::InvalidCodeReason::UnknownOpcode(byte),
+                        })
+                    }
+                };
+                blob.code[pc] = op
+                    .byte(Spec::Gp0_7_2)
+                    .expect("every GP 0.8.0 opcode but `unlikely` exists in GP 0.7.2");
+            }
+            let code = Code {
+                code: &blob.code,
+                bitmask: &blob.bitmask,
+            };
+            pc += 1 + code.skip(pc as u32) as usize;
+        }
+        Ok(())
+    };
+    if standard {
+        let mut parts = StandardParts::parse(bytes, false)?;
+        rewrite(&mut parts.blob)?;
+        Ok(standard_program(
+            None,
+            &parts.ro_data,
+            &parts.rw_data,
+            parts.heap_pages,
+            parts.stack_size,
+            &parts.blob.encode(),
+        ))
+    } else {
+        let mut blob = Blob::parse(bytes)?;
+        rewrite(&mut blob)?;
+        Ok(blob.encode())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same program assembled for GP 0.7.2 is what renumbering the GP 0.8.0 one gives
+    /// (`unlikely` as `fallthrough`); an unknown opcode byte is refused with its pc.
+    #[test]
+    fn renumbering_matches_the_gp072_assembly() {
+        // The `expect` in `renumber_for_gp072`: every GP 0.8.0 opcode but `unlikely` has a GP
+        // 0.7.2 byte, so no input can reach it.
+        for byte in 0..=255u8 {
+            if let Some(op) = Opcode::from_byte(byte, Spec::Gp0_8_0) {
+                assert!(
+                    op == Opcode::Unlikely || op.byte(Spec::Gp0_7_2).is_some(),
+                    "{byte}"
+                );
+            }
+        }
+        let build = |spec: Spec, unlikely: Opcode| {
+            let mut a = Assembler::for_spec(spec);
+            a.inst(Opcode::LoadImm, Operands::reg_imm(7, 5));
+            a.inst(unlikely, Operands::none());
+            a.inst(Opcode::CountSetBits64, Operands::dst_src(1, 7));
+            a.inst(Opcode::Add64, Operands::three(2, 1, 7));
+            a.inst(Opcode::Trap, Operands::none());
+            a.finish()
+        };
+        let gp080 = build(Spec::Gp0_8_0, Opcode::Unlikely);
+        let gp072 = build(Spec::Gp0_7_2, Opcode::Fallthrough);
+        assert_ne!(gp080, gp072);
+        assert_eq!(renumber_for_gp072(&gp080, false).unwrap(), gp072);
+        let standard = |blob: &[u8]| standard_program(None, b"ro", b"rw", 1, 4096, blob);
+        assert_eq!(
+            renumber_for_gp072(&standard(&gp080), true).unwrap(),
+            standard(&gp072)
+        );
+        let mut bad = Blob::parse(&gp080).unwrap();
+        // The second instruction (after load_imm) gets an opcode byte no GP 0.8.0 instruction has.
+        let at = (1..bad.code.len()).find(|&i| bad.bitmask[i]).unwrap();
+        bad.code[at] = 255;
+        match renumber_for_gp072(&bad.encode(), false) {
+            Err(crate::ProgramError::InvalidCode { pc, .. }) => assert_eq!(pc as usize, at),
+            other => panic!("expected InvalidCode, got {other:?}"),
+        }
+    }
+}

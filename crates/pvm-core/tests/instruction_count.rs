@@ -4,9 +4,8 @@
 //! on either backend, or any mix of steps and runs, ends every exit with the same count. The
 //! bundled guests' counts are also checked against `bench/expected.json` (measured in PolkaVM).
 
-use pvm_core::asm::{standard_program, Assembler, Operands as Ops};
-use pvm_core::isa::{Code, Opcode as O};
-use pvm_core::program::StandardParts;
+use pvm_core::asm::{Assembler, Operands as Ops};
+use pvm_core::isa::Opcode as O;
 use pvm_core::{Access, Backend, Exit, HostCallContext, Instance, Program, ProgramOptions, Spec};
 
 const SPECS: [Spec; 2] = [Spec::Gp0_8_0, Spec::Gp0_7_2];
@@ -23,39 +22,13 @@ fn root(path: &str) -> String {
     format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A bundled guest (built for GP 0.8.0; for GP 0.7.2 its opcodes are renumbered, with
-/// `unlikely` as `fallthrough`, as `pvm_cli::bench::for_gp072` does).
+/// A bundled guest (built for GP 0.8.0; for GP 0.7.2 renumbered by
+/// `pvm_core::asm::renumber_for_gp072`).
 fn standard(path: &str, spec: Spec, backend: Backend) -> Program {
-    let bytes = std::fs::read(root(path)).unwrap();
-    let mut parts = StandardParts::parse(&bytes, false).unwrap();
+    let mut bytes = std::fs::read(root(path)).unwrap();
     if spec == Spec::Gp0_7_2 {
-        let blob = &mut parts.blob;
-        let mut pc = 0;
-        while pc < blob.code.len() {
-            if blob.bitmask[pc] {
-                let op = O::from_byte(blob.code[pc], Spec::Gp0_8_0).unwrap();
-                let op = if op == O::Unlikely {
-                    O::Fallthrough
-                } else {
-                    op
-                };
-                blob.code[pc] = op.byte(Spec::Gp0_7_2).unwrap();
-            }
-            let code = Code {
-                code: &blob.code,
-                bitmask: &blob.bitmask,
-            };
-            pc += 1 + code.skip(pc as u32) as usize;
-        }
+        bytes = pvm_core::asm::renumber_for_gp072(&bytes, true).unwrap();
     }
-    let bytes = standard_program(
-        None,
-        &parts.ro_data,
-        &parts.rw_data,
-        parts.heap_pages,
-        parts.stack_size,
-        &parts.blob.encode(),
-    );
     Program::from_standard(&bytes, false, ProgramOptions { spec, backend }).unwrap()
 }
 
