@@ -256,6 +256,28 @@ describe('run and host calls', () => {
     expect(fault).toMatchObject({ status: 'fault', faultAddress: PAGE, pc: 0 })
   })
 
+  it('returns plain Exit objects with exactly the documented keys', () => {
+    const shape = (e: Exit) => [Object.getPrototypeOf(e) === Object.prototype, ...Object.keys(e)]
+    const vm = twoCalls().instantiate({ gas: 1000n })
+    const host = vm.run()
+    expect(shape(host)).toEqual([true, 'status', 'pc', 'gas', 'hostCallId'])
+    expect(host).toStrictEqual({ status: 'host', pc: 0, gas: vm.gas, hostCallId: 7 })
+    const running = vm.step()
+    expect(shape(running)).toEqual([true, 'status', 'pc', 'gas'])
+    expect(running).toStrictEqual({ status: 'running', pc: 11, gas: vm.gas })
+    expect(vm.run().status).toBe('host')
+    const halt = vm.run()
+    expect(halt).toStrictEqual({ status: 'halt', pc: vm.pc, gas: vm.gas })
+    const oog = twoCalls().instantiate({ gas: 1n }).run()
+    expect(oog).toStrictEqual({ status: 'oog', pc: 0, gas: 1n })
+    const fault = memoryProgram().instantiate({ gas: 1000n }).run()
+    expect(shape(fault)).toEqual([true, 'status', 'pc', 'gas', 'faultAddress'])
+    expect(fault).toMatchObject({ status: 'fault', pc: 0, faultAddress: PAGE })
+    const panic = Program.fromCode(codeBlob([I.trap()])).instantiate({ gas: 10n }).run()
+    expect(shape(panic)).toEqual([true, 'status', 'pc', 'gas'])
+    expect(panic).toMatchObject({ status: 'panic', pc: 0 })
+  })
+
   it('steps instruction by instruction', () => {
     const vm = twoCalls().instantiate({ gas: 1000n })
     expect(vm.status).toBe('running')

@@ -46,6 +46,10 @@ struct Registry {
     /// Tokens of the VMs whose run is in progress (the watchdog polls these).
     running: HashSet<u64>,
     watchdog: bool,
+    /// The watchdog waits for a first run (no run in progress): only then does starting a run
+    /// wake it. (Waking it at every run would make it poll at once: a `run()` per host call
+    /// would be interrupted at every call, a futex wake and a needless exit each.)
+    sleeping: bool,
 }
 
 fn registry() -> MutexGuard<'static, Registry> {
@@ -115,7 +119,9 @@ impl Registration {
                     .spawn(watchdog)
                     .is_ok();
             }
-            wake().notify_one();
+            if r.sleeping {
+                wake().notify_one();
+            }
         }
         RunGuard(self.token)
     }
@@ -135,23 +141,26 @@ impl Drop for RunGuard {
     }
 }
 
-/// Interrupts every running VM every [`POLL_MS`] while there are any; sleeps otherwise.
+/// Interrupts every running VM every [`POLL_MS`] while there are any; sleeps otherwise. A run
+/// is polled at the end of the period in which it is found running (never as it starts).
 fn watchdog() {
     let mut r = registry();
     loop {
         if r.running.is_empty() {
+            r.sleeping = true;
             r = wake().wait(r).unwrap_or_else(|p| p.into_inner());
+            r.sleeping = false;
             continue;
-        }
-        for t in &r.running {
-            if let Some(e) = r.vms.get(t) {
-                e.handle.interrupt();
-            }
         }
         r = wake()
             .wait_timeout(r, Duration::from_millis(POLL_MS))
             .unwrap_or_else(|p| p.into_inner())
             .0;
+        for t in &r.running {
+            if let Some(e) = r.vms.get(t) {
+                e.handle.interrupt();
+            }
+        }
     }
 }
 

@@ -42,6 +42,7 @@ struct Globals {
     error_ctor: sys::napi_ref,
     buffer_ctor: sys::napi_ref,
     buffer_from: sys::napi_ref,
+    exit_factory: sys::napi_ref,
 }
 
 thread_local! {
@@ -93,6 +94,31 @@ const REGISTERS_SHIM_SOURCE: &str = r#"(function (Pvm) {
     },
     set: desc.set,
   });
+})"#;
+
+/// The status names an `Exit` object can carry, in the order [`exit_object`] numbers them.
+pub(crate) const STATUS_NAMES: [&str; 7] = [
+    "halt",
+    "panic",
+    "oog",
+    "fault",
+    "host",
+    "running",
+    "interrupted",
+];
+
+/// Makes the function that builds `Exit` objects. Built in JavaScript, an object literal gets its
+/// shape at once; built natively, every property is a Node-API call that internalises its key
+/// and moves the object to a new hidden class (about 1 µs per exit, most of a `run()` that stops
+/// at a host call).
+const EXIT_FACTORY_SOURCE: &str = r#"(function (names) {
+  'use strict';
+  return function exit(s, pc, gas, kind, x) {
+    const status = names[s];
+    if (kind === 1) return { status, pc, gas, hostCallId: x };
+    if (kind === 2) return { status, pc, gas, faultAddress: x };
+    return { status, pc, gas };
+  };
 })"#;
 
 /// Compiles and runs a constant script.
@@ -150,16 +176,41 @@ pub(crate) unsafe fn init_module(env: RawEnv, exports: Val) -> napi::Result<()> 
         {
             return Err(fail("looking up Buffer.from"));
         }
+        let Some(maker) = run_script(env, EXIT_FACTORY_SOURCE) else {
+            return Err(fail("defining the Exit factory"));
+        };
+        let mut names = ptr::null_mut();
+        let mut factory = ptr::null_mut();
+        if sys::napi_create_array(env, &mut names) != sys::Status::napi_ok {
+            return Err(fail("defining the Exit factory"));
+        }
+        for (i, name) in STATUS_NAMES.iter().enumerate() {
+            let mut v = ptr::null_mut();
+            if sys::napi_create_string_utf8(env, name.as_ptr().cast(), name.len() as isize, &mut v)
+                != sys::Status::napi_ok
+                || sys::napi_set_element(env, names, i as u32, v) != sys::Status::napi_ok
+            {
+                return Err(fail("defining the Exit factory"));
+            }
+        }
+        if sys::napi_call_function(env, exports, maker, 1, &names, &mut factory)
+            != sys::Status::napi_ok
+        {
+            return Err(fail("defining the Exit factory"));
+        }
         let mut g = Globals {
             env,
             error_ctor: ptr::null_mut(),
             buffer_ctor: ptr::null_mut(),
             buffer_from: ptr::null_mut(),
+            exit_factory: ptr::null_mut(),
         };
         if sys::napi_create_reference(env, class, 1, &mut g.error_ctor) != sys::Status::napi_ok
             || sys::napi_create_reference(env, buffer, 1, &mut g.buffer_ctor)
                 != sys::Status::napi_ok
             || sys::napi_create_reference(env, from, 1, &mut g.buffer_from) != sys::Status::napi_ok
+            || sys::napi_create_reference(env, factory, 1, &mut g.exit_factory)
+                != sys::Status::napi_ok
         {
             return Err(fail("keeping references"));
         }
@@ -176,6 +227,46 @@ fn globals(env: RawEnv) -> Option<Globals> {
 pub(crate) fn error_ctor(env: RawEnv) -> Option<Val> {
     let g = globals(env)?;
     deref(env, g.error_ctor)
+}
+
+/// What an `Exit` object carries besides status, pc and gas.
+#[derive(Clone, Copy)]
+pub(crate) enum ExitExtra {
+    None,
+    HostCallId(u32),
+    FaultAddress(u32),
+}
+
+/// A new `Exit` object `{ status: STATUS_NAMES[status], pc, gas, hostCallId | faultAddress }`.
+pub(crate) fn exit_object(
+    env: RawEnv,
+    status: usize,
+    pc: u32,
+    gas: i64,
+    extra: ExitExtra,
+) -> Res<Val> {
+    let g = globals(env).ok_or_else(|| Fail::new(Code::Internal, "libpvm is not initialised"))?;
+    let factory = deref(env, g.exit_factory)
+        .ok_or_else(|| Fail::new(Code::Internal, "the Exit factory is unavailable"))?;
+    let (kind, x) = match extra {
+        ExitExtra::None => (0, 0),
+        ExitExtra::HostCallId(id) => (1, id),
+        ExitExtra::FaultAddress(a) => (2, a),
+    };
+    let args = [
+        uint32(env, status as u32)?,
+        uint32(env, pc)?,
+        bigint_i64(env, gas)?,
+        uint32(env, kind)?,
+        uint32(env, x)?,
+    ];
+    call(
+        env,
+        undefined(env),
+        factory,
+        &args,
+        "building the Exit object",
+    )
 }
 
 /// The value behind a reference (None if it was collected or the call failed).

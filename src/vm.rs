@@ -526,16 +526,17 @@ impl Pvm {
     /// The `Exit` object for the current state.
     fn exit_object(&self, env: RawEnv, exit: Option<Exit>) -> Res<Val> {
         let (pc, gas) = self.with(|i| (i.pc(), i.gas()))?;
-        let obj = js::object(env)?;
-        js::set(env, obj, c"status", js::string(env, status_name(exit))?)?;
-        js::set(env, obj, c"pc", js::uint32(env, pc)?)?;
-        js::set(env, obj, c"gas", js::bigint_i64(env, gas)?)?;
-        match exit {
-            Some(Exit::HostCall(id)) => js::set(env, obj, c"hostCallId", js::uint32(env, id)?)?,
-            Some(Exit::PageFault(a)) => js::set(env, obj, c"faultAddress", js::uint32(env, a)?)?,
-            _ => {}
-        }
-        Ok(obj)
+        let name = status_name(exit);
+        let status = js::STATUS_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .ok_or_else(|| Fail::new(Code::Internal, format!("unknown status {name}")))?;
+        let extra = match exit {
+            Some(Exit::HostCall(id)) => js::ExitExtra::HostCallId(id),
+            Some(Exit::PageFault(a)) => js::ExitExtra::FaultAddress(a),
+            _ => js::ExitExtra::None,
+        };
+        js::exit_object(env, status, pc, gas, extra)
     }
 
     fn last_exit(&self) -> Option<Exit> {
