@@ -7,6 +7,7 @@
 #     each run directly and under valgrind; pvm_hash checked against an independent blake2b-256
 #     (python3 hashlib) of the preimage pvm_dump_state prints; the header compiled as C++ and with
 #     -DPVM_NO_SHORT_NAMES; a pkg-config build against a temporary install (install.sh);
+#   - examples/c/bench_hostcall.c built with the same flags and run briefly;
 #   - examples/python/test_pvm.py (ctypes);
 #   - examples/go (cgo): go vet, go test, go run.
 # The guest examples/guests/hostcalls.jam is used when it exists.
@@ -123,6 +124,11 @@ VALGRIND=(valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=
 check "C build (libpvm.so)" gcc "${CFLAGS[@]}" examples/c/test_pvm.c -L"$LIBDIR" \
     -Wl,-rpath,"$LIBDIR" -lpvm -o "$WORK/test_pvm_shared"
 check "C run (libpvm.so)" "$WORK/test_pvm_shared" "${GUEST_ARGS[@]}"
+# The host-call benchmark (docs/BENCHMARKS.md) builds with the test flags and runs a short round
+# (it exits non-zero if a run ends differently than its loop says).
+check "C host-call benchmark (build, short run)" bash -c 'gcc "$@" && "${@: -1}" 2000' _ \
+    "${CFLAGS[@]}" examples/c/bench_hostcall.c -L"$LIBDIR" -Wl,-rpath,"$LIBDIR" -lpvm \
+    -o "$WORK/bench_hostcall"
 run_valgrind() { need valgrind && "${VALGRIND[@]}" "$@"; }
 tool_check valgrind "C valgrind (libpvm.so)" run_valgrind "$WORK/test_pvm_shared" "${GUEST_ARGS[@]}"
 
