@@ -501,3 +501,108 @@ fn page_caches_are_emptied_at_every_entry() {
         }
     }
 }
+
+/// Between two accesses of one memory group, compiled code keeps the group's checked host
+/// address in rax across ops whose code leaves rax alone, and must reload it after any op whose
+/// code may write rax (an access outside the group, a division, a multiplication's high half,
+/// any op that uses rax as scratch). A stale rax would send the group's second access to
+/// whatever rax held: here every non-terminating opcode in turn sits between the two accesses
+/// of a group, with operands that make accesses succeed, and both backends must agree.
+#[test]
+fn a_group_survives_exactly_the_ops_between_its_accesses() {
+    use pvm_core::isa::ArgClass as C;
+    const GROUP: u32 = 0x10000;
+    const OTHER: u32 = 0x20000;
+    for spec in [Spec::Gp0_8_0, Spec::Gp0_7_2] {
+        let ops = O::ALL
+            .iter()
+            .copied()
+            .filter(|o| o.byte(spec).is_some() && !o.is_terminator());
+        for op in ops {
+            // Register fields name r5..r7 (never the base r1 or the results r2..r4); r5 and r7
+            // hold addresses in OTHER, so an access through them or at an immediate address
+            // succeeds and fills rax on the way.
+            let operands = match op.class() {
+                C::NoArgs => Ops::none(),
+                C::Imm => Ops::imm(0),
+                C::RegImm64 => Ops::reg_imm(6, 0x1234_5678_9abc_def0u64 as i64),
+                C::RegImm => Ops::reg_imm(6, OTHER as i64 + 8),
+                C::ImmImm => Ops {
+                    imm1: OTHER as i64 + 16,
+                    imm2: -3,
+                    ..Ops::none()
+                },
+                C::RegImmImm => Ops {
+                    ra: 5,
+                    imm1: 24,
+                    imm2: 77,
+                    ..Ops::none()
+                },
+                C::RegReg => Ops::dst_src(6, 7),
+                C::RegRegImm => Ops::reg_reg_imm(6, 5, 40),
+                C::RegRegReg => Ops::three(6, 5, 7),
+                other => panic!("{op:?}: class {other:?} has no terminator-free form here"),
+            };
+            // With `spill`, a loop that never runs uses every other register often, so that
+            // r5..r7 are the ones kept in frame slots (their code paths use scratch registers).
+            for spill in [false, true] {
+                let program = |a: &mut Assembler| {
+                    a.inst(O::LoadIndU64, Ops::reg_reg_imm(2, 1, 0));
+                    a.inst(op, operands);
+                    a.inst(O::LoadIndU64, Ops::reg_reg_imm(3, 1, 8));
+                    a.inst(O::StoreIndU64, Ops::reg_reg_imm(3, 1, 16));
+                    a.inst(O::LoadIndU32, Ops::reg_reg_imm(4, 1, 20));
+                    a.inst(O::Trap, Ops::none());
+                    if spill {
+                        let others = [0u8, 1, 2, 3, 4, 8, 9, 10, 11, 12];
+                        let top = a.here();
+                        for (i, &d) in others.iter().enumerate() {
+                            for &s in &others[i..] {
+                                a.inst(O::Add64, Ops::three(d, d, s));
+                            }
+                        }
+                        a.inst(O::Jump, Ops::to(top));
+                    }
+                };
+                let Some((pi, pn)) = both(spec, program) else {
+                    return;
+                };
+                let go = |p: &Program| {
+                    let mut vm = p.instantiate(&[]).unwrap();
+                    let m = vm.memory_mut();
+                    m.map(GROUP, 0x1000, Access::Write).unwrap();
+                    m.map(OTHER, 0x1000, Access::Write).unwrap();
+                    // Backed pages (not lazily zero), so the group's check passes.
+                    let fill: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+                    m.write(GROUP, &fill).unwrap();
+                    m.write(OTHER, &fill[8..]).unwrap();
+                    let r = vm.registers_mut();
+                    r[1] = GROUP as u64;
+                    r[5] = OTHER as u64;
+                    r[6] = 0x8000_0000_0000_0003;
+                    r[7] = OTHER as u64 + 8;
+                    vm.set_gas(1_000);
+                    let exit = vm.run();
+                    (exit, vm.pc(), *vm.registers(), vm.gas(), memory_of(&vm))
+                };
+                let (want, got) = (go(&pi), go(&pn));
+                if want.0 == Exit::Panic {
+                    let second = u64::from_le_bytes(
+                        (8..16u8)
+                            .map(|i| i.wrapping_mul(37) ^ 0x5a)
+                            .collect::<Vec<_>>()
+                            .try_into()
+                            .unwrap(),
+                    );
+                    assert_eq!(want.2[3], second, "{spec:?} {op:?}: the second access");
+                }
+                assert_eq!(
+                    (got.0, got.1, got.2, got.3),
+                    (want.0, want.1, want.2, want.3),
+                    "{spec:?}: {op:?} between a group's accesses (spilled operands: {spill})"
+                );
+                assert!(got.4 == want.4, "{spec:?}: {op:?}: memory differs");
+            }
+        }
+    }
+}

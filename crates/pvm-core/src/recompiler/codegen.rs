@@ -237,7 +237,8 @@ struct Gen<'a> {
     /// Emitting a checked twin: its `ecalli`s register no resume point (the fast version's do).
     in_twin: bool,
     /// The memory group (frame slot) whose checked host address rax still holds: set by the
-    /// group's check and member accesses (which leave rax alone), cleared by any other op.
+    /// group's check and member accesses (which leave rax alone), cleared by any other op whose
+    /// code may write rax (as [`Asm::take_written`] counts) and at every join point.
     rax_group: Option<usize>,
     /// Scratch of `block`: per op slot of the block, the index of its memory group or
     /// [`NO_GROUP`].
@@ -617,12 +618,19 @@ impl Gen<'_> {
         let start = info.slot + 1;
         self.mark_members(&groups, start, end);
         self.jump_next = true;
+        self.rax_group = None;
         for slot in start..end {
             let op = self.table.op(slot);
             match self.member[(slot - start) as usize] {
                 NO_GROUP => {
-                    self.rax_group = None;
-                    self.op(op, slot, next)
+                    // rax keeps a group's host address across an op whose code never writes
+                    // it (the assembler counts every register written, and every register at
+                    // a join point).
+                    self.a.take_written();
+                    self.op(op, slot, next);
+                    if self.a.take_written() & (1 << RAX) != 0 {
+                        self.rax_group = None;
+                    }
                 }
                 gi => {
                     let g = &groups[gi];

@@ -247,9 +247,17 @@ pub(crate) struct Asm {
     labels: Vec<u32>,
     /// (position of a rel32 field, label it refers to).
     fixups: Vec<(u32, Label)>,
+    /// Registers (bit `r`) that the code emitted since the last [`Asm::take_written`] may have
+    /// written, with every register counted at a join point (a bound label) and after
+    /// instructions with implicit operands. A superset: codegen relies on a register it finds
+    /// absent here still holding what it held.
+    written: u16,
 }
 
 const UNBOUND: u32 = u32::MAX;
+
+/// Every register (for [`Asm`]'s `written`).
+const ALL: u16 = u16::MAX;
 
 impl Asm {
     /// An assembler with room for `code` bytes, `labels` labels and `fixups` rel32 fixups.
@@ -258,6 +266,27 @@ impl Asm {
             code: Vec::with_capacity(code),
             labels: Vec::with_capacity(labels),
             fixups: Vec::with_capacity(fixups),
+            written: ALL,
+        }
+    }
+
+    /// The registers that may have been written since the last call (see `written`), and
+    /// starts counting afresh.
+    pub fn take_written(&mut self) -> u16 {
+        std::mem::replace(&mut self.written, 0)
+    }
+
+    /// Counts `r` as written.
+    #[inline(always)]
+    fn wrote(&mut self, r: R) {
+        self.written |= 1 << r;
+    }
+
+    /// Counts the register of `rm`, if it is one, as written.
+    #[inline(always)]
+    fn wrote_rm(&mut self, rm: Rm) {
+        if let Rm::Reg(r) = rm {
+            self.wrote(r);
         }
     }
 
@@ -271,6 +300,8 @@ impl Asm {
     pub fn bind(&mut self, l: Label) {
         debug_assert_eq!(self.labels[l.0 as usize], UNBOUND);
         self.labels[l.0 as usize] = self.code.len() as u32;
+        // Code may arrive here from anywhere.
+        self.written = ALL;
     }
 
     /// The position a bound label stands for.
@@ -361,6 +392,7 @@ impl Asm {
 
     /// `mov dst, src` (register ← r/m), any size (8/16-bit forms merge into the register).
     pub fn mov_r_rm(&mut self, size: Size, dst: R, src: Rm) {
+        self.wrote(dst);
         if src == Rm::Reg(dst) && size == Size::B64 {
             return;
         }
@@ -370,6 +402,7 @@ impl Asm {
 
     /// `mov dst, src` (r/m ← register).
     pub fn mov_rm_r(&mut self, size: Size, dst: Rm, src: R) {
+        self.wrote_rm(dst);
         if dst == Rm::Reg(src) && size == Size::B64 {
             return;
         }
@@ -380,6 +413,7 @@ impl Asm {
     /// `mov dst, imm`: the shortest form that gives the 64-bit value `imm` in a register. Never
     /// touches the flags.
     pub fn mov_r_imm(&mut self, dst: R, imm: u64) {
+        self.wrote(dst);
         if imm <= u32::MAX as u64 {
             let mut e = Enc::new();
             if dst >= 8 {
@@ -402,6 +436,7 @@ impl Asm {
 
     /// `mov size [dst], imm` (the immediate sign-extended to 64 bits for `B64`).
     pub fn mov_rm_imm(&mut self, size: Size, dst: Rm, imm: i32) {
+        self.wrote_rm(dst);
         match size {
             Size::B8 => {
                 self.op_rm_imm8(size, &[0xc6], 0, dst, imm as u8);
@@ -417,12 +452,14 @@ impl Asm {
 
     /// `movzx dst, byte/word src` (zero-extends to 64 bits).
     pub fn movzx(&mut self, from: Size, dst: R, src: Rm) {
+        self.wrote(dst);
         let op = if from == Size::B8 { 0xb6 } else { 0xb7 };
         self.op_rm(Size::B32, &[0x0f, op], dst, src, from == Size::B8);
     }
 
     /// `movsx dst64, byte/word/dword src`.
     pub fn movsx(&mut self, from: Size, dst: R, src: Rm) {
+        self.wrote(dst);
         match from {
             Size::B8 => self.op_rm(Size::B64, &[0x0f, 0xbe], dst, src, true),
             Size::B16 => self.op_rm(Size::B64, &[0x0f, 0xbf], dst, src, false),
@@ -432,21 +469,25 @@ impl Asm {
 
     /// `lea dst, [mem]` (32-bit destination: the address is taken mod 2^32).
     pub fn lea(&mut self, size: Size, dst: R, mem: Rm) {
+        self.wrote(dst);
         self.op_rm(size, &[0x8d], dst, mem, false);
     }
 
     /// `op dst, src` (register ← register op r/m).
     pub fn alu_r_rm(&mut self, size: Size, op: Alu, dst: R, src: Rm) {
+        self.wrote(dst);
         self.op_rm(size, &[(op as u8) * 8 + 3], dst, src, false);
     }
 
     /// `op dst, src` (r/m ← r/m op register).
     pub fn alu_rm_r(&mut self, size: Size, op: Alu, dst: Rm, src: R) {
+        self.wrote_rm(dst);
         self.op_rm(size, &[(op as u8) * 8 + 1], src, dst, false);
     }
 
     /// `op dst, imm` (imm sign-extended).
     pub fn alu_rm_imm(&mut self, size: Size, op: Alu, dst: Rm, imm: i32) {
+        self.wrote_rm(dst);
         if size == Size::B8 {
             self.op_rm_imm8(size, &[0x80], op as u8, dst, imm as u8);
         } else if let Ok(i) = i8::try_from(imm) {
@@ -473,57 +514,69 @@ impl Asm {
 
     /// `shift dst, cl`.
     pub fn shift_cl(&mut self, size: Size, op: Shift, dst: Rm) {
+        self.wrote_rm(dst);
         self.op_rm(size, &[0xd3], op as u8, dst, false);
     }
 
     /// `shift dst, imm8`.
     pub fn shift_imm(&mut self, size: Size, op: Shift, dst: Rm, imm: u8) {
+        self.wrote_rm(dst);
         self.op_rm_imm8(size, &[0xc1], op as u8, dst, imm);
     }
 
     /// `imul dst, src` (two-operand, low half).
     pub fn imul_r_rm(&mut self, size: Size, dst: R, src: Rm) {
+        self.wrote(dst);
         self.op_rm(size, &[0x0f, 0xaf], dst, src, false);
     }
 
     /// `imul dst, src, imm32`.
     pub fn imul_r_rm_imm(&mut self, size: Size, dst: R, src: Rm, imm: i32) {
+        self.wrote(dst);
         self.op_rm_imm32(size, &[0x69], dst, src, imm as u32);
     }
 
     /// The `F7 /n` group: 4 = mul, 5 = imul (one operand), 6 = div, 7 = idiv, 2 = not, 3 = neg.
     pub fn group3(&mut self, size: Size, digit: u8, src: Rm) {
+        // mul/div write rax and rdx implicitly.
+        self.written = ALL;
         self.op_rm(size, &[0xf7], digit, src, false);
     }
 
     /// `cqo` (sign-extend rax into rdx).
     pub fn cqo(&mut self) {
+        self.written = ALL;
         self.bytes(&[0x48, 0x99]);
     }
 
     /// `cdq` (sign-extend eax into edx).
     pub fn cdq(&mut self) {
+        self.written = ALL;
         self.byte(0x99);
     }
 
     /// `bswap r64`.
     pub fn bswap(&mut self, r: R) {
+        self.wrote(r);
         self.byte(0x48 | ((r >> 3) & 1));
         self.bytes(&[0x0f, 0xc8 + (r & 7)]);
     }
 
     /// `setcc r8` (the low byte of `r`).
     pub fn setcc(&mut self, c: Cond, r: R) {
+        self.wrote(r);
         self.op_rm(Size::B8, &[0x0f, 0x90 + c as u8], 0, Rm::Reg(r), true);
     }
 
     /// `cmovcc dst, src`.
     pub fn cmov(&mut self, size: Size, c: Cond, dst: R, src: Rm) {
+        self.wrote(dst);
         self.op_rm(size, &[0x0f, 0x40 + c as u8], dst, src, false);
     }
 
     /// `popcnt` / `lzcnt` / `tzcnt` (`F3 0F B8/BD/BC`).
     pub fn bitcount(&mut self, size: Size, op: u8, dst: R, src: Rm) {
+        self.wrote(dst);
         self.op_rm(size, &[0xf3, 0x0f, op], dst, src, false);
     }
 
@@ -549,6 +602,7 @@ impl Asm {
 
     /// `lea dst, [rip + label]`.
     pub fn lea_rip(&mut self, dst: R, l: Label) {
+        self.wrote(dst);
         let mut e = Enc::new();
         e.put(0x48 | ((dst >> 3) & 1) << 2);
         e.put(0x8d);
@@ -564,6 +618,7 @@ impl Asm {
     }
 
     pub fn pop(&mut self, r: R) {
+        self.wrote(r);
         if r >= 8 {
             self.byte(0x41);
         }
@@ -571,11 +626,13 @@ impl Asm {
     }
 
     pub fn ret(&mut self) {
+        self.written = ALL;
         self.byte(0xc3);
     }
 
     /// Pads with `int3` to a multiple of `align`.
     pub fn align(&mut self, align: usize) {
+        self.written = ALL;
         while self.code.len() % align != 0 {
             self.byte(0xcc);
         }
@@ -583,6 +640,7 @@ impl Asm {
 
     /// Raw little-endian 32-bit data.
     pub fn data32(&mut self, v: u32) {
+        self.written = ALL;
         self.bytes(&v.to_le_bytes());
     }
 }
