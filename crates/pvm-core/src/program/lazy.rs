@@ -64,6 +64,8 @@ pub(crate) struct OpTable {
     ops: Box<[UnsafeCell<Op>]>,
     /// Charge points, sorted by pc (and so by slot).
     pub blocks: Box<[BlockInfo]>,
+    /// The pcs of `blocks` as a rank index: O(1) from a pc to its block.
+    starts: StartIndex,
     /// For every jump-table entry: the target block's `Charge` slot, or [`INVALID_SLOT`].
     pub jump_table: SlotTable,
     /// Held while compiling a block; it guards the decoded instructions of the block being
@@ -257,9 +259,11 @@ pub(crate) fn scan(
         pc: 0,
         imm: AtomicU64::new(!INVALID_TARGET),
     };
+    let starts = StartIndex::new(&blocks, len);
     let mut table = OpTable {
         ops,
         blocks: blocks.into_boxed_slice(),
+        starts,
         jump_table: SlotTable {
             slots: Box::new([]),
             len: 0,
@@ -289,6 +293,60 @@ pub(crate) fn scan(
         },
     };
     Ok(table)
+}
+
+/// A set of pcs in `0..=|c|` (the charge points) with O(1) rank: one bit per pc, and per 64-pc
+/// word the number of members below it.
+struct StartIndex {
+    bits: Box<[u64]>,
+    /// `rank[w]`: members below pc 64·w.
+    rank: Box<[u32]>,
+}
+
+impl StartIndex {
+    /// The index of `blocks` (sorted by pc, all pcs at most `len`).
+    fn new(blocks: &[BlockInfo], len: usize) -> StartIndex {
+        let words = len / 64 + 1;
+        let mut bits = vec![0u64; words].into_boxed_slice();
+        for b in blocks {
+            bits[b.pc as usize / 64] |= 1 << (b.pc % 64);
+        }
+        let mut rank = vec![0u32; words].into_boxed_slice();
+        let mut below = 0u32;
+        for (r, w) in rank.iter_mut().zip(bits.iter()) {
+            *r = below;
+            below += w.count_ones();
+        }
+        StartIndex { bits, rank }
+    }
+
+    /// How many members are at most `pc`.
+    #[inline]
+    fn blocks_up_to(&self, pc: u32) -> usize {
+        let w = pc as usize / 64;
+        match self.bits.get(w) {
+            // Members at or below pc in its word: the bits up to and including pc's.
+            Some(&bits) => {
+                let upto = bits & (u64::MAX >> (63 - pc % 64));
+                (self.rank[w] + upto.count_ones()) as usize
+            }
+            None => self.rank.last().map_or(0, |&r| r as usize) + self.last_word_count(),
+        }
+    }
+
+    /// Members in the last word.
+    fn last_word_count(&self) -> usize {
+        self.bits.last().map_or(0, |w| w.count_ones() as usize)
+    }
+
+    /// The index of the member `pc`, if it is one.
+    #[inline]
+    fn block_at(&self, pc: u32) -> Option<usize> {
+        let w = pc as usize / 64;
+        let bits = *self.bits.get(w)?;
+        let bit = 1u64 << (pc % 64);
+        (bits & bit != 0).then(|| (self.rank[w] + (bits & (bit - 1)).count_ones()) as usize)
+    }
 }
 
 impl OpTable {
@@ -328,20 +386,17 @@ impl OpTable {
     }
 
     /// The `Charge` slot of the block starting at `pc`, if `pc ∈ ϖ`.
+    #[inline]
     pub fn target_slot(&self, pc: u32) -> Option<u32> {
-        let i = self.blocks.partition_point(|b| b.pc < pc);
-        self.blocks
-            .get(i)
-            .filter(|b| b.pc == pc && b.varpi)
-            .map(|b| b.slot)
+        let i = self.starts.block_at(pc)?;
+        let b = &self.blocks[i];
+        b.varpi.then_some(b.slot)
     }
 
     /// The index of the block containing `pc` (the last charge point at or before it).
     pub fn block_containing(&self, pc: u32) -> usize {
         // Block 0 starts at pc 0.
-        self.blocks
-            .partition_point(|b| b.pc <= pc)
-            .saturating_sub(1)
+        self.starts.blocks_up_to(pc).saturating_sub(1)
     }
 
     /// The index of the block whose `Charge` slot is `slot`.
@@ -480,5 +535,61 @@ impl OpTable {
         // SAFETY: as in `slot_cost`.
         unsafe { &(*self.ops[block.slot as usize].get()).imm }
             .store(!(cost as u64), Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::asm::{Assembler, Operands as Ops};
+    use crate::isa::Opcode as O;
+    use crate::{Backend, Program, ProgramOptions, Spec};
+
+    /// The rank index answers exactly what a search of the sorted block list answers, for every
+    /// pc in and past the code (blocks of many lengths, runs of one-byte blocks, both specs).
+    #[test]
+    fn block_lookups_match_a_search_of_the_block_list() {
+        for spec in [Spec::Gp0_8_0, Spec::Gp0_7_2] {
+            let mut a = Assembler::for_spec(spec);
+            let mut x = 0x9e37_79b9u32;
+            for _ in 0..400 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                for _ in 0..x % 9 {
+                    a.inst(
+                        O::AddImm64,
+                        Ops::reg_reg_imm(1, 1, (x >> 8) as i64 % 100_000),
+                    );
+                }
+                match x % 4 {
+                    0 => a.inst(O::Trap, Ops::none()),
+                    1 => a.inst(O::Ecalli, Ops::imm(1)),
+                    _ => a.inst(O::Fallthrough, Ops::none()),
+                }
+            }
+            let options = ProgramOptions {
+                spec,
+                backend: Backend::Interpreter,
+            };
+            let p = Program::from_code(&a.finish(), options).unwrap();
+            let t = &p.inner.table;
+            let len = p.inner.blob.code.len() as u32;
+            assert!(t.blocks.len() > 250, "{spec:?}: many blocks");
+            for pc in (0..len + 300).chain([u32::MAX - 1, u32::MAX]) {
+                let i = t.blocks.partition_point(|b| b.pc < pc);
+                let want = t
+                    .blocks
+                    .get(i)
+                    .filter(|b| b.pc == pc && b.varpi)
+                    .map(|b| b.slot);
+                assert_eq!(t.target_slot(pc), want, "{spec:?}: target_slot({pc})");
+                let want = t.blocks.partition_point(|b| b.pc <= pc).saturating_sub(1);
+                assert_eq!(
+                    t.block_containing(pc),
+                    want,
+                    "{spec:?}: block_containing({pc})"
+                );
+            }
+        }
     }
 }
