@@ -466,6 +466,18 @@ impl OpTable {
         }
     }
 
+    /// Compiles every block not compiled yet, taking the lock once (the recompiler's eager
+    /// compilation).
+    pub fn compile_all(&self, code: &Code<'_>, spec: Spec) {
+        let mut decoded = self
+            .compile_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for b in 0..self.blocks.len() {
+            self.compile_block_locked(&mut decoded, code, spec, b);
+        }
+    }
+
     /// Decodes, lowers and costs block `b`, then publishes it (see the module documentation).
     #[cold]
     #[inline(never)]
@@ -474,12 +486,23 @@ impl OpTable {
             .compile_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        decoded.clear();
+        self.compile_block_locked(&mut decoded, code, spec, b);
+    }
+
+    /// [`OpTable::compile_block`] with the lock held (`decoded` is what it guards).
+    fn compile_block_locked(
+        &self,
+        decoded: &mut Vec<(u32, Instruction)>,
+        code: &Code<'_>,
+        spec: Spec,
+        b: usize,
+    ) {
         let gp080 = spec == Spec::Gp0_8_0;
         let block = self.blocks[b];
         if self.slot_cost(block.slot) != UNCOMPILED {
-            return; // another thread was first
+            return; // compiled already (perhaps by another thread first)
         }
+        decoded.clear();
         let len = code.code.len() as u32;
         let end = self.blocks.get(b + 1).map_or(len + 1, |n| n.pc);
         let resolve = |t: i64| u32::try_from(t).ok().and_then(|t| self.target_slot(t));
@@ -529,7 +552,7 @@ impl OpTable {
             fuse(ops);
         }
         let cost = match spec {
-            Spec::Gp0_8_0 => simulator::block_cost_decoded(code, block.pc, &decoded),
+            Spec::Gp0_8_0 => simulator::block_cost_decoded(code, block.pc, decoded),
             Spec::Gp0_7_2 => count,
         };
         // SAFETY: as in `slot_cost`.

@@ -170,9 +170,7 @@ impl Compiled {
         code: &crate::isa::Code<'_>,
         spec: crate::Spec,
     ) -> Result<Compiled, ProgramError> {
-        for b in 0..table.blocks.len() {
-            table.ensure_compiled(code, spec, b);
-        }
+        table.compile_all(code, spec);
         let loops = codegen::Loops::of(table);
         let spilled = least_used_registers(table, &loops, code, spec);
         let out = codegen::generate(table, &loops, codegen::Features::detect(), spec, spilled)
