@@ -371,7 +371,9 @@ impl Loops {
                 let Some(target) = static_target(table.op(slot), slot) else {
                     continue;
                 };
-                if target != crate::program::lazy::INVALID_SLOT {
+                // Slots ascend with blocks: only a target at or before this block's `Charge`
+                // slot can be a back edge (the search for its block is left to those).
+                if target != crate::program::lazy::INVALID_SLOT && target <= table.blocks[b].slot {
                     let t = table.block_of_slot(target);
                     if t <= b {
                         delta[t] += 1;
