@@ -143,8 +143,9 @@ fn emit(a: &mut Assembler, r: &mut Rng, op: O, labels: &[Label]) {
 /// A run of loads and stores through one base register at nearby offsets (what the recompiler
 /// checks once per group): the base near page edges, the offsets around the page end, stores
 /// mixed in (read-only and lazy pages), sometimes a write to the base or another register in
-/// between.
-fn burst(a: &mut Assembler, r: &mut Rng) {
+/// between, or any other non-terminating instruction (whose code may reuse the scratch register
+/// that holds the group's host address).
+fn burst(a: &mut Assembler, r: &mut Rng, body: &[O], labels: &[Label]) {
     use O::*;
     let base = reg(r);
     if r.chance(70) {
@@ -197,10 +198,14 @@ fn burst(a: &mut Assembler, r: &mut Rng) {
                     ..Ops::default()
                 },
             ),
-            8 => a.inst(
+            8 if body.is_empty() || r.chance(50) => a.inst(
                 AddImm64,
                 Ops::reg_reg_imm(reg(r), reg(r), r.pick(&[1i64, 8, -8])),
             ),
+            8 => {
+                let op = r.pick(body);
+                emit(a, r, op, labels)
+            }
             _ => a.inst(Add64, Ops::three(reg(r), reg(r), reg(r))),
         }
     }
@@ -223,7 +228,7 @@ fn program(r: &mut Rng, spec: Spec, ops: &[O]) -> Vec<u8> {
         }
         a.bind(l);
         if r.chance(30) {
-            burst(&mut a, r);
+            burst(&mut a, r, &body, &labels);
         }
         for _ in 0..r.below(12) {
             let op = if r.chance(4) {
