@@ -713,6 +713,9 @@ impl Gen<'_> {
                 .mov_r_rm(Size::B64, RAX, Rm::mem(RSP, group_slot(g.hb)));
             self.rax_group = Some(g.hb);
         }
+        // Count from here: a member's own code is not expected to write rax, and if it did, rax
+        // would no longer be known to hold the group's address.
+        self.a.take_written();
         // off - min is in 0..=MAX_SPAN (both are i32; the difference is taken in i64).
         let disp = acc.off as i64 - g.min as i64;
         debug_assert!((0..=mem_groups::MAX_SPAN).contains(&disp));
@@ -735,6 +738,9 @@ impl Gen<'_> {
             }
         } else {
             self.load_from(op.k, op.a, at);
+        }
+        if self.a.take_written() & (1 << RAX) != 0 {
+            self.rax_group = None;
         }
     }
 
