@@ -467,14 +467,15 @@ impl OpTable {
     }
 
     /// Compiles every block not compiled yet, taking the lock once (the recompiler's eager
-    /// compilation).
-    pub fn compile_all(&self, code: &Code<'_>, spec: Spec) {
+    /// compilation). `each` sees every instruction of every block compiled here, decoded (a
+    /// fresh table compiles all of them here).
+    pub fn compile_all(&self, code: &Code<'_>, spec: Spec, mut each: impl FnMut(&Instruction)) {
         let mut decoded = self
             .compile_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         for b in 0..self.blocks.len() {
-            self.compile_block_locked(&mut decoded, code, spec, b);
+            self.compile_block_locked(&mut decoded, code, spec, b, &mut each);
         }
     }
 
@@ -486,16 +487,18 @@ impl OpTable {
             .compile_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        self.compile_block_locked(&mut decoded, code, spec, b);
+        self.compile_block_locked(&mut decoded, code, spec, b, &mut |_| {});
     }
 
-    /// [`OpTable::compile_block`] with the lock held (`decoded` is what it guards).
+    /// [`OpTable::compile_block`] with the lock held (`decoded` is what it guards), showing
+    /// each decoded instruction to `each`.
     fn compile_block_locked(
         &self,
         decoded: &mut Vec<(u32, Instruction)>,
         code: &Code<'_>,
         spec: Spec,
         b: usize,
+        each: &mut impl FnMut(&Instruction),
     ) {
         let gp080 = spec == Spec::Gp0_8_0;
         let block = self.blocks[b];
@@ -509,6 +512,7 @@ impl OpTable {
         let (mut pc, mut slot, mut count) = (block.pc, block.slot + 1, 0u32);
         loop {
             let ins = code.decode(pc, spec);
+            each(&ins);
             if gp080 {
                 decoded.push((pc, ins));
             }

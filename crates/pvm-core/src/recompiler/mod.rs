@@ -85,21 +85,25 @@ impl std::fmt::Debug for Compiled {
 
 /// The three guest registers with the fewest uses in the program's ops, each use weighted by
 /// 8^(loop depth) of its block (compiled code keeps them in its frame rather than in host
-/// registers); the higher-numbered first on a tie.
+/// registers); the higher-numbered first on a tie. `uses` holds every use at weight 1 (counted
+/// while lowering); only the blocks inside loops are decoded again here, for their extra weight.
 #[cfg(all(target_arch = "x86_64", unix))]
 fn least_used_registers(
+    mut uses: [u64; 13],
     table: &OpTable,
     loops: &codegen::Loops,
     code: &crate::isa::Code<'_>,
     spec: crate::Spec,
 ) -> [usize; 3] {
-    let mut uses = [0u64; 13];
     for (b, block) in table.blocks.iter().enumerate() {
+        if loops.depth[b] == 0 {
+            continue;
+        }
         let end = table
             .blocks
             .get(b + 1)
             .map_or(table.len() as u32, |x| x.slot);
-        let weight = 1u64 << (3 * loops.depth[b].min(6));
+        let weight = (1u64 << (3 * loops.depth[b].min(6))) - 1;
         for slot in block.slot + 1..end {
             // `register_uses` reads only the opcode and the register operands.
             let ins = code.decode_registers(table.op(slot).pc, spec);
@@ -170,9 +174,18 @@ impl Compiled {
         code: &crate::isa::Code<'_>,
         spec: crate::Spec,
     ) -> Result<Compiled, ProgramError> {
-        table.compile_all(code, spec);
+        // Register uses at weight 1, counted while lowering (the loop blocks' extra weight is
+        // added by `least_used_registers`).
+        let mut uses = [0u64; 13];
+        table.compile_all(code, spec, |ins| {
+            if let Some(opcode) = ins.opcode {
+                for r in crate::gas::simulator::register_uses(opcode, ins) {
+                    uses[r.min(12) as usize] += 1;
+                }
+            }
+        });
         let loops = codegen::Loops::of(table);
-        let spilled = least_used_registers(table, &loops, code, spec);
+        let spilled = least_used_registers(uses, table, &loops, code, spec);
         let out = codegen::generate(table, &loops, codegen::Features::detect(), spec, spilled)
             .ok_or(ProgramError::ExecutableMemory)?;
         let mem = exec_memory::ExecMemory::new(&out.code).ok_or(ProgramError::ExecutableMemory)?;
