@@ -440,6 +440,7 @@ impl<'a> Code<'a> {
     /// The instruction at `pc` with only its opcode and register operands decoded (`ra`, `rb`,
     /// `rd` as [`Code::decode`] gives them; immediates, targets and `skip` left 0): what the
     /// register-use counts of the recompiler need, without the cost of the immediates.
+    #[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
     pub(crate) fn decode_registers(&self, pc: u32, spec: Spec) -> Instruction {
         let byte = self.zeta(pc as u64);
         let opcode = Opcode::from_byte(byte, spec);

@@ -130,6 +130,7 @@ impl RegSet {
 }
 
 /// Every register an instruction reads or writes (š ∪ ř), with repeats across the two sets.
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
 pub(crate) fn register_uses(op: Opcode, ins: &Instruction) -> impl Iterator<Item = u8> {
     let (src, dst) = registers(op, ins);
     let mut all = [0u8; 6];

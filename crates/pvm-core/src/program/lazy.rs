@@ -469,6 +469,7 @@ impl OpTable {
     /// Compiles every block not compiled yet, taking the lock once (the recompiler's eager
     /// compilation). `each` sees every instruction of every block compiled here, decoded (a
     /// fresh table compiles all of them here).
+    #[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(dead_code))]
     pub fn compile_all(&self, code: &Code<'_>, spec: Spec, mut each: impl FnMut(&Instruction)) {
         let mut decoded = self
             .compile_lock

@@ -197,7 +197,8 @@ pub(crate) enum K {
     Add64BranchNe,
 }
 
-/// Every fused kind, as a pattern.
+/// Every fused kind, as a pattern (used by the recompiler).
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(unused_macros))]
 macro_rules! fused_kinds {
     () => {
         K::Add64LoadIndU64
@@ -239,9 +240,11 @@ macro_rules! fused_kinds {
             | K::Add64BranchNe
     };
 }
+#[cfg(all(target_arch = "x86_64", unix))]
 pub(crate) use fused_kinds;
 
 /// Every branch kind comparing a register with an immediate (A.5.8), as a pattern.
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(unused_macros))]
 macro_rules! branch_imm_kinds {
     () => {
         K::BranchEqImm
@@ -256,14 +259,17 @@ macro_rules! branch_imm_kinds {
             | K::BranchGtSImm
     };
 }
+#[cfg(all(target_arch = "x86_64", unix))]
 pub(crate) use branch_imm_kinds;
 
 /// Every branch kind comparing two registers (A.5.11), as a pattern.
+#[cfg_attr(not(all(target_arch = "x86_64", unix)), allow(unused_macros))]
 macro_rules! branch_reg_kinds {
     () => {
         K::BranchEq | K::BranchNe | K::BranchLtU | K::BranchLtS | K::BranchGeU | K::BranchGeS
     };
 }
+#[cfg(all(target_arch = "x86_64", unix))]
 pub(crate) use branch_reg_kinds;
 
 /// The fused pairs: (first, second, fused). The second may be a block's terminator (a branch).

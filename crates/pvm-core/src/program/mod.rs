@@ -13,7 +13,9 @@ use crate::isa::{Code, Instruction};
 use crate::{Backend, Spec};
 pub use blob::{Blob, JumpTable, StandardParts};
 pub(crate) use lazy::{OpTable, INVALID_TARGET, UNCOMPILED};
-pub(crate) use lower::{branch_imm_kinds, branch_reg_kinds, fused_kinds, Op, K};
+#[cfg(all(target_arch = "x86_64", unix))]
+pub(crate) use lower::{branch_imm_kinds, branch_reg_kinds, fused_kinds};
+pub(crate) use lower::{Op, K};
 
 /// Z_Z: the standard-program zone size (GP A.7).
 pub const ZONE_SIZE: u64 = 1 << 16;
