@@ -330,13 +330,12 @@ impl StartIndex {
                 let upto = bits & (u64::MAX >> (63 - pc % 64));
                 (self.rank[w] + upto.count_ones()) as usize
             }
-            None => self.rank.last().map_or(0, |&r| r as usize) + self.last_word_count(),
+            // Past the last word: every member (the last word's rank plus its members).
+            None => match (self.rank.last(), self.bits.last()) {
+                (Some(&r), Some(w)) => (r + w.count_ones()) as usize,
+                _ => 0,
+            },
         }
-    }
-
-    /// Members in the last word.
-    fn last_word_count(&self) -> usize {
-        self.bits.last().map_or(0, |w| w.count_ones() as usize)
     }
 
     /// The index of the member `pc`, if it is one.

@@ -962,8 +962,8 @@ impl Gen<'_> {
 
     /// rax = the host address of the access at ω`base` + off through page cache `k` when the
     /// access lies in the cached page — the address (zero-extended in rax) − the page's base is
-    /// at most 4096 − `n`
-    /// (as 64-bit values: an empty cache's base, [`NO_PAGE`], is above every address) — else
+    /// at most 4096 − `n` (as 64-bit values: an empty cache's base, [`NO_PAGE`], is above every
+    /// address) — else
     /// the out-of-line [`Refill`] checks the page entry as [`Gen::translate`] does (yielding at
     /// `pc` when that fails), puts the page in the cache and retries. So the host address is
     /// always inside a page whose entry allowed this access during this entry to compiled code,

@@ -107,16 +107,22 @@ fn least_used_registers(
         for slot in block.slot + 1..end {
             // `register_uses` reads only the opcode and the register operands.
             let ins = code.decode_registers(table.op(slot).pc, spec);
-            if let Some(opcode) = ins.opcode {
-                for r in crate::gas::simulator::register_uses(opcode, &ins) {
-                    uses[r.min(12) as usize] += weight;
-                }
-            }
+            count_uses(&mut uses, &ins, weight);
         }
     }
     let mut order: Vec<usize> = (0..13).rev().collect();
     order.sort_by_key(|&r| uses[r]);
     [order[0], order[1], order[2]]
+}
+
+/// Adds `weight` to `uses` for every register `ins` reads or writes.
+#[cfg(all(target_arch = "x86_64", unix))]
+fn count_uses(uses: &mut [u64; 13], ins: &crate::isa::Instruction, weight: u64) {
+    if let Some(opcode) = ins.opcode {
+        for r in crate::gas::simulator::register_uses(opcode, ins) {
+            uses[r.min(12) as usize] += weight;
+        }
+    }
 }
 
 /// Profiling aid (`LIBPVM_NATIVE_DUMP=DIR`): writes the machine code to `DIR/native-PID-N.bin`,
@@ -177,13 +183,7 @@ impl Compiled {
         // Register uses at weight 1, counted while lowering (the loop blocks' extra weight is
         // added by `least_used_registers`).
         let mut uses = [0u64; 13];
-        table.compile_all(code, spec, |ins| {
-            if let Some(opcode) = ins.opcode {
-                for r in crate::gas::simulator::register_uses(opcode, ins) {
-                    uses[r.min(12) as usize] += 1;
-                }
-            }
-        });
+        table.compile_all(code, spec, |ins| count_uses(&mut uses, ins, 1));
         let loops = codegen::Loops::of(table);
         let spilled = least_used_registers(uses, table, &loops, code, spec);
         let out = codegen::generate(table, &loops, codegen::Features::detect(), spec, spilled)
